@@ -1,0 +1,37 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import type { AppConfig } from './config/app.config';
+import { ConfigModule } from './config/config.module';
+import { DatabaseModule } from './database/database.module';
+import { HandlersModule } from './handlers/handlers.module';
+import { HealthModule } from './health/health.module';
+import { QueueModule } from './queue';
+import { TasksModule } from './tasks';
+
+/** Composes the application for one role (`all`, `api` or `worker`) from the parsed config. */
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        DatabaseModule,
+        QueueModule.forRoot({
+          isGlobal: true,
+          drivers: [{ name: 'default', kind: config.queue.driver }],
+          queues: [{ name: config.queue.name, driver: 'default' }],
+          consumerDefaults: {
+            concurrency: config.worker.concurrency,
+            prefetch: config.worker.prefetch,
+            maxAttempts: config.task.maxAttempts,
+            backoff: { baseMs: config.task.backoffMs, maxMs: config.task.backoffMaxMs },
+          },
+          shutdownTimeoutMs: config.shutdownTimeoutMs,
+        }),
+        TasksModule.forRole(config.role),
+        HandlersModule,
+        HealthModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,123 @@
+import { resolve } from 'node:path';
+
+export type AppRole = 'all' | 'api' | 'worker';
+export type HttpAdapterKind = 'express' | 'fastify';
+export type QueueDriverKind = 'memory';
+
+/** Everything taskq reads from the environment, parsed and validated once at boot. */
+export interface AppConfig {
+  port: number;
+  host: string;
+  role: AppRole;
+  httpAdapter: HttpAdapterKind;
+  databasePath: string;
+  migrationsRun: boolean;
+  queue: {
+    driver: QueueDriverKind;
+    /** The queue every task goes to unless its handler names another. */
+    name: string;
+  };
+  worker: {
+    concurrency: number;
+    prefetch: number;
+  };
+  task: {
+    maxAttempts: number;
+    backoffMs: number;
+    backoffMaxMs: number;
+  };
+  shutdownTimeoutMs: number;
+  logLevel: LogLevel;
+}
+
+export type LogLevel = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+
+/** A bad environment value; the message is one line naming the variable and what is allowed. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function raw(env: Env, key: string): string | undefined {
+  const value = env[key]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function int(env: Env, key: string, fallback: number, min: number, max: number): number {
+  const value = raw(env, key);
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!/^-?\d+$/.test(value) || parsed < min || parsed > max) {
+    throw new ConfigError(`${key}=${value} is invalid: expected an integer from ${min} to ${max}`);
+  }
+  return parsed;
+}
+
+function oneOf<T extends string>(env: Env, key: string, fallback: T, allowed: readonly T[]): T {
+  const value = raw(env, key);
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`${key}=${value} is invalid: expected one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+function bool(env: Env, key: string, fallback: boolean): boolean {
+  const value = raw(env, key)?.toLowerCase();
+  if (value === undefined) return fallback;
+  if (['true', '1', 'yes'].includes(value)) return true;
+  if (['false', '0', 'no'].includes(value)) return false;
+  throw new ConfigError(`${key}=${value} is invalid: expected true or false`);
+}
+
+function identifier(env: Env, key: string, fallback: string): string {
+  const value = raw(env, key) ?? fallback;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(value)) {
+    throw new ConfigError(
+      `${key}=${value} is invalid: expected 1-64 letters, digits, '_', '.', ':' or '-'`,
+    );
+  }
+  return value;
+}
+
+/** Limits from the Wippy consumer semantics the project was designed from. */
+export const MAX_CONCURRENCY = 1000;
+export const MAX_PREFETCH = 10000;
+
+/**
+ * Parses the environment into a typed config. Throws {@link ConfigError} on the first bad value.
+ * Services never read `process.env`; they get this object injected.
+ */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const config: AppConfig = {
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: raw(env, 'HOST') ?? '0.0.0.0',
+    role: oneOf(env, 'APP_ROLE', 'all', ['all', 'api', 'worker'] as const),
+    httpAdapter: oneOf(env, 'HTTP_ADAPTER', 'express', ['express', 'fastify'] as const),
+    databasePath: resolve(raw(env, 'DATABASE_PATH') ?? './data/tasks.db'),
+    migrationsRun: bool(env, 'MIGRATIONS_RUN', true),
+    queue: {
+      driver: oneOf(env, 'QUEUE_DRIVER', 'memory', ['memory'] as const),
+      name: identifier(env, 'QUEUE_NAME', 'tasks'),
+    },
+    worker: {
+      concurrency: int(env, 'WORKER_CONCURRENCY', 2, 1, MAX_CONCURRENCY),
+      prefetch: int(env, 'WORKER_PREFETCH', 5, 1, MAX_PREFETCH),
+    },
+    task: {
+      maxAttempts: int(env, 'TASK_MAX_ATTEMPTS', 3, 1, 100),
+      backoffMs: int(env, 'TASK_BACKOFF_MS', 1000, 0, 3_600_000),
+      backoffMaxMs: int(env, 'TASK_BACKOFF_MAX_MS', 60_000, 0, 86_400_000),
+    },
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
+    logLevel: oneOf(env, 'LOG_LEVEL', 'log', ['error', 'warn', 'log', 'debug', 'verbose'] as const),
+  };
+  if (config.queue.driver === 'memory' && config.role !== 'all') {
+    // The memory driver lives inside one process: a separate API or worker would never meet it.
+    throw new ConfigError(
+      `APP_ROLE=${config.role} is invalid with QUEUE_DRIVER=memory: the memory driver needs APP_ROLE=all`,
+    );
+  }
+  return config;
+}

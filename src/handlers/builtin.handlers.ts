@@ -1,0 +1,41 @@
+import { Injectable } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FALLBACK_ACTION, type TaskContext, TaskHandler } from '../tasks';
+import { FailData, SleepData, SumData, UppercaseData } from './handler-data.dto';
+
+/** The tutorial's handlers, plus `sleep` and `fail` for demos and tests. */
+@Injectable()
+export class BuiltinHandlers {
+  @TaskHandler('uppercase', { dataType: UppercaseData })
+  uppercase(data: UppercaseData): { output: string } {
+    return { output: (data.text ?? '').toUpperCase() };
+  }
+
+  @TaskHandler('sum', { dataType: SumData })
+  sum(data: SumData): { output: number } {
+    return { output: (data.numbers ?? []).reduce((total, n) => total + n, 0) };
+  }
+
+  /** Sleeps `data.ms`, reporting progress; stops at once when the signal aborts. */
+  @TaskHandler('sleep', { dataType: SleepData })
+  async sleep(data: SleepData, ctx: TaskContext): Promise<{ output: string; sleptMs: number }> {
+    await sleep(data.ms, undefined, { signal: ctx.signal });
+    ctx.progress(100);
+    return { output: 'slept', sleptMs: data.ms };
+  }
+
+  /** Throws on the first `data.times` attempts (default: every attempt), then succeeds. */
+  @TaskHandler('fail', { dataType: FailData })
+  fail(data: FailData, ctx: TaskContext): { output: string; attempts: number } {
+    if (data.times === undefined || ctx.attempt <= data.times) {
+      throw new Error(data.message ?? `failing on purpose (attempt ${ctx.attempt})`);
+    }
+    return { output: 'recovered', attempts: ctx.attempt };
+  }
+
+  /** Any other action: the tutorial's else-branch. */
+  @TaskHandler(FALLBACK_ACTION)
+  fallback(): { output: string } {
+    return { output: 'processed' };
+  }
+}

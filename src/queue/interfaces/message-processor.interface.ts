@@ -1,0 +1,24 @@
+import type { Delivery } from './queue-message.interface';
+
+/** What the consumer will do with a failed delivery, decided before it is done. */
+export type FailureDecision =
+  { kind: 'retry'; delayMs: number; nextAttempt: number } | { kind: 'dead'; reason: string };
+
+/**
+ * The consumer's view of the code that handles messages. The queue module knows nothing else
+ * about it (taskq's TaskProcessor implements it for tasks).
+ */
+export interface MessageProcessor<T = unknown> {
+  /**
+   * Handles one delivery. Resolving acks it; throwing fails the attempt (retry or dead-letter).
+   * `signal` aborts on shutdown (after the drain timeout) and when the attempt is cancelled.
+   */
+  process(delivery: Delivery<T>, signal: AbortSignal): Promise<void>;
+
+  /**
+   * Called after a failed attempt, before the message is nacked or dead-lettered, so the
+   * outcome can be recorded first ("ack last"). If it throws, the delivery is released to be
+   * tried again later.
+   */
+  onFailure?(delivery: Delivery<T>, error: unknown, decision: FailureDecision): Promise<void>;
+}

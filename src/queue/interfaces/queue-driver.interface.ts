@@ -1,0 +1,99 @@
+import type { DeadLetter, Delivery, PublishMessage, QueueStats } from './queue-message.interface';
+
+/** Called by a driver for each delivery; the consumer settles it later through the driver. */
+export type DeliveryCallback<T = unknown> = (delivery: Delivery<T>) => void;
+
+export interface ConsumeOptions {
+  /** The most unacknowledged deliveries this consumer may hold at once (buffered + running). */
+  prefetch: number;
+}
+
+/** A running subscription to one queue. */
+export interface ConsumerHandle {
+  /** Stop new deliveries to this consumer; what it holds stays in flight. */
+  pause(): void;
+  resume(): void;
+  /** Resolves once no further delivery can reach the callback. Idempotent. */
+  cancel(): Promise<void>;
+}
+
+/** What a driver can do beyond the common contract; the conformance suite reads it. */
+export interface DriverCapabilities {
+  /** Messages survive the process (a restart finds them again). */
+  durable: boolean;
+  /** Deliveries carry a lease that expires unless extended; an expired lease redelivers. */
+  leases: boolean;
+}
+
+/**
+ * The only seam between taskq and a message broker. Drivers are plain classes (no Nest imports)
+ * and own their connections. Retries, backoff and the dead-letter decision belong to the
+ * consumer, so every driver behaves the same; a driver only moves messages.
+ *
+ * Delivery is at least once: a message may be delivered again after a crash or a lost lease,
+ * which is why consumers must make their effects idempotent (taskq's task rows are fenced).
+ */
+export interface QueueDriver {
+  /** A name for logs and stats ("memory", "sqlite", ...). */
+  readonly kind: string;
+  readonly capabilities: DriverCapabilities;
+
+  /**
+   * Publishes messages to a queue, creating it if needed. Resolves with one id per message, in
+   * order, only once the broker holds them as durably as it can (commit, publisher confirm).
+   * A deduplicated message answers the id of the message already queued.
+   */
+  publish<T>(queue: string, messages: PublishMessage<T>[]): Promise<string[]>;
+
+  /**
+   * Starts delivering messages from a queue to `onDelivery`. The driver never lets this consumer
+   * hold more than `prefetch` unsettled deliveries; settling one makes room for the next
+   * (backpressure). Several consumers on one queue share its messages.
+   */
+  consume<T>(
+    queue: string,
+    onDelivery: DeliveryCallback<T>,
+    options: ConsumeOptions,
+  ): ConsumerHandle;
+
+  /** Removes a delivered message for good. Rejects with StaleDeliveryError if the receipt is no longer current. */
+  ack(delivery: Delivery): Promise<void>;
+
+  /**
+   * A failed attempt: the message returns to the queue with `attempt + 1`, deliverable after
+   * `delayMs` (0 = at once). Rejects with StaleDeliveryError if the receipt is no longer current.
+   */
+  nack(delivery: Delivery, options?: { delayMs?: number }): Promise<void>;
+
+  /**
+   * Hands a delivery back untouched (same attempt), e.g. on shutdown before it was started or
+   * after it was aborted. Rejects with StaleDeliveryError if the receipt is no longer current.
+   */
+  release(delivery: Delivery): Promise<void>;
+
+  /** Moves a delivered message to the queue's dead-letter store with a reason. */
+  deadLetter(delivery: Delivery, reason: string): Promise<void>;
+
+  /** Lease-based drivers: keeps the delivery ours for `ms` more. Others resolve at once. */
+  extendLease(delivery: Delivery, ms: number): Promise<void>;
+
+  /** Counts for one queue. */
+  stats(queue: string): Promise<QueueStats>;
+
+  /** The newest dead letters of a queue, at most `limit`. */
+  deadLetters(queue: string, limit?: number): Promise<DeadLetter[]>;
+
+  /** Stops (or restarts) delivery of a queue to every consumer of this driver. */
+  pauseQueue(queue: string): Promise<void>;
+  resumeQueue(queue: string): Promise<void>;
+
+  /** Resolves when the broker answers; rejects with DriverUnavailableError otherwise. */
+  ping(): Promise<void>;
+
+  /**
+   * Cancels consumers and closes connections. Idempotent: a second call returns the same promise.
+   * Unsettled deliveries are left to the broker's redelivery (durable drivers) or are lost
+   * (memory; taskq's recovery sweep republishes them from the task table).
+   */
+  close(): Promise<void>;
+}

@@ -1,0 +1,250 @@
+import { backoffDelay, type BackoffOptions } from './backoff';
+import { NonRetryableError } from './errors/non-retryable.error';
+import { StaleDeliveryError } from './errors/stale-delivery.error';
+import type { FailureDecision, MessageProcessor } from './interfaces/message-processor.interface';
+import type { ConsumerHandle, QueueDriver } from './interfaces/queue-driver.interface';
+import type { Delivery } from './interfaces/queue-message.interface';
+
+/** Header a publisher may set to bound one message's attempts below or above the consumer's default. */
+export const MAX_ATTEMPTS_HEADER = 'x-max-attempts';
+
+export interface WorkerPoolOptions {
+  /** Parallel workers (1..1000). */
+  concurrency: number;
+  /** Unsettled deliveries held at once, running plus buffered (1..10000). */
+  prefetch: number;
+  /** Attempts per message unless its MAX_ATTEMPTS_HEADER says otherwise. */
+  maxAttempts: number;
+  backoff: BackoffOptions;
+}
+
+export interface WorkerPoolLogger {
+  warn(message: string): void;
+  error(message: string, stack?: string): void;
+}
+
+export interface WorkerPoolStats {
+  queue: string;
+  concurrency: number;
+  prefetch: number;
+  busy: number;
+  buffered: number;
+  succeeded: number;
+  retried: number;
+  deadLettered: number;
+  /** Settle calls the driver refused because the delivery was no longer ours. */
+  staleSettles: number;
+}
+
+/**
+ * One consumer of one queue: the driver fills a buffer of at most `prefetch` deliveries and
+ * `concurrency` workers pull from it. A full buffer with every worker busy means the driver is
+ * not asked for more (backpressure lives in the driver's prefetch credit).
+ *
+ * Return acks; throw retries with backoff until the attempts are used up, then dead-letters.
+ */
+export class WorkerPool<T = unknown> {
+  private readonly buffer: Delivery<T>[] = [];
+  private readonly running = new Map<Delivery<T>, AbortController>();
+  private readonly settling = new Set<Promise<void>>();
+  private handle?: ConsumerHandle;
+  private stopping?: Promise<void>;
+  private idle?: () => void;
+  private counters = { succeeded: 0, retried: 0, deadLettered: 0, staleSettles: 0 };
+
+  constructor(
+    private readonly driver: QueueDriver,
+    readonly queue: string,
+    private readonly processor: MessageProcessor<T>,
+    private readonly options: WorkerPoolOptions,
+    private readonly logger: WorkerPoolLogger,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** Subscribes to the queue. */
+  start(): void {
+    if (this.handle) return;
+    this.handle = this.driver.consume<T>(this.queue, (d) => this.accept(d), {
+      prefetch: this.options.prefetch,
+    });
+  }
+
+  pause(): void {
+    this.handle?.pause();
+  }
+
+  resume(): void {
+    this.handle?.resume();
+  }
+
+  stats(): WorkerPoolStats {
+    return {
+      queue: this.queue,
+      concurrency: this.options.concurrency,
+      prefetch: this.options.prefetch,
+      busy: this.running.size,
+      buffered: this.buffer.length,
+      ...this.counters,
+    };
+  }
+
+  /**
+   * Graceful stop: no new deliveries, buffered ones handed back, running ones given
+   * `timeoutMs` to finish; the rest are aborted through their signal and left unsettled so the
+   * broker redelivers them. Idempotent.
+   */
+  stop(timeoutMs: number): Promise<void> {
+    this.stopping ??= this.drain(timeoutMs);
+    return this.stopping;
+  }
+
+  private async drain(timeoutMs: number): Promise<void> {
+    await this.handle?.cancel();
+    for (const delivery of this.buffer.splice(0)) this.settle(delivery, 'release');
+    if (this.running.size > 0 && !(await this.waitIdle(timeoutMs))) {
+      this.logger.warn(
+        `queue ${this.queue}: ${this.running.size} handler(s) still running after ${timeoutMs} ms; aborting them`,
+      );
+      for (const controller of this.running.values()) controller.abort(new ShutdownAbort());
+      // A handler that honours its signal unwinds at once; one that ignores it is not waited for.
+      await this.waitIdle(Math.min(1000, timeoutMs));
+    }
+    await Promise.allSettled([...this.settling]);
+  }
+
+  private waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.running.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idle = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+  }
+
+  private accept(delivery: Delivery<T>): void {
+    if (this.stopping) {
+      this.settle(delivery, 'release');
+      return;
+    }
+    this.buffer.push(delivery);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (
+      this.running.size < this.options.concurrency &&
+      this.buffer.length > 0 &&
+      !this.stopping
+    ) {
+      void this.run(this.buffer.shift()!);
+    }
+  }
+
+  private async run(delivery: Delivery<T>): Promise<void> {
+    const controller = new AbortController();
+    this.running.set(delivery, controller);
+    try {
+      await this.processor.process(delivery, controller.signal);
+      this.counters.succeeded += 1;
+      this.settle(delivery, 'ack');
+    } catch (error) {
+      if (controller.signal.reason instanceof ShutdownAbort) {
+        // Left unsettled on purpose: the attempt did not fail, the process is going away.
+        return;
+      }
+      await this.fail(delivery, error);
+    } finally {
+      this.running.delete(delivery);
+      if (this.running.size === 0) this.idle?.();
+      this.pump();
+    }
+  }
+
+  private async fail(delivery: Delivery<T>, error: unknown): Promise<void> {
+    const decision = this.decide(delivery, error);
+    const message = error instanceof Error ? error.message : String(error);
+    try {
+      await this.processor.onFailure?.(delivery, error, decision);
+    } catch (hookError) {
+      this.logger.error(
+        `queue ${this.queue}: recording the failure of message ${delivery.id} failed; releasing it`,
+        hookError instanceof Error ? hookError.stack : String(hookError),
+      );
+      this.settle(delivery, 'release');
+      return;
+    }
+    if (decision.kind === 'retry') {
+      this.counters.retried += 1;
+      this.logger.warn(
+        `queue ${this.queue}: message ${delivery.id} attempt ${delivery.attempt} failed (${message}); retry in ${decision.delayMs} ms`,
+      );
+      this.settle(delivery, 'nack', decision.delayMs);
+    } else {
+      this.counters.deadLettered += 1;
+      this.logger.error(
+        `queue ${this.queue}: message ${delivery.id} dead-lettered: ${decision.reason}`,
+        error instanceof Error ? error.stack : undefined,
+      );
+      this.settle(delivery, 'dead', decision.reason);
+    }
+  }
+
+  private decide(delivery: Delivery<T>, error: unknown): FailureDecision {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof NonRetryableError) {
+      return { kind: 'dead', reason: `non-retryable: ${message}` };
+    }
+    const header = Number(delivery.headers[MAX_ATTEMPTS_HEADER]);
+    const maxAttempts = Number.isInteger(header) && header > 0 ? header : this.options.maxAttempts;
+    if (delivery.attempt >= maxAttempts) {
+      return {
+        kind: 'dead',
+        reason: `attempts exhausted (${delivery.attempt}/${maxAttempts}): ${message}`,
+      };
+    }
+    return {
+      kind: 'retry',
+      delayMs: backoffDelay(delivery.attempt, this.options.backoff, this.random),
+      nextAttempt: delivery.attempt + 1,
+    };
+  }
+
+  /** Settles without blocking the worker; a refused settle is counted, never thrown. */
+  private settle(
+    delivery: Delivery<T>,
+    how: 'ack' | 'nack' | 'release' | 'dead',
+    arg?: number | string,
+  ): void {
+    const call =
+      how === 'ack'
+        ? this.driver.ack(delivery)
+        : how === 'nack'
+          ? this.driver.nack(delivery, { delayMs: arg as number })
+          : how === 'release'
+            ? this.driver.release(delivery)
+            : this.driver.deadLetter(delivery, arg as string);
+    const tracked = call.catch((error: unknown) => {
+      if (error instanceof StaleDeliveryError) {
+        this.counters.staleSettles += 1;
+        this.logger.warn(`queue ${this.queue}: ${how} refused: ${error.message}`);
+      } else {
+        this.logger.error(
+          `queue ${this.queue}: ${how} of message ${delivery.id} failed`,
+          error instanceof Error ? error.stack : String(error),
+        );
+      }
+    });
+    this.settling.add(tracked);
+    void tracked.finally(() => this.settling.delete(tracked));
+  }
+}
+
+/** The abort reason used on shutdown, told apart from a cancel or a timeout. */
+export class ShutdownAbort extends Error {
+  override readonly name = 'ShutdownAbort';
+  constructor() {
+    super('the worker is shutting down');
+  }
+}

@@ -1,0 +1,4 @@
+export * from './create-task.dto';
+export * from './list-tasks.query.dto';
+export * from './task-accepted.response.dto';
+export * from './task.response.dto';

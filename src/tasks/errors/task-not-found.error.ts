@@ -1,0 +1,6 @@
+export class TaskNotFoundError extends Error {
+  override readonly name = 'TaskNotFoundError';
+  constructor(readonly id: string) {
+    super(`task ${id} not found`);
+  }
+}

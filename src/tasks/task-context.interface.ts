@@ -1,0 +1,14 @@
+/** What a handler gets besides the task's data. */
+export interface TaskContext {
+  taskId: string;
+  action: string;
+  /** 1-based attempt number of this run. */
+  attempt: number;
+  maxAttempts: number;
+  /** Aborts when the worker shuts down; long handlers should stop and throw when it fires. */
+  signal: AbortSignal;
+  /** Records progress (0-100) on the task; cheap to call often, writes are throttled. */
+  progress(percent: number): void;
+}
+
+export type TaskHandlerFn = (data: Record<string, unknown>, ctx: TaskContext) => unknown;

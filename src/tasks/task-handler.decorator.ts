@@ -1,0 +1,32 @@
+import { SetMetadata, type Type } from '@nestjs/common';
+
+export const TASK_HANDLER_METADATA = 'taskq:task_handler';
+
+/** The action that catches every action without a handler of its own (the tutorial's else-branch). */
+export const FALLBACK_ACTION = '*';
+
+export interface TaskHandlerOptions {
+  /**
+   * A class-validator class for the task's `data`; `POST /tasks` answers 400 naming the field
+   * when the data does not fit, so bad input never reaches a worker.
+   */
+  dataType?: Type<object>;
+  /** Attempts for this action's tasks; defaults to TASK_MAX_ATTEMPTS. */
+  maxAttempts?: number;
+}
+
+export interface TaskHandlerMetadata extends TaskHandlerOptions {
+  action: string;
+}
+
+/**
+ * Marks a provider method as the handler of `action`. The method is called as
+ * `(data, ctx: TaskContext)`; what it returns is stored as the task's result, what it throws
+ * fails the attempt. Use FALLBACK_ACTION (`'*'`) for a catch-all.
+ *
+ * @example
+ *   @TaskHandler('uppercase', { dataType: UppercaseData })
+ *   uppercase(data: UppercaseData) { return { output: data.text.toUpperCase() }; }
+ */
+export const TaskHandler = (action: string, options: TaskHandlerOptions = {}): MethodDecorator =>
+  SetMetadata<string, TaskHandlerMetadata>(TASK_HANDLER_METADATA, { action, ...options });

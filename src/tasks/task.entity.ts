@@ -1,0 +1,70 @@
+import { Column, Entity, Index, PrimaryColumn, type ValueTransformer } from 'typeorm';
+import { TaskStatus } from './task-status.enum';
+
+/** Epoch milliseconds in a BIGINT column; PostgreSQL hands BIGINT back as a string. */
+const epochMs: ValueTransformer = {
+  to: (value?: number | null) => value,
+  from: (value?: string | number | null) =>
+    value === null || value === undefined ? null : Number(value),
+};
+
+/**
+ * One task: the tutorial's columns (id, payload, status, result, created_at, processed_at) plus
+ * what the lifecycle needs. The table is the source of truth; the queue is only transport.
+ */
+@Entity('tasks')
+@Index('idx_tasks_created', ['createdAt'])
+@Index('idx_tasks_status_created', ['status', 'createdAt'])
+export class TaskEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id!: string;
+
+  @Column({ type: 'varchar', length: 64 })
+  action!: string;
+
+  /** The task's `data`, as JSON text. */
+  @Column({ type: 'text' })
+  payload!: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  status!: TaskStatus;
+
+  /** The handler's return value, as JSON text. */
+  @Column({ type: 'text', nullable: true })
+  result!: string | null;
+
+  @Column({ type: 'text', nullable: true })
+  error!: string | null;
+
+  /** Attempts started so far. */
+  @Column({ type: 'int', default: 0 })
+  attempt!: number;
+
+  @Column({ name: 'max_attempts', type: 'int' })
+  maxAttempts!: number;
+
+  @Column({ type: 'int', default: 0 })
+  priority!: number;
+
+  @Column({ type: 'varchar', length: 64 })
+  queue!: string;
+
+  @Column({ type: 'int', nullable: true })
+  progress!: number | null;
+
+  /** Fencing token of the attempt that holds the row; only its holder may record an outcome. */
+  @Column({ name: 'claim_token', type: 'varchar', length: 36, nullable: true })
+  claimToken!: string | null;
+
+  @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
+  createdAt!: number;
+
+  @Column({ name: 'started_at', type: 'bigint', nullable: true, transformer: epochMs })
+  startedAt!: number | null;
+
+  @Column({ name: 'processed_at', type: 'bigint', nullable: true, transformer: epochMs })
+  processedAt!: number | null;
+
+  @Column({ name: 'updated_at', type: 'bigint', transformer: epochMs })
+  updatedAt!: number;
+}

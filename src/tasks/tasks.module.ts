@@ -1,0 +1,33 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type { AppRole } from '../config/app.config';
+import { TaskHandlerExplorer } from './task-handler.explorer';
+import { TaskProcessor } from './task.processor';
+import { TaskRecoveryService } from './task-recovery.service';
+import { TaskWorkerService } from './task-worker.service';
+import { TaskEntity } from './task.entity';
+import { TaskStore } from './task.store';
+import { TasksController } from './tasks.controller';
+import { TasksService } from './tasks.service';
+
+/** Tasks: the REST API (api roles), the processor and its consumers (worker roles). */
+@Module({})
+export class TasksModule {
+  static forRole(role: AppRole): DynamicModule {
+    return {
+      module: TasksModule,
+      imports: [TypeOrmModule.forFeature([TaskEntity]), DiscoveryModule],
+      controllers: role === 'worker' ? [] : [TasksController],
+      providers: [
+        TaskStore,
+        TaskHandlerExplorer,
+        TasksService,
+        TaskProcessor,
+        TaskRecoveryService,
+        TaskWorkerService,
+      ],
+      exports: [TaskHandlerExplorer, TasksService, TaskStore, TaskProcessor],
+    };
+  }
+}
