@@ -1,4 +1,4 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Module, type Type } from '@nestjs/common';
 import type { AppConfig } from './config/app.config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
@@ -7,10 +7,13 @@ import { HealthModule } from './health/health.module';
 import { QueueModule } from './queue';
 import { TasksModule } from './tasks';
 
-/** Composes the application for one role (`all`, `api` or `worker`) from the parsed config. */
+/**
+ * Composes the application for one role (`all`, `api` or `worker`) from the parsed config.
+ * `extraModules` adds modules of your own, e.g. providers with more `@TaskHandler` methods.
+ */
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig): DynamicModule {
+  static forRoot(config: AppConfig, extraModules: Type[] = []): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -31,6 +34,7 @@ export class AppModule {
         TasksModule.forRole(config.role),
         HandlersModule,
         HealthModule,
+        ...extraModules,
       ],
     };
   }

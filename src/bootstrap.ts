@@ -2,6 +2,7 @@ import {
   BadRequestException,
   type INestApplication,
   type LogLevel,
+  type Type,
   ValidationPipe,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -22,12 +23,15 @@ const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose']
  * Builds the Nest application on the configured HTTP adapter. The only place that knows which
  * adapter runs; everything else is adapter-neutral. Used by `main.ts` and by the e2e tests.
  */
-export async function createApp(config: AppConfig): Promise<INestApplication> {
+export async function createApp(
+  config: AppConfig,
+  extraModules: Type[] = [],
+): Promise<INestApplication> {
   const adapter =
     config.httpAdapter === 'fastify'
       ? new FastifyAdapter({ bodyLimit: BODY_LIMIT })
       : new ExpressAdapter();
-  const app = await NestFactory.create(AppModule.forRoot(config), adapter, {
+  const app = await NestFactory.create(AppModule.forRoot(config, extraModules), adapter, {
     logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1),
     abortOnError: false,
     // On fastify taskq registers its own JSON parser below; express keeps Nest's body-parser.
