@@ -1,0 +1,283 @@
+import { randomUUID } from 'node:crypto';
+import Redis from 'ioredis';
+import { describeWithService, REDIS_SERVICE } from '../../../../test/helpers/service-available';
+import { waitFor } from '../../../../test/helpers/wait-for';
+import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
+import { StaleDeliveryError } from '../../errors/stale-delivery.error';
+import type { ConsumerHandle } from '../../interfaces/queue-driver.interface';
+import type { Delivery } from '../../interfaces/queue-message.interface';
+import { RedisEvictionPolicyError } from './redis-eviction-policy.error';
+import { RedisQueueDriver, type RedisDriverOptions } from './redis.driver';
+
+// The local Redis reports maxmemory-policy noeviction out of the box, so no CONFIG SET is needed.
+describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
+  let admin: Redis;
+  let prefix: string;
+  const drivers: RedisQueueDriver[] = [];
+  const handles: ConsumerHandle[] = [];
+  const queue = 'jobs';
+
+  function makeDriver(options: RedisDriverOptions = {}): RedisQueueDriver {
+    const driver = new RedisQueueDriver({ keyPrefix: prefix, blockMs: 200, ...options });
+    drivers.push(driver);
+    return driver;
+  }
+
+  /** Collects deliveries; settling is up to the test. */
+  function collect(driver: RedisQueueDriver, prefetch = 10, name = queue): Delivery[] {
+    const got: Delivery[] = [];
+    handles.push(driver.consume(name, (d) => got.push(d), { prefetch }));
+    return got;
+  }
+
+  beforeAll(() => {
+    admin = new Redis('redis://127.0.0.1:6379');
+  });
+
+  beforeEach(() => {
+    prefix = `taskq-test-${randomUUID()}`;
+  });
+
+  afterEach(async () => {
+    await Promise.all(handles.splice(0).map((h) => h.cancel()));
+    await Promise.all(drivers.splice(0).map((d) => d.close()));
+    const keys = await admin.keys(`${prefix}:*`);
+    if (keys.length > 0) await admin.del(...keys);
+  });
+
+  afterAll(async () => {
+    await admin.quit();
+  });
+
+  it('delivers published messages with body, headers and attempt, and forgets them on ack', async () => {
+    const sut = makeDriver();
+    const [id] = await sut.publish(queue, [{ body: { n: 1 }, headers: { h: 'v' } }]);
+    const got = collect(sut);
+
+    await waitFor(() => got.length === 1);
+    expect(got[0]).toMatchObject({
+      id,
+      queue,
+      body: { n: 1 },
+      headers: { h: 'v' },
+      priority: 0,
+      attempt: 1,
+      deliveryCount: 1,
+    });
+    expect(await sut.stats(queue)).toMatchObject({ ready: 0, inFlight: 1 });
+    await sut.ack(got[0]);
+    expect(await sut.stats(queue)).toEqual({
+      queue,
+      ready: 0,
+      inFlight: 0,
+      delayed: 0,
+      dead: 0,
+      paused: false,
+    });
+    await expect(sut.ack(got[0])).rejects.toBeInstanceOf(StaleDeliveryError);
+  });
+
+  it('delivers higher priorities first and keeps FIFO within one priority', async () => {
+    const sut = makeDriver();
+    await sut.publish(queue, [
+      { body: 'low-1', priority: 0 },
+      { body: 'high', priority: 5 },
+      { body: 'low-2', priority: 0 },
+      { body: 'neg', priority: -2 },
+      { body: 'mid', priority: 2 },
+    ]);
+    const got = collect(sut);
+
+    await waitFor(() => got.length === 5);
+    expect(got.map((d) => d.body)).toEqual(['high', 'mid', 'low-1', 'low-2', 'neg']);
+    expect(got.map((d) => d.priority)).toEqual([5, 2, 0, 0, -2]);
+  });
+
+  it('never holds more than prefetch unsettled deliveries', async () => {
+    const sut = makeDriver();
+    await sut.publish(
+      queue,
+      Array.from({ length: 10 }, (_, i) => ({ body: i })),
+    );
+    const got = collect(sut, 3);
+
+    await waitFor(() => got.length === 3);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 7, inFlight: 3 });
+    await sut.ack(got[0]);
+    await waitFor(() => got.length === 4);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 6, inFlight: 3 });
+  });
+
+  it('holds delayed messages until they are due', async () => {
+    const sut = makeDriver();
+    await sut.publish(queue, [{ body: 'later', delayMs: 300 }]);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 0, delayed: 1 });
+    const got = collect(sut);
+
+    await waitFor(() => got.length === 1);
+    expect(got[0].body).toBe('later');
+    expect(await sut.stats(queue)).toMatchObject({ delayed: 0, inFlight: 1 });
+  });
+
+  it('nack returns the message with attempt + 1 after its delay; release keeps the attempt', async () => {
+    const sut = makeDriver();
+    await sut.publish(queue, [{ body: 'x' }]);
+    const got = collect(sut);
+    await waitFor(() => got.length === 1);
+
+    await sut.nack(got[0], { delayMs: 200 });
+    expect(await sut.stats(queue)).toMatchObject({ inFlight: 0, delayed: 1 });
+    await waitFor(() => got.length === 2);
+    expect(got[1]).toMatchObject({ id: got[0].id, attempt: 2, deliveryCount: 2 });
+
+    await sut.release(got[1]);
+    await waitFor(() => got.length === 3);
+    expect(got[2]).toMatchObject({ id: got[0].id, attempt: 2, deliveryCount: 3 });
+    await expect(sut.nack(got[1])).rejects.toBeInstanceOf(StaleDeliveryError);
+  });
+
+  it('drops a duplicate while the first is live and accepts the key again once it is acked', async () => {
+    const sut = makeDriver();
+    const [first] = await sut.publish(queue, [{ body: 1, deduplicationKey: 'k' }]);
+    const [second] = await sut.publish(queue, [{ body: 2, deduplicationKey: 'k' }]);
+    expect(second).toBe(first);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 1 });
+
+    const got = collect(sut);
+    await waitFor(() => got.length === 1);
+    await sut.ack(got[0]);
+    const [third] = await sut.publish(queue, [{ body: 3, deduplicationKey: 'k' }]);
+    expect(third).not.toBe(first);
+  });
+
+  it('moves a message to the dead-letter stream with its reason', async () => {
+    const sut = makeDriver();
+    const [id] = await sut.publish(queue, [{ body: { a: 1 }, attempt: 3 }]);
+    const got = collect(sut);
+    await waitFor(() => got.length === 1);
+
+    await sut.deadLetter(got[0], 'attempts exhausted');
+    const dead = await sut.deadLetters(queue);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatchObject({
+      id,
+      queue,
+      body: { a: 1 },
+      attempt: 3,
+      reason: 'attempts exhausted',
+    });
+    expect(await sut.stats(queue)).toMatchObject({ inFlight: 0, dead: 1 });
+  });
+
+  it('hands an expired lease to another consumer and refuses the old holder (fencing)', async () => {
+    const first = makeDriver({ leaseMs: 300 });
+    const second = makeDriver({ leaseMs: 300 });
+    await first.publish(queue, [{ body: 'x' }]);
+    const gotFirst = collect(first);
+    await waitFor(() => gotFirst.length === 1);
+    const gotSecond = collect(second);
+
+    await waitFor(() => gotSecond.length === 1, { timeoutMs: 15_000 });
+    expect(gotSecond[0]).toMatchObject({ id: gotFirst[0].id, attempt: 1, deliveryCount: 2 });
+    await expect(first.extendLease(gotFirst[0], 1000)).rejects.toBeInstanceOf(StaleDeliveryError);
+    await expect(first.ack(gotFirst[0])).rejects.toBeInstanceOf(StaleDeliveryError);
+    await second.extendLease(gotSecond[0], 1000);
+    await second.ack(gotSecond[0]);
+    expect(await second.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
+  });
+
+  it('stops delivering a paused queue and resumes it', async () => {
+    const sut = makeDriver();
+    await sut.pauseQueue(queue);
+    const got = collect(sut);
+    await sut.publish(queue, [{ body: 'x' }]);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 1, paused: true });
+
+    await sut.resumeQueue(queue);
+    await waitFor(() => got.length === 1);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 0, inFlight: 1, paused: false });
+  });
+
+  it('resumes consuming by itself when the server drops its connections, losing nothing', async () => {
+    const sut = makeDriver();
+    const total = 300;
+    const seen = new Set<string>();
+    handles.push(
+      sut.consume(
+        queue,
+        (d) => {
+          seen.add(d.body as string);
+          // Settles fail while the connection is down; the lease brings those messages back.
+          sut.ack(d).catch(() => undefined);
+        },
+        { prefetch: 8 },
+      ),
+    );
+    const killDriverConnections = async (): Promise<number> => {
+      const list = (await admin.client('LIST')) as string;
+      const ids = list
+        .split('\n')
+        .filter((line) => line.includes(`name=${prefix}:`))
+        .map((line) => /\bid=(\d+)/.exec(line)?.[1])
+        .filter((id): id is string => id !== undefined);
+      for (const id of ids) await admin.client('KILL', 'ID', id);
+      return ids.length;
+    };
+
+    await sut.publish(
+      queue,
+      Array.from({ length: total / 2 }, (_, i) => ({ body: `m${i}` })),
+    );
+    await waitFor(() => seen.size > 0);
+    expect(await killDriverConnections()).toBeGreaterThanOrEqual(2);
+    await sut.publish(
+      queue,
+      Array.from({ length: total / 2 }, (_, i) => ({ body: `m${i + total / 2}` })),
+    );
+    await waitFor(() => seen.size >= total / 2 + 10, { timeoutMs: 20_000 });
+    await killDriverConnections();
+
+    await waitFor(() => seen.size === total, { timeoutMs: 30_000, what: 'every message' });
+    await waitFor(
+      async () => {
+        const s = await sut.stats(queue);
+        return s.ready === 0 && s.inFlight === 0;
+      },
+      { timeoutMs: 30_000, what: 'an empty queue' },
+    );
+  });
+
+  it('refuses a server that may evict keys, naming the setting', async () => {
+    const sut = makeDriver();
+    const client = (sut as unknown as { client: Redis }).client;
+    const info = client.info.bind(client) as (section: string) => Promise<string>;
+    // ioredis calls INFO itself to check readiness; only the driver's memory check is faked.
+    jest
+      .spyOn(client, 'info')
+      .mockImplementation(((section: string) =>
+        section === 'memory'
+          ? Promise.resolve('# Memory\r\nmaxmemory_policy:allkeys-lru\r\n')
+          : info(section)) as never);
+
+    await expect(sut.connect()).rejects.toBeInstanceOf(RedisEvictionPolicyError);
+    await expect(sut.ping()).rejects.toThrow(/maxmemory-policy.*allkeys-lru/);
+  });
+
+  it('reports an unreachable server as DriverUnavailableError without the URL credentials', async () => {
+    const sut = makeDriver({ url: 'redis://user:s3cret@127.0.0.1:1' });
+
+    const error = (await sut.ping().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(DriverUnavailableError);
+    expect(error.message).not.toContain('s3cret');
+  });
+
+  it('closes idempotently and refuses work afterwards', async () => {
+    const sut = makeDriver();
+    await sut.ping();
+
+    const closing = sut.close();
+    expect(sut.close()).toBe(closing);
+    await closing;
+    await expect(sut.publish(queue, [{ body: 1 }])).rejects.toBeInstanceOf(DriverUnavailableError);
+  });
+});
