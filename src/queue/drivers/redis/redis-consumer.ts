@@ -93,6 +93,8 @@ export class RedisConsumer implements ConsumerHandle {
     while (!this.cancelled) {
       if (this.paused || this.outstanding.size >= this.prefetch) {
         await this.waitForWake();
+        // Let the rest of this turn's settles land, so one fetch takes them all as credit.
+        await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
       try {
