@@ -1,0 +1,606 @@
+/**
+ * Benchmark (issue 3): not a test, a measurement. Prints a markdown table, one row as each
+ * scenario completes; writes bench/results/bench-<time>.{md,json}, and `--json FILE` too.
+ *
+ *   npm run bench                                  # every driver the config accepts
+ *   npm run bench -- --drivers memory --json out.json
+ *   npm run bench -- --backlog 1000000             # the full large-backlog measurement
+ *   npm run bench -- --small                       # tiny sizes, a smoke run
+ *
+ * Each scenario runs in its own child process (fresh heap, fresh temporary database), so its
+ * RSS is its own and one scenario's garbage does not slow the next. The app is the real one,
+ * built by createApp() with a bench module added (a `noop` handler and a bare 202 route).
+ */
+import autocannon from 'autocannon';
+import { fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { loadConfig } from '../src/config/app.config';
+import type { CreateTaskDto } from '../src/tasks';
+import { type BenchApp, createBenchApp, handlerStarts, recordStarts } from './lib/bench-app';
+import { intArg, mapLimit, parseArgs, quantile, RssSampler, sleep } from './lib/util';
+
+const ROOT = resolve(__dirname, '..');
+const KNOWN_DRIVERS = ['memory', 'sqlite', 'redis', 'amqp'];
+
+export interface Row {
+  driver: string;
+  scenario: string;
+  concurrency: number | null;
+  tasks: number;
+  seconds: number;
+  tasksPerSec: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  /** Peak RSS of the process that ran the scenario (the server, for HTTP rows). */
+  rssMB: number;
+  note: string;
+}
+
+type Job =
+  | { kind: 'enqueue'; driver: string; n: number }
+  | { kind: 'process'; driver: string; n: number; concurrency: number }
+  | { kind: 'latency'; driver: string; rate: number; seconds: number; concurrency: number }
+  | { kind: 'backlog'; driver: string; backlog: number; measure: number; concurrency: number }
+  | { kind: 'http'; driver: string; adapter: 'express' | 'fastify'; seconds: number };
+
+type ChildMessage =
+  | { type: 'row'; row: Row }
+  | { type: 'listening'; port: number }
+  | { type: 'rss'; rssMB: number; completed: number };
+
+// =============================================================================================
+// Child side: one job, in a fresh process.
+
+function appEnv(
+  driver: string,
+  dir: string,
+  extra: Record<string, string>,
+): Record<string, string> {
+  return {
+    QUEUE_DRIVER: driver,
+    DATABASE_PATH: join(dir, 'tasks.db'),
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+const workers = (concurrency: number): Record<string, string> => ({
+  WORKER_CONCURRENCY: String(concurrency),
+  WORKER_PREFETCH: String(Math.max(10, concurrency * 2)),
+});
+
+const ms = (value: number): number => Math.round(value * 100) / 100;
+
+function row(partial: Omit<Row, 'tasksPerSec' | 'seconds'> & { seconds: number }): Row {
+  return {
+    ...partial,
+    seconds: ms(partial.seconds),
+    tasksPerSec: Math.round(partial.tasks / partial.seconds),
+    p50Ms: partial.p50Ms === null ? null : ms(partial.p50Ms),
+    p99Ms: partial.p99Ms === null ? null : ms(partial.p99Ms),
+    rssMB: Math.round(partial.rssMB),
+  };
+}
+
+function sortedLatencies(values: number[]): Float64Array {
+  return Float64Array.from(values).sort();
+}
+
+async function waitUntil(probe: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await sleep(2);
+  }
+}
+
+/** Pre-loads `n` queued noop tasks in bulk (rows in one transaction per chunk, then publish). */
+async function preload(bench: BenchApp, n: number, chunk = 2000): Promise<void> {
+  for (let done = 0; done < n; done += chunk) {
+    const rows = Array.from({ length: Math.min(chunk, n - done) }, () => bench.row('noop', {}));
+    await bench.bulkEnqueue(rows);
+  }
+}
+
+/** Wraps TaskProcessor.process to time each delivery: claim → handler → result recorded. */
+function timeProcessing(bench: BenchApp): number[] {
+  const times: number[] = [];
+  const processor = bench.processor;
+  const original = processor.process.bind(processor);
+  processor.process = async (delivery, signal) => {
+    const started = performance.now();
+    await original(delivery, signal);
+    times.push(performance.now() - started);
+  };
+  return times;
+}
+
+async function runJob(job: Job, send: (message: ChildMessage) => void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'taskq-bench-'));
+  const rss = new RssSampler(20);
+  try {
+    switch (job.kind) {
+      case 'enqueue':
+        return await enqueueJob(job, dir, rss, send);
+      case 'process':
+        return await processJob(job, dir, rss, send);
+      case 'latency':
+        return await latencyJob(job, dir, rss, send);
+      case 'backlog':
+        return await backlogJob(job, dir, rss, send);
+      case 'http':
+        return await httpJob(job, dir, rss, send);
+    }
+  } finally {
+    rss.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function enqueueJob(
+  job: Extract<Job, { kind: 'enqueue' }>,
+  dir: string,
+  rss: RssSampler,
+  send: (message: ChildMessage) => void,
+): Promise<void> {
+  const bench = await createBenchApp(appEnv(job.driver, dir, workers(1)));
+  // Publishing only: no consumer takes messages meanwhile.
+  await bench.driver.pauseQueue(bench.queue);
+  const dto = { action: 'noop', data: {} } as CreateTaskDto;
+  for (let i = 0; i < 200; i += 1) await bench.tasks.create(dto); // warm-up
+  rss.peakMB(true);
+
+  // (a) single: 64 concurrent publishers, one TasksService.create (row + message) per task.
+  const latencies: number[] = [];
+  let started = performance.now();
+  await mapLimit(new Array<number>(job.n), 64, async () => {
+    const t0 = performance.now();
+    await bench.tasks.create(dto);
+    latencies.push(performance.now() - t0);
+  });
+  let seconds = (performance.now() - started) / 1000;
+  let sorted = sortedLatencies(latencies);
+  send({
+    type: 'row',
+    row: row({
+      driver: job.driver,
+      scenario: 'enqueue single: TasksService.create',
+      concurrency: 64,
+      tasks: job.n,
+      seconds,
+      p50Ms: quantile(sorted, 0.5),
+      p99Ms: quantile(sorted, 0.99),
+      rssMB: rss.peakMB(true),
+      note: '64 publishers; p = per create()',
+    }),
+  });
+
+  // (a) bulk, rows + messages: TasksService has no bulk create, so the bench inserts rows in one
+  // transaction per batch and publishes the batch with TasksService.publish (one driver call).
+  const batch = 500;
+  latencies.length = 0;
+  started = performance.now();
+  for (let done = 0; done < job.n; done += batch) {
+    const rows = Array.from({ length: Math.min(batch, job.n - done) }, () => bench.row('noop', {}));
+    const t0 = performance.now();
+    await bench.bulkEnqueue(rows);
+    latencies.push(performance.now() - t0);
+  }
+  seconds = (performance.now() - started) / 1000;
+  sorted = sortedLatencies(latencies);
+  send({
+    type: 'row',
+    row: row({
+      driver: job.driver,
+      scenario: 'enqueue bulk: rows (1 txn) + TasksService.publish',
+      concurrency: 1,
+      tasks: job.n,
+      seconds,
+      p50Ms: quantile(sorted, 0.5),
+      p99Ms: quantile(sorted, 0.99),
+      rssMB: rss.peakMB(true),
+      note: `batches of ${batch}, bench-side (no bulk API); p = per batch`,
+    }),
+  });
+
+  // (a) bulk, driver only: messages without task rows, the transport's own ceiling.
+  latencies.length = 0;
+  started = performance.now();
+  for (let done = 0; done < job.n; done += batch) {
+    const messages = Array.from({ length: Math.min(batch, job.n - done) }, (_, i) => ({
+      body: { taskId: `bench-${done + i}`, action: 'noop', data: {} },
+    }));
+    const t0 = performance.now();
+    await bench.driver.publish(bench.queue, messages);
+    latencies.push(performance.now() - t0);
+  }
+  seconds = (performance.now() - started) / 1000;
+  sorted = sortedLatencies(latencies);
+  send({
+    type: 'row',
+    row: row({
+      driver: job.driver,
+      scenario: 'enqueue bulk: driver.publish only (no rows)',
+      concurrency: 1,
+      tasks: job.n,
+      seconds,
+      p50Ms: quantile(sorted, 0.5),
+      p99Ms: quantile(sorted, 0.99),
+      rssMB: rss.peakMB(true),
+      note: `batches of ${batch}; transport ceiling, not a task enqueue; p = per batch`,
+    }),
+  });
+  await bench.close();
+}
+
+async function processJob(
+  job: Extract<Job, { kind: 'process' }>,
+  dir: string,
+  rss: RssSampler,
+  send: (message: ChildMessage) => void,
+): Promise<void> {
+  const bench = await createBenchApp(appEnv(job.driver, dir, workers(job.concurrency)));
+  await bench.driver.pauseQueue(bench.queue);
+  await preload(bench, job.n);
+  const times = timeProcessing(bench);
+  const before = bench.succeeded();
+  const started = performance.now();
+  await bench.driver.resumeQueue(bench.queue);
+  await waitUntil(() => bench.succeeded() - before >= job.n, 600_000, 'processing');
+  const seconds = (performance.now() - started) / 1000;
+  const sorted = sortedLatencies(times);
+  send({
+    type: 'row',
+    row: row({
+      driver: job.driver,
+      scenario: `process noop, ${job.n} waiting`,
+      concurrency: job.concurrency,
+      tasks: job.n,
+      seconds,
+      p50Ms: quantile(sorted, 0.5),
+      p99Ms: quantile(sorted, 0.99),
+      rssMB: rss.peakMB(),
+      note: `prefetch ${bench.config.worker.prefetch}; p = claim→result recorded`,
+    }),
+  });
+  await bench.close();
+}
+
+async function latencyJob(
+  job: Extract<Job, { kind: 'latency' }>,
+  dir: string,
+  rss: RssSampler,
+  send: (message: ChildMessage) => void,
+): Promise<void> {
+  const bench = await createBenchApp(appEnv(job.driver, dir, workers(job.concurrency)));
+  const total = job.rate * job.seconds;
+  const sent = new Float64Array(total);
+  recordStarts.enabled = true;
+  let failures = 0;
+  const interval = 1000 / job.rate;
+  const started = performance.now();
+  let i = 0;
+  // Open loop: each task is due at started + i * interval, whatever the previous ones did.
+  while (i < total) {
+    const now = performance.now();
+    while (i < total && started + i * interval <= now) {
+      const seq = i;
+      sent[seq] = performance.now();
+      bench.tasks.create({ action: 'noop', data: { seq } }).catch(() => {
+        failures += 1;
+      });
+      i += 1;
+    }
+    await sleep(1);
+  }
+  const sendSeconds = (performance.now() - started) / 1000;
+  await waitUntil(() => handlerStarts.size + failures >= total, 60_000, 'handlers to start');
+  const latencies: number[] = [];
+  for (const [seq, at] of handlerStarts) latencies.push(at - sent[seq]);
+  const sorted = sortedLatencies(latencies);
+  send({
+    type: 'row',
+    row: row({
+      driver: job.driver,
+      scenario: `latency create→handler start @ ${job.rate}/s`,
+      concurrency: job.concurrency,
+      tasks: total,
+      seconds: sendSeconds,
+      p50Ms: quantile(sorted, 0.5),
+      p99Ms: quantile(sorted, 0.99),
+      rssMB: rss.peakMB(),
+      note: `open loop ${job.seconds} s; tasks/s = offered rate achieved${failures ? `; ${failures} create() failed` : ''}`,
+    }),
+  });
+  await bench.close();
+}
+
+async function backlogJob(
+  job: Extract<Job, { kind: 'backlog' }>,
+  dir: string,
+  rss: RssSampler,
+  send: (message: ChildMessage) => void,
+): Promise<void> {
+  const bench = await createBenchApp(appEnv(job.driver, dir, workers(job.concurrency)));
+  await bench.driver.pauseQueue(bench.queue);
+  const loadStarted = performance.now();
+  await preload(bench, job.backlog, 5000);
+  const loadSeconds = (performance.now() - loadStarted) / 1000;
+  const times = timeProcessing(bench);
+  const before = bench.succeeded();
+  const started = performance.now();
+  await bench.driver.resumeQueue(bench.queue);
+  await waitUntil(() => bench.succeeded() - before >= job.measure, 600_000, 'processing');
+  const seconds = (performance.now() - started) / 1000;
+  const sorted = sortedLatencies(times);
+  send({
+    type: 'row',
+    row: row({
+      driver: job.driver,
+      scenario: `process noop, ${job.backlog} waiting (first ${job.measure})`,
+      concurrency: job.concurrency,
+      tasks: job.measure,
+      seconds,
+      p50Ms: quantile(sorted, 0.5),
+      p99Ms: quantile(sorted, 0.99),
+      rssMB: rss.peakMB(),
+      note: `backlog loaded in ${loadSeconds.toFixed(1)} s (${Math.round(job.backlog / loadSeconds)}/s bulk); p = claim→result recorded`,
+    }),
+  });
+  // The rest of the backlog is left behind: pause so close() does not wait on it.
+  await bench.driver.pauseQueue(bench.queue);
+  await bench.close();
+}
+
+async function httpJob(
+  job: Extract<Job, { kind: 'http' }>,
+  dir: string,
+  rss: RssSampler,
+  send: (message: ChildMessage) => void,
+): Promise<void> {
+  // The service as configured by default (worker concurrency and prefetch untouched), so the
+  // consumers process what the POSTs queue, as they would in production (APP_ROLE=all).
+  const bench = await createBenchApp(appEnv(job.driver, dir, { HTTP_ADAPTER: job.adapter }));
+  await bench.app.listen(0, '127.0.0.1');
+  const address = (bench.app.getHttpServer() as import('node:net').Server).address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  rss.peakMB(true);
+  const stop = new Promise<void>((done) => {
+    process.on('message', (message: { type?: string }) => {
+      if (message.type === 'stop') done();
+    });
+  });
+  send({ type: 'listening', port });
+  await stop;
+  send({ type: 'rss', rssMB: rss.peakMB(), completed: bench.succeeded() });
+  await bench.close();
+}
+
+// =============================================================================================
+// Parent side: plans the jobs, runs each in a child, prints rows.
+
+function runChild(job: Job, timeoutMs: number, onRow: (row: Row) => void): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = fork(__filename, ['--child', JSON.stringify(job)], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${job.kind} (${job.driver}) timed out after ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    let httpRows: Promise<void> | undefined;
+    child.on('message', (message: ChildMessage) => {
+      if (message.type === 'row') onRow(message.row);
+      if (message.type === 'listening' && job.kind === 'http') {
+        httpRows = loadHttp(job, message.port, child, onRow).catch((error: unknown) => {
+          child.kill('SIGKILL');
+          reject(error instanceof Error ? error : new Error(String(error)));
+        });
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      void (httpRows ?? Promise.resolve()).then(() =>
+        code === 0
+          ? resolvePromise()
+          : reject(new Error(`${job.kind} (${job.driver}) exited with ${code ?? signal}`)),
+      );
+    });
+  });
+}
+
+/** Runs autocannon against the child's POST /tasks and its bare 202 route, then stops it. */
+async function loadHttp(
+  job: Extract<Job, { kind: 'http' }>,
+  port: number,
+  child: import('node:child_process').ChildProcess,
+  onRow: (row: Row) => void,
+): Promise<void> {
+  const fire = (path: string, body: string, duration: number): Promise<autocannon.Result> =>
+    autocannon({
+      url: `http://127.0.0.1:${port}${path}`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      connections: 100,
+      duration,
+    });
+  const routes = [
+    {
+      path: '/tasks',
+      scenario: 'HTTP POST /tasks (uppercase)',
+      body: JSON.stringify({ action: 'uppercase', data: { text: 'hello bench' } }),
+    },
+    { path: '/bench/bare', scenario: 'HTTP POST bare 202 route (floor)', body: '{}' },
+  ];
+  const results: { scenario: string; result: autocannon.Result }[] = [];
+  for (const route of routes) {
+    await fire(route.path, route.body, 1); // warm-up
+    results.push({
+      scenario: route.scenario,
+      result: await fire(route.path, route.body, job.seconds),
+    });
+  }
+  const done = new Promise<{ rssMB: number }>((resolveRss) => {
+    child.on('message', (message: ChildMessage) => {
+      if (message.type === 'rss') resolveRss(message);
+    });
+  });
+  child.send({ type: 'stop' });
+  const { rssMB } = await done;
+  for (const { scenario, result } of results) {
+    const ok = result.requests.total - result.non2xx - result.errors - result.timeouts;
+    onRow({
+      driver: job.driver,
+      scenario: `${scenario}, ${job.adapter}`,
+      concurrency: 100,
+      tasks: ok,
+      seconds: result.duration,
+      tasksPerSec: Math.round(ok / result.duration),
+      p50Ms: result.latency.p50,
+      p99Ms: result.latency.p99,
+      rssMB: Math.round(rssMB),
+      note: `autocannon 100 conns ${job.seconds} s; non-2xx ${result.non2xx}, errors ${result.errors}; RSS = server peak over both routes`,
+    });
+  }
+}
+
+const COLUMNS: [keyof Row, string][] = [
+  ['driver', 'driver'],
+  ['scenario', 'scenario'],
+  ['concurrency', 'conc'],
+  ['tasks', 'tasks'],
+  ['tasksPerSec', 'tasks/s'],
+  ['p50Ms', 'p50 ms'],
+  ['p99Ms', 'p99 ms'],
+  ['rssMB', 'RSS MB'],
+  ['note', 'note'],
+];
+
+const header = (): string =>
+  `| ${COLUMNS.map(([, title]) => title).join(' | ')} |\n|${COLUMNS.map(() => '---').join('|')}|`;
+const line = (r: Row): string =>
+  `| ${COLUMNS.map(([key]) => (r[key] === null ? '' : String(r[key]))).join(' | ')} |`;
+
+async function parent(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2), {
+    drivers: 'string',
+    json: 'string',
+    small: 'boolean',
+    tasks: 'string',
+    enqueue: 'string',
+    backlog: 'string',
+    'backlog-measure': 'string',
+    rate: 'string',
+    'latency-seconds': 'string',
+    'http-seconds': 'string',
+    only: 'string',
+  });
+  const small = args.small === true;
+  const accepts = (driver: string): boolean => {
+    try {
+      loadConfig({ QUEUE_DRIVER: driver, DATABASE_PATH: join(tmpdir(), 'taskq-bench-probe.db') });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const drivers =
+    typeof args.drivers === 'string'
+      ? args.drivers.split(',').map((d) => d.trim())
+      : // Brokers need servers: redis and amqp run only when asked for by name.
+        ['memory', 'sqlite'].filter(accepts);
+  for (const driver of drivers) {
+    if (!KNOWN_DRIVERS.includes(driver) || !accepts(driver)) {
+      throw new Error(`driver ${driver} is not accepted by the config (QUEUE_DRIVER)`);
+    }
+  }
+  const n = intArg(args, 'tasks', small ? 1000 : 10_000, 1);
+  const enqueueN = intArg(args, 'enqueue', small ? 1000 : 10_000, 1);
+  const backlog = intArg(args, 'backlog', small ? 5000 : 100_000, 1);
+  const measure = Math.min(backlog, intArg(args, 'backlog-measure', small ? 1000 : 10_000, 1));
+  const rate = intArg(args, 'rate', 500, 1);
+  const latencySeconds = intArg(args, 'latency-seconds', small ? 2 : 5, 1);
+  const httpSeconds = intArg(args, 'http-seconds', small ? 2 : 5, 1);
+  const only = typeof args.only === 'string' ? args.only.split(',') : undefined;
+
+  const jobs: Job[] = [];
+  for (const driver of drivers) {
+    jobs.push({ kind: 'enqueue', driver, n: enqueueN });
+    for (const concurrency of [1, 16, 64]) jobs.push({ kind: 'process', driver, n, concurrency });
+    jobs.push({ kind: 'latency', driver, rate, seconds: latencySeconds, concurrency: 16 });
+    jobs.push({ kind: 'backlog', driver, backlog, measure, concurrency: 16 });
+    for (const adapter of ['express', 'fastify'] as const) {
+      jobs.push({ kind: 'http', driver, adapter, seconds: httpSeconds });
+    }
+  }
+  const planned = jobs.filter((job) => !only || only.includes(job.kind));
+
+  const rows: Row[] = [];
+  const started = Date.now();
+  console.log(
+    `taskq bench: drivers ${drivers.join(', ')}; node ${process.version}; ${new Date().toISOString()}\n`,
+  );
+  console.log(header());
+  let failed = 0;
+  for (const job of planned) {
+    const timeoutMs = job.kind === 'backlog' ? 120_000 + job.backlog * 2 : 180_000;
+    try {
+      await runChild(job, timeoutMs, (r) => {
+        rows.push(r);
+        console.log(line(r));
+      });
+    } catch (error) {
+      failed += 1;
+      console.log(`| ${job.driver} | ${job.kind} FAILED: ${(error as Error).message} |`);
+    }
+  }
+  const peak = new Map<string, number>();
+  for (const r of rows) peak.set(r.driver, Math.max(peak.get(r.driver) ?? 0, r.rssMB));
+  const summary = [...peak].map(([driver, mb]) => `${driver} ${mb} MB`).join(', ');
+  console.log(`\npeak RSS of any scenario process: ${summary}`);
+  console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
+
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  writeFileSync(
+    join(dir, `bench-${stamp}.md`),
+    `${header()}\n${rows.map(line).join('\n')}\n\npeak RSS: ${summary}\n`,
+  );
+  const json = JSON.stringify(rows, null, 2);
+  writeFileSync(join(dir, `bench-${stamp}.json`), json);
+  if (typeof args.json === 'string') writeFileSync(resolve(args.json), json);
+  console.log(`results: bench/results/bench-${stamp}.{md,json}`);
+  return failed === 0 ? 0 : 1;
+}
+
+if (process.argv[2] === '--child') {
+  const job = JSON.parse(process.argv[3]) as Job;
+  // IPC sends are asynchronous: exit only once every row has left the process.
+  const sending: Promise<void>[] = [];
+  const send = (message: ChildMessage): void => {
+    sending.push(new Promise((done) => process.send?.(message, () => done())));
+  };
+  runJob(job, send).then(
+    () => Promise.all(sending).then(() => process.exit(0)),
+    (error: unknown) => {
+      console.error(`bench child ${job.kind} (${job.driver}) failed:`, error);
+      process.exit(1);
+    },
+  );
+} else {
+  parent().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error('bench:', error instanceof Error ? error.message : error);
+      process.exit(2);
+    },
+  );
+}

@@ -1,0 +1,138 @@
+import 'reflect-metadata';
+import {
+  Controller,
+  type DynamicModule,
+  HttpCode,
+  HttpStatus,
+  type INestApplication,
+  Injectable,
+  Module,
+  Post,
+} from '@nestjs/common';
+import { getRepositoryToken } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Repository } from 'typeorm';
+import { AppModule } from '../../src/app.module';
+import { createApp } from '../../src/bootstrap';
+import { type AppConfig, loadConfig } from '../../src/config/app.config';
+import { QUEUE_DRIVER, QueueConsumerService, type QueueDriver } from '../../src/queue';
+import { TaskEntity, TaskHandler, TaskProcessor, TasksService, TaskStatus } from '../../src/tasks';
+
+/** Bench-only handler state: when each `noop` task's handler started, by its `seq`. */
+export const handlerStarts = new Map<number, number>();
+export const recordStarts = { enabled: false };
+
+/** A handler that does nothing, so the pipeline around it is what gets measured. */
+@Injectable()
+export class BenchHandlers {
+  @TaskHandler('noop')
+  noop(data: { seq?: number }): { ok: true } {
+    if (recordStarts.enabled && typeof data.seq === 'number') {
+      handlerStarts.set(data.seq, performance.now());
+    }
+    return { ok: true };
+  }
+}
+
+/** The floor for POST /tasks: the same app, pipes and filters, answering 202 with no work. */
+@Controller('bench')
+export class BenchBareController {
+  @Post('bare')
+  @HttpCode(HttpStatus.ACCEPTED)
+  bare(): { id: string; status: string } {
+    return { id: '00000000-0000-4000-8000-000000000000', status: 'queued' };
+  }
+}
+
+@Module({ providers: [BenchHandlers], controllers: [BenchBareController] })
+export class BenchModule {}
+
+/**
+ * Builds the real application through `createApp` (same adapter set-up, pipes, filters) with the
+ * bench module added. createApp takes no extra modules, so AppModule.forRoot is wrapped for the
+ * duration of the call: the composed module is the service's own plus BenchModule.
+ */
+export async function createBenchApp(env: Record<string, string>): Promise<BenchApp> {
+  const config = loadConfig({ LOG_LEVEL: 'warn', ...env });
+  const original = AppModule.forRoot.bind(AppModule);
+  AppModule.forRoot = (cfg: AppConfig): DynamicModule => {
+    const module = original(cfg);
+    return { ...module, imports: [...(module.imports ?? []), BenchModule] };
+  };
+  try {
+    return new BenchApp(await createApp(config), config);
+  } finally {
+    AppModule.forRoot = original;
+  }
+}
+
+export class BenchApp {
+  readonly tasks: TasksService;
+  readonly driver: QueueDriver;
+  readonly repo: Repository<TaskEntity>;
+  readonly consumers: QueueConsumerService;
+  readonly processor: TaskProcessor;
+
+  constructor(
+    readonly app: INestApplication,
+    readonly config: AppConfig,
+  ) {
+    this.tasks = app.get(TasksService);
+    this.driver = app.get<QueueDriver>(QUEUE_DRIVER);
+    this.repo = app.get<Repository<TaskEntity>>(getRepositoryToken(TaskEntity));
+    this.consumers = app.get(QueueConsumerService);
+    this.processor = app.get(TaskProcessor);
+  }
+
+  get queue(): string {
+    return this.config.queue.name;
+  }
+
+  /** Tasks whose outcome the worker pools recorded (process resolved, then acked). */
+  succeeded(): number {
+    return this.consumers.stats().reduce((total, pool) => total + pool.succeeded, 0);
+  }
+
+  /** A queued task row as TasksService.create builds it, for bulk loading. */
+  row(action: string, data: Record<string, unknown>): TaskEntity {
+    const now = Date.now();
+    return Object.assign(new TaskEntity(), {
+      id: randomUUID(),
+      action,
+      payload: JSON.stringify(data),
+      status: TaskStatus.Queued,
+      result: null,
+      error: null,
+      attempt: 0,
+      maxAttempts: this.config.task.maxAttempts,
+      priority: 0,
+      queue: this.queue,
+      progress: null,
+      claimToken: null,
+      createdAt: now,
+      startedAt: null,
+      processedAt: null,
+      updatedAt: now,
+    } satisfies TaskEntity);
+  }
+
+  /**
+   * Bulk enqueue without a service API for it: one transaction inserts `rows`, then
+   * TasksService.publish sends their messages in one driver call. Same rows and messages as
+   * `create`, minus per-task validation.
+   */
+  async bulkEnqueue(rows: TaskEntity[]): Promise<void> {
+    await this.repo.manager.transaction(async (manager) => {
+      // 16 columns per row; 400 rows stay well under SQLite's bound-parameter limit.
+      for (let i = 0; i < rows.length; i += 400) {
+        await manager.insert(TaskEntity, rows.slice(i, i + 400));
+      }
+    });
+    await this.tasks.publish(rows);
+  }
+
+  async close(): Promise<void> {
+    await this.app.close();
+  }
+}
