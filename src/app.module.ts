@@ -21,7 +21,16 @@ export class AppModule {
         DatabaseModule,
         QueueModule.forRoot({
           isGlobal: true,
-          drivers: [{ name: 'default', kind: config.queue.driver }],
+          drivers: [
+            {
+              name: 'default',
+              kind: config.queue.driver,
+              options:
+                config.queue.driver === 'sqlite'
+                  ? { ...config.queue.sqlite, leaseMs: config.queue.leaseMs }
+                  : undefined,
+            },
+          ],
           queues: [{ name: config.queue.name, driver: 'default' }],
           consumerDefaults: {
             concurrency: config.worker.concurrency,

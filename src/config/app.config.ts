@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 
 export type AppRole = 'all' | 'api' | 'worker';
 export type HttpAdapterKind = 'express' | 'fastify';
-export type QueueDriverKind = 'memory';
+export type QueueDriverKind = 'memory' | 'sqlite';
 
 /** Everything taskq reads from the environment, parsed and validated once at boot. */
 export interface AppConfig {
@@ -16,6 +16,15 @@ export interface AppConfig {
     driver: QueueDriverKind;
     /** The queue every task goes to unless its handler names another. */
     name: string;
+    /** How long a delivery stays a worker's before a lease-based driver redelivers it. */
+    leaseMs: number;
+    sqlite: {
+      /** Defaults to the task table's file; the queue's tables are prefixed `queue_`. */
+      path: string;
+      synchronous: 'NORMAL' | 'FULL';
+      /** Database files the queue spreads over (1..64); shard 0 is `path`. */
+      shards: number;
+    };
   };
   worker: {
     concurrency: number;
@@ -90,16 +99,23 @@ export const MAX_PREFETCH = 10000;
  * Services never read `process.env`; they get this object injected.
  */
 export function loadConfig(env: Env = process.env): AppConfig {
+  const databasePath = resolve(raw(env, 'DATABASE_PATH') ?? './data/tasks.db');
   const config: AppConfig = {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: raw(env, 'HOST') ?? '0.0.0.0',
     role: oneOf(env, 'APP_ROLE', 'all', ['all', 'api', 'worker'] as const),
     httpAdapter: oneOf(env, 'HTTP_ADAPTER', 'express', ['express', 'fastify'] as const),
-    databasePath: resolve(raw(env, 'DATABASE_PATH') ?? './data/tasks.db'),
+    databasePath,
     migrationsRun: bool(env, 'MIGRATIONS_RUN', true),
     queue: {
-      driver: oneOf(env, 'QUEUE_DRIVER', 'memory', ['memory'] as const),
+      driver: oneOf(env, 'QUEUE_DRIVER', 'sqlite', ['memory', 'sqlite'] as const),
       name: identifier(env, 'QUEUE_NAME', 'tasks'),
+      leaseMs: int(env, 'QUEUE_LEASE_MS', 30_000, 1000, 86_400_000),
+      sqlite: {
+        path: resolve(raw(env, 'QUEUE_SQLITE_PATH') ?? databasePath),
+        synchronous: oneOf(env, 'QUEUE_SQLITE_SYNCHRONOUS', 'NORMAL', ['NORMAL', 'FULL'] as const),
+        shards: int(env, 'QUEUE_SQLITE_SHARDS', 1, 1, 64),
+      },
     },
     worker: {
       concurrency: int(env, 'WORKER_CONCURRENCY', 2, 1, MAX_CONCURRENCY),

@@ -1,6 +1,6 @@
 import type { WorkerPoolOptions } from '../worker-pool';
 
-export type DriverKind = 'memory';
+export type DriverKind = 'memory' | 'sqlite';
 
 /** A named driver instance; several queues may share one. */
 export interface DriverDefinition {

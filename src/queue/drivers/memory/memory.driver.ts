@@ -234,6 +234,8 @@ export class MemoryQueueDriver implements QueueDriver {
   }
 
   private settle(delivery: Delivery): { state: QueueState; entry: InFlight } {
+    // After close the message is gone (the contract's "lost"); a settle must not pretend otherwise.
+    this.assertOpen();
     const state = this.queues.get(delivery.queue);
     const entry = state?.inFlight.get(delivery.receipt);
     if (!state || !entry) throw new StaleDeliveryError(delivery.queue, delivery.id);

@@ -1,0 +1,22 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteQueueDriver } from '../../src/queue/drivers/sqlite/sqlite.driver';
+import type { SqliteDriverOptions } from '../../src/queue/drivers/sqlite/sqlite-driver.options';
+import { describeQueueDriverConformance } from './queue-driver.conformance';
+
+const dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-conformance-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Every driver of the suite shares one file, as processes of one machine would. */
+const build = (options: Partial<SqliteDriverOptions> = {}) =>
+  Promise.resolve(new SqliteQueueDriver({ path: join(dir, 'queue.db'), ...options }));
+
+const shortLeaseMs = 1000;
+
+describeQueueDriverConformance('sqlite', () => build(), {
+  shortLease: {
+    factory: () => build({ leaseMs: shortLeaseMs, heartbeatMs: 100 }),
+    leaseMs: shortLeaseMs,
+  },
+});
