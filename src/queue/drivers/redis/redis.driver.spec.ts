@@ -184,7 +184,7 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
     await second.extendLease(gotSecond[0], 1000);
     await second.ack(gotSecond[0]);
     expect(await second.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
-  });
+  }, 60_000);
 
   it('stops delivering a paused queue and resumes it', async () => {
     const sut = makeDriver();
@@ -245,7 +245,7 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
       },
       { timeoutMs: 30_000, what: 'an empty queue' },
     );
-  });
+  }, 60_000);
 
   it('refuses a server that may evict keys, naming the setting', async () => {
     const sut = makeDriver();

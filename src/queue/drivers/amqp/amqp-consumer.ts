@@ -1,0 +1,192 @@
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { ConsumerHandle, DeliveryCallback } from '../../interfaces/queue-driver.interface';
+import type { Delivery } from '../../interfaces/queue-message.interface';
+import { HEADER, isBrokerHeader } from './amqp-topology';
+
+/** What a consumer needs from its driver. */
+export interface AmqpConsumerHost {
+  connection(): Promise<ChannelModel>;
+  ensureQueue(queue: string): Promise<void>;
+  isQueuePaused(queue: string): boolean;
+  logError(message: string, error: unknown): void;
+}
+
+/** A delivery still held on the consumer's current channel. */
+export interface HeldMessage {
+  channel: Channel;
+  message: ConsumeMessage;
+}
+
+/**
+ * One consumer of one queue on its own channel, whose basic.qos is the consumer's prefetch. A
+ * closed channel (connection lost, channel error) is reopened with backoff and the consumer
+ * subscribes again; deliveries of the old channel are forgotten, because RabbitMQ requeued them
+ * and settling them would be refused (StaleDeliveryError).
+ */
+export class AmqpConsumer implements ConsumerHandle {
+  private channel?: Channel;
+  private consumerTag?: string;
+  private generation = 0;
+  private paused = false;
+  private cancelled = false;
+  private failures = 0;
+  private reopenTimer?: NodeJS.Timeout;
+  private syncing: Promise<void> = Promise.resolve();
+  private readonly held = new Map<string, HeldMessage>();
+
+  constructor(
+    private readonly host: AmqpConsumerHost,
+    readonly id: number,
+    readonly queue: string,
+    private readonly onDelivery: DeliveryCallback<unknown>,
+    private readonly prefetch: number,
+  ) {
+    void this.open();
+  }
+
+  get inFlight(): number {
+    return this.held.size;
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.sync();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.sync();
+  }
+
+  /** Subscribes or unsubscribes after a change of the local or the queue-wide pause. */
+  sync(): void {
+    this.syncing = this.syncing.then(() => this.applyPause()).catch(() => undefined);
+  }
+
+  async cancel(): Promise<void> {
+    this.cancelled = true;
+    clearTimeout(this.reopenTimer);
+    this.sync();
+    await this.syncing;
+    // Unsettled deliveries keep the channel open so they can still be settled.
+    if (this.held.size === 0) await this.closeChannel();
+  }
+
+  /** Takes a held delivery out for settling; undefined when it is no longer current. */
+  take(receipt: string): HeldMessage | undefined {
+    const held = this.held.get(receipt);
+    if (held) this.held.delete(receipt);
+    if (this.cancelled && this.held.size === 0) void this.closeChannel();
+    return held;
+  }
+
+  async close(): Promise<void> {
+    this.cancelled = true;
+    clearTimeout(this.reopenTimer);
+    await this.closeChannel();
+  }
+
+  private async open(): Promise<void> {
+    if (this.cancelled) return;
+    try {
+      const connection = await this.host.connection();
+      await this.host.ensureQueue(this.queue);
+      const channel = await connection.createChannel();
+      channel.on('error', () => undefined);
+      channel.on('close', () => this.lost(channel));
+      await channel.prefetch(this.prefetch);
+      this.generation += 1;
+      this.channel = channel;
+      this.consumerTag = undefined;
+      this.failures = 0;
+      this.sync();
+    } catch (error) {
+      this.failures += 1;
+      if (this.failures === 1 || this.failures % 20 === 0) {
+        this.host.logError(`consumer of ${this.queue} cannot open a channel; retrying`, error);
+      }
+      this.scheduleReopen();
+    }
+  }
+
+  private lost(channel: Channel): void {
+    if (channel !== this.channel) return;
+    this.channel = undefined;
+    this.consumerTag = undefined;
+    this.held.clear();
+    this.scheduleReopen();
+  }
+
+  private scheduleReopen(): void {
+    if (this.cancelled || this.reopenTimer) return;
+    const delay = Math.min(5000, 100 * 2 ** Math.min(this.failures, 6));
+    this.reopenTimer = setTimeout(() => {
+      this.reopenTimer = undefined;
+      void this.open();
+    }, delay);
+  }
+
+  private async applyPause(): Promise<void> {
+    const channel = this.channel;
+    if (!channel) return;
+    const wanted = !this.cancelled && !this.paused && !this.host.isQueuePaused(this.queue);
+    if (wanted && !this.consumerTag) {
+      const generation = this.generation;
+      const { consumerTag } = await channel.consume(this.queue, (message) =>
+        this.deliver(channel, generation, message),
+      );
+      this.consumerTag = consumerTag;
+    } else if (!wanted && this.consumerTag) {
+      const tag = this.consumerTag;
+      this.consumerTag = undefined;
+      await channel.cancel(tag);
+    }
+  }
+
+  private deliver(channel: Channel, generation: number, message: ConsumeMessage | null): void {
+    if (message === null) {
+      // The server cancelled us (queue deleted): subscribe again on a fresh channel.
+      void channel.close().catch(() => undefined);
+      return;
+    }
+    if (this.cancelled || generation !== this.generation) {
+      // Arrived between basic.cancel and its reply: back to the queue, untouched.
+      try {
+        channel.nack(message, false, true);
+      } catch {
+        // The channel is closed, which requeues it anyway.
+      }
+      return;
+    }
+    const receipt = `${this.id}:${generation}:${message.fields.deliveryTag}`;
+    this.held.set(receipt, { channel, message });
+    this.onDelivery(toDelivery(this.queue, message, receipt));
+  }
+
+  private async closeChannel(): Promise<void> {
+    const channel = this.channel;
+    this.channel = undefined;
+    this.held.clear();
+    await channel?.close().catch(() => undefined);
+  }
+}
+
+function toDelivery(queue: string, message: ConsumeMessage, receipt: string): Delivery<unknown> {
+  const raw = message.properties.headers ?? {};
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (!isBrokerHeader(name)) headers[name] = String(value);
+  }
+  // Classic queues do not count redeliveries; `redelivered` says there was at least one.
+  const before = Number(raw[HEADER.deliveries] ?? 0);
+  return {
+    id: String(message.properties.messageId),
+    queue,
+    body: JSON.parse(message.content.toString('utf8')) as unknown,
+    headers,
+    priority: Number(raw[HEADER.priority] ?? message.properties.priority ?? 0),
+    attempt: Number(raw[HEADER.attempt] ?? 1),
+    deliveryCount: before + (message.fields.redelivered ? 2 : 1),
+    receipt,
+  };
+}

@@ -1,0 +1,277 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { connect, type ChannelModel } from 'amqplib';
+import { describeWithService, RABBITMQ_SERVICE } from '../../../../test/helpers/service-available';
+import { waitFor } from '../../../../test/helpers/wait-for';
+import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
+import { StaleDeliveryError } from '../../errors/stale-delivery.error';
+import type { ConsumerHandle } from '../../interfaces/queue-driver.interface';
+import type { Delivery } from '../../interfaces/queue-message.interface';
+import { delayBucket } from './amqp-topology';
+import { AmqpQueueDriver, type AmqpDriverOptions } from './amqp.driver';
+
+describe(delayBucket.name, () => {
+  it('rounds delays up to a few shared buckets, never down', () => {
+    expect([1, 10, 99, 100, 101, 1000, 1234, 2500, 6000, 86_400_000].map(delayBucket)).toEqual([
+      10, 10, 100, 100, 150, 1000, 1500, 3000, 7000, 100_000_000,
+    ]);
+  });
+});
+
+describeWithService(RABBITMQ_SERVICE, AmqpQueueDriver.name, () => {
+  let admin: ChannelModel;
+  let queue: string;
+  const drivers: AmqpQueueDriver[] = [];
+  const handles: ConsumerHandle[] = [];
+
+  function makeDriver(options: AmqpDriverOptions = {}): AmqpQueueDriver {
+    const driver = new AmqpQueueDriver(options);
+    drivers.push(driver);
+    return driver;
+  }
+
+  function collect(driver: AmqpQueueDriver, prefetch = 10): Delivery[] {
+    const got: Delivery[] = [];
+    handles.push(driver.consume(queue, (d) => got.push(d), { prefetch }));
+    return got;
+  }
+
+  beforeAll(async () => {
+    admin = await connect('amqp://guest:guest@127.0.0.1:5672');
+  });
+
+  beforeEach(() => {
+    queue = `taskq-test-${randomUUID()}`;
+  });
+
+  afterEach(async () => {
+    await Promise.all(handles.splice(0).map((h) => h.cancel()));
+    await Promise.all(drivers.splice(0).map((d) => d.close()));
+    const channel = await admin.createChannel();
+    for (const name of [queue, `${queue}.dead`, `${queue}.delay.200`, `${queue}.delay.300`]) {
+      await channel.deleteQueue(name);
+    }
+    await channel.close();
+  });
+
+  afterAll(async () => {
+    await admin.close();
+  });
+
+  it('delivers published messages with body, headers and attempt, and forgets them on ack', async () => {
+    const sut = makeDriver();
+    const [id] = await sut.publish(queue, [{ body: { n: 1 }, headers: { h: 'v' } }]);
+    const got = collect(sut);
+
+    await waitFor(() => got.length === 1);
+    expect(got[0]).toMatchObject({
+      id,
+      queue,
+      body: { n: 1 },
+      headers: { h: 'v' },
+      priority: 0,
+      attempt: 1,
+      deliveryCount: 1,
+    });
+    expect(await sut.stats(queue)).toMatchObject({ ready: 0, inFlight: 1 });
+    await sut.ack(got[0]);
+    expect(await sut.stats(queue)).toEqual({
+      queue,
+      ready: 0,
+      inFlight: 0,
+      delayed: 0,
+      dead: 0,
+      paused: false,
+    });
+    await expect(sut.ack(got[0])).rejects.toBeInstanceOf(StaleDeliveryError);
+  });
+
+  it('delivers higher priorities first', async () => {
+    const sut = makeDriver();
+    await sut.publish(queue, [
+      { body: 'low', priority: 0 },
+      { body: 'high', priority: 5 },
+      { body: 'mid', priority: 2 },
+    ]);
+    const got = collect(sut);
+
+    await waitFor(() => got.length === 3);
+    expect(got.map((d) => d.body)).toEqual(['high', 'mid', 'low']);
+  });
+
+  it('never holds more than prefetch unsettled deliveries', async () => {
+    const sut = makeDriver();
+    await sut.publish(
+      queue,
+      Array.from({ length: 10 }, (_, i) => ({ body: i })),
+    );
+    const got = collect(sut, 3);
+
+    await waitFor(() => got.length === 3);
+    await waitFor(async () => (await sut.stats(queue)).ready === 7);
+    await sut.ack(got[0]);
+    await waitFor(() => got.length === 4);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 6, inFlight: 3 });
+  });
+
+  it('holds delayed messages in a delay queue until they are due', async () => {
+    const sut = makeDriver();
+    await sut.publish(queue, [{ body: 'later', delayMs: 300 }]);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 0, delayed: 1 });
+    const got = collect(sut);
+
+    await waitFor(() => got.length === 1);
+    expect(got[0].body).toBe('later');
+  });
+
+  it('nack returns the message with attempt + 1 after its delay; release keeps the attempt', async () => {
+    const sut = makeDriver();
+    await sut.publish(queue, [{ body: 'x' }]);
+    const got = collect(sut);
+    await waitFor(() => got.length === 1);
+
+    await sut.nack(got[0], { delayMs: 200 });
+    await waitFor(() => got.length === 2);
+    expect(got[1]).toMatchObject({ id: got[0].id, attempt: 2, deliveryCount: 2 });
+
+    await sut.release(got[1]);
+    await waitFor(() => got.length === 3);
+    expect(got[2]).toMatchObject({ id: got[0].id, attempt: 2 });
+    expect(got[2].deliveryCount).toBeGreaterThan(2);
+    await expect(sut.nack(got[1])).rejects.toBeInstanceOf(StaleDeliveryError);
+  });
+
+  it('drops a duplicate published through the same driver while the first is live', async () => {
+    const sut = makeDriver();
+    const [first] = await sut.publish(queue, [{ body: 1, deduplicationKey: 'k' }]);
+    const [second] = await sut.publish(queue, [{ body: 2, deduplicationKey: 'k' }]);
+    expect(second).toBe(first);
+
+    const got = collect(sut);
+    await waitFor(() => got.length === 1);
+    await sut.ack(got[0]);
+    const [third] = await sut.publish(queue, [{ body: 3, deduplicationKey: 'k' }]);
+    expect(third).not.toBe(first);
+  });
+
+  it('moves a message to the dead-letter queue with its reason', async () => {
+    const sut = makeDriver();
+    const [id] = await sut.publish(queue, [{ body: { a: 1 }, attempt: 3 }]);
+    const got = collect(sut);
+    await waitFor(() => got.length === 1);
+
+    await sut.deadLetter(got[0], 'attempts exhausted');
+    const dead = await sut.deadLetters(queue);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatchObject({
+      id,
+      queue,
+      body: { a: 1 },
+      attempt: 3,
+      reason: 'attempts exhausted',
+    });
+    expect(await sut.stats(queue)).toMatchObject({ inFlight: 0, dead: 1 });
+    expect(await sut.deadLetters(queue)).toHaveLength(1);
+  });
+
+  it('stops delivering a paused queue and resumes it', async () => {
+    const sut = makeDriver();
+    await sut.pauseQueue(queue);
+    const got = collect(sut);
+    await sut.publish(queue, [{ body: 'x' }]);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 1, paused: true });
+
+    await sut.resumeQueue(queue);
+    await waitFor(() => got.length === 1);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 0, inFlight: 1, paused: false });
+  });
+
+  it('resumes consuming by itself when the server closes its connection, losing nothing', async () => {
+    const sut = makeDriver();
+    const total = 300;
+    const acked = new Set<string>();
+    const stale: Delivery[] = [];
+    handles.push(
+      sut.consume(
+        queue,
+        (d) => {
+          sut.ack(d).then(
+            () => acked.add(d.body as string),
+            () => stale.push(d),
+          );
+        },
+        { prefetch: 8 },
+      ),
+    );
+
+    await sut.publish(
+      queue,
+      Array.from({ length: total / 2 }, (_, i) => ({ body: `m${i}` })),
+    );
+    await waitFor(() => acked.size > 0);
+    await closeDriverConnections(sut);
+    await waitFor(
+      () =>
+        sut
+          .publish(
+            queue,
+            Array.from({ length: total / 2 }, (_, i) => ({ body: `m${i + total / 2}` })),
+          )
+          .then(
+            () => true,
+            () => false,
+          ),
+      { timeoutMs: 20_000, intervalMs: 200, what: 'publishing after the reconnect' },
+    );
+
+    await waitFor(() => acked.size === total, { timeoutMs: 30_000, what: 'every message' });
+    expect((await sut.stats(queue)).ready).toBe(0);
+  }, 60_000);
+
+  it('reports an unreachable broker as DriverUnavailableError without the URL credentials', async () => {
+    const sut = makeDriver({ url: 'amqp://user:s3cret@127.0.0.1:1' });
+
+    const error = (await sut.ping().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(DriverUnavailableError);
+    expect(error.message).not.toContain('s3cret');
+  });
+
+  it('closes idempotently and refuses work afterwards', async () => {
+    const sut = makeDriver();
+    await sut.ping();
+
+    const closing = sut.close();
+    expect(sut.close()).toBe(closing);
+    await closing;
+    await expect(sut.publish(queue, [{ body: 1 }])).rejects.toBeInstanceOf(DriverUnavailableError);
+  });
+});
+
+/**
+ * Closes the driver's connection from the server with rabbitmqctl when it is usable here;
+ * otherwise destroys the client socket, which the driver sees the same way.
+ */
+async function closeDriverConnections(driver: AmqpQueueDriver): Promise<void> {
+  try {
+    const rows = execFileSync(
+      'rabbitmqctl',
+      ['list_connections', '--quiet', '--no-table-headers', 'pid', 'client_properties'],
+      { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const pids = rows
+      .split('\n')
+      .filter((row) => row.includes(driver.connectionName))
+      .map((row) => row.split('\t')[0]);
+    for (const pid of pids) {
+      execFileSync('rabbitmqctl', ['close_connection', pid, 'taskq test: server-side drop'], {
+        timeout: 30_000,
+        stdio: 'ignore',
+      });
+    }
+    if (pids.length > 0) return;
+  } catch {
+    // rabbitmqctl missing or not allowed to reach the node: fall through to the socket.
+  }
+  const model = await driver.connection();
+  (model as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+}
