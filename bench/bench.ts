@@ -586,7 +586,13 @@ if (process.argv[2] === '--child') {
   // IPC sends are asynchronous: exit only once every row has left the process.
   const sending: Promise<void>[] = [];
   const send = (message: ChildMessage): void => {
-    sending.push(new Promise((done) => process.send?.(message, () => done())));
+    if (!process.send) {
+      // Run by hand (`--child '<job json>'`, e.g. under --cpu-prof): print instead.
+      console.log(JSON.stringify(message));
+      return;
+    }
+    const ipc = process.send.bind(process);
+    sending.push(new Promise((done) => ipc(message, () => done())));
   };
   runJob(job, send).then(
     () => Promise.all(sending).then(() => process.exit(0)),
