@@ -76,7 +76,12 @@ export class AmqpConsumer implements ConsumerHandle {
   take(receipt: string): HeldMessage | undefined {
     const held = this.held.get(receipt);
     if (held) this.held.delete(receipt);
-    if (this.cancelled && this.held.size === 0) void this.closeChannel();
+    if (this.cancelled && this.held.size === 0) {
+      // After the caller's ack or nack went out on this channel.
+      setImmediate(() => {
+        if (this.held.size === 0) void this.closeChannel();
+      });
+    }
     return held;
   }
 

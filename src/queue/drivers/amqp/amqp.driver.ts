@@ -317,6 +317,7 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
   }
 
   private take(delivery: Delivery): HeldMessage {
+    this.assertOpen();
     const consumerId = Number(delivery.receipt.split(':')[0]);
     const held = this.consumers.get(consumerId)?.take(delivery.receipt);
     if (!held) throw new StaleDeliveryError(delivery.queue, delivery.id);

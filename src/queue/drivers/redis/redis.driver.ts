@@ -305,12 +305,15 @@ export class RedisQueueDriver implements QueueDriver {
   private async settle(delivery: Delivery, op: SettleOp, extra: string): Promise<void> {
     const receipt = decodeReceipt(delivery.receipt);
     if (!receipt) throw new StaleDeliveryError(delivery.queue, delivery.id);
-    // Credit returns when the settle is asked for, as with every driver, so the next fetch
-    // overlaps this settle's round trip instead of waiting for it.
-    if (op !== 'x') this.consumers.get(receipt.consumer)?.settled(delivery.receipt);
-    await this.ready();
-    const ok = await this.enqueueSettle(delivery.queue, op, receipt, extra);
-    if (!ok) throw new StaleDeliveryError(delivery.queue, delivery.id);
+    try {
+      await this.ready();
+      const ok = await this.enqueueSettle(delivery.queue, op, receipt, extra);
+      if (!ok) throw new StaleDeliveryError(delivery.queue, delivery.id);
+    } finally {
+      // Credit returns once the settle is done, so Redis never holds more than prefetch
+      // pending entries for this consumer.
+      if (op !== 'x') this.consumers.get(receipt.consumer)?.settled(delivery.receipt);
+    }
   }
 
   /** @internal Used by RedisConsumer for entries it took after it was cancelled. */

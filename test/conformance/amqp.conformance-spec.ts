@@ -1,0 +1,32 @@
+import { connect } from 'amqplib';
+import { AmqpQueueDriver } from '../../src/queue/drivers/amqp/amqp.driver';
+import { RABBITMQ_SERVICE, describeWithService } from '../helpers/service-available';
+import { describeQueueDriverConformance } from './queue-driver.conformance';
+
+const URL = 'amqp://guest:guest@127.0.0.1:5672';
+const created = new Set<string>();
+
+/** Remembers the queues each driver declared, to delete them when the file is done. */
+class TrackedAmqpDriver extends AmqpQueueDriver {
+  override async ensureQueue(queue: string): Promise<void> {
+    created.add(queue);
+    return super.ensureQueue(queue);
+  }
+}
+
+describeWithService(RABBITMQ_SERVICE, 'amqp conformance', () => {
+  afterAll(async () => {
+    const model = await connect(URL);
+    const channel = await model.createChannel();
+    for (const queue of created) {
+      for (const name of [queue, `${queue}.dead`, `${queue}.delay.70000`, `${queue}.delay.100`]) {
+        await channel.deleteQueue(name);
+      }
+    }
+    await model.close();
+  });
+
+  describeQueueDriverConformance('amqp', () =>
+    Promise.resolve(new TrackedAmqpDriver({ url: URL })),
+  );
+});
