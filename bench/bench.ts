@@ -14,7 +14,7 @@
 import autocannon from 'autocannon';
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config/app.config';
@@ -103,7 +103,7 @@ async function waitUntil(probe: () => boolean, timeoutMs: number, what: string):
 async function preload(bench: BenchApp, n: number, chunk = 2000): Promise<void> {
   for (let done = 0; done < n; done += chunk) {
     const rows = Array.from({ length: Math.min(chunk, n - done) }, () => bench.row('noop', {}));
-    await bench.bulkEnqueue(rows);
+    await bench.bulkEnqueue(rows, { reload: false });
   }
 }
 
@@ -544,9 +544,12 @@ async function parent(): Promise<number> {
 
   const rows: Row[] = [];
   const started = Date.now();
-  console.log(
-    `taskq bench: drivers ${drivers.join(', ')}; node ${process.version}; ${new Date().toISOString()}\n`,
-  );
+  const load = (): string =>
+    loadavg()
+      .map((value) => value.toFixed(2))
+      .join(' ');
+  const context = `taskq bench: drivers ${drivers.join(', ')}; node ${process.version}; ${cpus().length} CPUs; ${new Date().toISOString()}; load average at start ${load()}`;
+  console.log(`${context}\n`);
   console.log(header());
   let failed = 0;
   for (const job of planned) {
@@ -565,14 +568,15 @@ async function parent(): Promise<number> {
   for (const r of rows) peak.set(r.driver, Math.max(peak.get(r.driver) ?? 0, r.rssMB));
   const summary = [...peak].map(([driver, mb]) => `${driver} ${mb} MB`).join(', ');
   console.log(`\npeak RSS of any scenario process: ${summary}`);
-  console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const total = `total ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${load()}`;
+  console.log(total);
 
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   writeFileSync(
     join(dir, `bench-${stamp}.md`),
-    `${header()}\n${rows.map(line).join('\n')}\n\npeak RSS: ${summary}\n`,
+    `${context}\n\n${header()}\n${rows.map(line).join('\n')}\n\npeak RSS: ${summary}; ${total}\n`,
   );
   const json = JSON.stringify(rows, null, 2);
   writeFileSync(join(dir, `bench-${stamp}.json`), json);
