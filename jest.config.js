@@ -13,6 +13,8 @@ const common = {
 };
 
 module.exports = {
+  // A bound on how long one test may wait for real processes and brokers, not a timing check.
+  testTimeout: 60_000,
   projects: [
     { ...common, displayName: 'unit', rootDir: 'src', testRegex: '.*\\.spec\\.ts$' },
     {

@@ -66,7 +66,6 @@ export async function createApp(
     }),
   );
   app.useGlobalFilters(new InvalidJsonFilter(app.getHttpAdapter()));
-  app.enableShutdownHooks();
 
   const document = SwaggerModule.createDocument(
     app,

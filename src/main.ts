@@ -1,23 +1,53 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
+import { type INestApplication, Logger } from '@nestjs/common';
 import { createApp } from './bootstrap';
-import { ConfigError, loadConfig } from './config/app.config';
+import { type AppConfig, ConfigError, loadConfig } from './config/app.config';
 
-async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      // One line naming the variable, no stack: this is the operator's mistake, not a bug.
-      console.error(`taskq: ${error.message}`);
+const logger = new Logger('taskq');
+
+/**
+ * SIGTERM/SIGINT close the app gracefully (consumers drain, then drivers and the database
+ * close) and exit 0. Nest's own shutdown hooks would re-raise the signal instead, and a
+ * supervisor would read that as a crash. A second signal exits at once.
+ */
+function exitOnSignals(app: INestApplication): void {
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (closing) {
+      logger.warn(`${signal} again: exiting without waiting`);
       process.exit(1);
     }
-    throw error;
+    closing = true;
+    logger.log(`${signal}: shutting down`);
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error('shutdown failed', (error as Error).stack);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+function configOrExit(): AppConfig {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    // One line naming the variable, no stack: this is the operator's mistake, not a bug.
+    console.error(`taskq: ${error.message}`);
+    process.exit(1);
   }
+}
+
+async function main(): Promise<void> {
+  const config = configOrExit();
   const app = await createApp(config);
+  exitOnSignals(app);
   await app.listen(config.port, config.host);
-  new Logger('taskq').log(
+  logger.log(
     `listening on ${await app.getUrl()} (role ${config.role}, driver ${config.queue.driver}, ${config.httpAdapter}); docs at /docs`,
   );
 }
