@@ -16,7 +16,7 @@ import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config/app.config';
 import type { CreateTaskDto } from '../src/tasks';
 import { type BenchApp, createBenchApp, handlerStarts, recordStarts } from './lib/bench-app';
@@ -49,7 +49,13 @@ type Job =
 type ChildMessage =
   | { type: 'row'; row: Row }
   | { type: 'listening'; port: number }
-  | { type: 'rss'; rssMB: number; completed: number };
+  | {
+      type: 'rss';
+      rssMB: number;
+      completed: number;
+      loopDelayP99Ms: number;
+      loopDelayMaxMs: number;
+    };
 
 // =============================================================================================
 // Child side: one job, in a fresh process.
@@ -370,6 +376,8 @@ async function httpJob(
   const address = (bench.app.getHttpServer() as import('node:net').Server).address();
   const port = typeof address === 'object' && address ? address.port : 0;
   rss.peakMB(true);
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   const stop = new Promise<void>((done) => {
     process.on('message', (message: { type?: string }) => {
       if (message.type === 'stop') done();
@@ -377,7 +385,14 @@ async function httpJob(
   });
   send({ type: 'listening', port });
   await stop;
-  send({ type: 'rss', rssMB: rss.peakMB(), completed: bench.succeeded() });
+  loop.disable();
+  send({
+    type: 'rss',
+    rssMB: rss.peakMB(),
+    completed: bench.succeeded(),
+    loopDelayP99Ms: loop.percentile(99) / 1e6,
+    loopDelayMaxMs: loop.max / 1e6,
+  });
   await bench.close();
 }
 
@@ -447,13 +462,14 @@ async function loadHttp(
       result: await fire(route.path, route.body, job.seconds),
     });
   }
-  const done = new Promise<{ rssMB: number }>((resolveRss) => {
+  const done = new Promise<Extract<ChildMessage, { type: 'rss' }>>((resolveRss) => {
     child.on('message', (message: ChildMessage) => {
       if (message.type === 'rss') resolveRss(message);
     });
   });
   child.send({ type: 'stop' });
-  const { rssMB } = await done;
+  const { rssMB, loopDelayP99Ms, loopDelayMaxMs } = await done;
+  const loop = `server event-loop delay over both routes p99 ${Math.round(loopDelayP99Ms)} ms, max ${Math.round(loopDelayMaxMs)} ms`;
   for (const { scenario, result } of results) {
     const ok = result.requests.total - result.non2xx - result.errors - result.timeouts;
     onRow({
@@ -466,7 +482,7 @@ async function loadHttp(
       p50Ms: result.latency.p50,
       p99Ms: result.latency.p99,
       rssMB: Math.round(rssMB),
-      note: `autocannon 100 conns ${job.seconds} s; non-2xx ${result.non2xx}, errors ${result.errors}; RSS = server peak over both routes`,
+      note: `autocannon 100 conns ${job.seconds} s; non-2xx ${result.non2xx}, errors ${result.errors}; RSS = server peak over both routes; ${loop}`,
     });
   }
 }
