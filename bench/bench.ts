@@ -7,6 +7,10 @@
  *   npm run bench -- --backlog 1000000             # the full large-backlog measurement
  *   npm run bench -- --small                       # tiny sizes, a smoke run
  *
+ * The environment passes through (REDIS_URL, AMQP_URL, ...); the bench sets QUEUE_DRIVER,
+ * QUEUE_NAME, DATABASE_PATH (a temporary file), HOST, PORT, LOG_LEVEL and, except for the HTTP
+ * rows (service defaults), WORKER_CONCURRENCY and WORKER_PREFETCH.
+ *
  * Each scenario runs in its own child process (fresh heap, fresh temporary database), so its
  * RSS is its own and one scenario's garbage does not slow the next. The app is the real one,
  * built by createApp() with a bench module added (a `noop` handler and a bare 202 route).
@@ -67,6 +71,8 @@ function appEnv(
 ): Record<string, string> {
   return {
     QUEUE_DRIVER: driver,
+    // A queue of its own per scenario, so a broker (redis, amqp) carries nothing over between runs.
+    QUEUE_NAME: `bench-${process.pid}-${Date.now()}`,
     DATABASE_PATH: join(dir, 'tasks.db'),
     HOST: '127.0.0.1',
     PORT: '0',

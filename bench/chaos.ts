@@ -216,6 +216,8 @@ async function main(): Promise<number> {
       HOST: '127.0.0.1',
       DATABASE_PATH: join(work, 'tasks.db'),
       QUEUE_DRIVER: DRIVER,
+      // Its own queue, so a broker (redis, amqp) brings nothing in from an earlier run.
+      QUEUE_NAME: `chaos-${process.pid}-${Date.now()}`,
       LOG_LEVEL: 'warn',
       WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
       WORKER_PREFETCH: String(WORKER_CONCURRENCY * 2),

@@ -54,7 +54,8 @@ export class BenchModule {}
  * duration of the call: the composed module is the service's own plus BenchModule.
  */
 export async function createBenchApp(env: Record<string, string>): Promise<BenchApp> {
-  const config = loadConfig({ LOG_LEVEL: 'warn', ...env });
+  // The shell's environment passes through (broker URLs, tuning); `env` overrides it.
+  const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn', ...env });
   const original = AppModule.forRoot.bind(AppModule);
   AppModule.forRoot = (cfg: AppConfig): DynamicModule => {
     const module = original(cfg);
