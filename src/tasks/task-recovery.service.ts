@@ -6,9 +6,11 @@ import { TasksService } from './tasks.service';
 const PAGE = 500;
 
 /**
- * Start-up sweep for drivers that keep nothing across a crash (memory): every task left queued
- * or running by a process that died is published again, so no accepted task is lost. Duplicates
- * this may create are harmless: the row claim lets only one delivery run an attempt.
+ * Start-up sweep: every task left queued is published again, so a crash between committing a
+ * row and publishing its message loses nothing. The task id is the message's deduplication
+ * key, so a task whose message is still waiting, delayed or in flight gets no second one.
+ * Drivers that keep nothing across a crash (memory) also lose what was running: those rows are
+ * put back to queued first. Durable drivers redeliver running work themselves (lease expiry).
  */
 @Injectable()
 export class TaskRecoveryService {
@@ -22,8 +24,7 @@ export class TaskRecoveryService {
 
   /** Returns how many tasks were published again. */
   async recover(): Promise<number> {
-    if (this.driver.capabilities.durable) return 0;
-    const requeued = await this.store.requeueAllRunning();
+    const requeued = this.driver.capabilities.durable ? 0 : await this.store.requeueAllRunning();
     let published = 0;
     let after: { createdAt: number; id: string } | undefined;
     for (;;) {
@@ -36,7 +37,7 @@ export class TaskRecoveryService {
     }
     if (published > 0) {
       this.logger.log(
-        `recovered ${published} unfinished task(s) (${requeued} were running when the last process stopped)`,
+        `republished ${published} queued task(s) (${requeued} had been running when the last process stopped)`,
       );
     }
     return published;

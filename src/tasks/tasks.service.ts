@@ -85,7 +85,9 @@ export class TasksService {
           priority: task.priority,
           attempt: task.attempt + 1,
           headers: { [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts) },
-          deduplicationKey: `${task.id}:${task.attempt + 1}`,
+          // A task has at most one live message: publishing it again while one waits, is
+          // delayed for a retry or is in flight changes nothing (see TaskRecoveryService).
+          deduplicationKey: task.id,
         })),
       );
     }

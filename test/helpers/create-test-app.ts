@@ -21,8 +21,8 @@ export function tempDir(): { path: string; remove(): void } {
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** The driver e2e suites run on; CI runs them once per driver. */
-export const E2E_QUEUE_DRIVER = process.env.E2E_QUEUE_DRIVER ?? 'memory';
+/** The driver e2e suites run on: the default (sqlite) unless told; CI also runs them on memory. */
+export const E2E_QUEUE_DRIVER = process.env.E2E_QUEUE_DRIVER ?? 'sqlite';
 
 /**
  * Starts the real application (real migrations on a real SQLite file) the way `main.ts` does,
