@@ -191,6 +191,12 @@ export class SqliteShard {
     };
   }
 
+  /** The SQL of one prepared statement, for query-plan checks. */
+  sqlOf(name: keyof ReturnType<SqliteShard['prepare']>): string {
+    const statement = this.s[name];
+    return 'source' in statement ? statement.source : '';
+  }
+
   /** Runs `fn` in one BEGIN IMMEDIATE transaction. Throws SQLITE_BUSY without side effects. */
   write<T>(fn: () => T): T {
     const s = this.s;

@@ -14,52 +14,20 @@ import type {
   PublishMessage,
   QueueStats,
 } from '../../interfaces/queue-message.interface';
-import { decodeReceipt, encodeReceipt, shardOf } from './receipt';
+import { decodeReceipt, shardOf } from './receipt';
 import {
   resolveSqliteDriverOptions,
   shardPaths,
   type ResolvedSqliteDriverOptions,
   type SqliteDriverOptions,
 } from './sqlite-driver.options';
-import {
-  isBusyError,
-  SqliteShard,
-  type ClaimedRow,
-  type LeaseRef,
-  type NewRow,
-} from './sqlite-shard';
+import { isBusyError, SqliteShard, type LeaseRef, type NewRow } from './sqlite-shard';
+import { SqliteDispatcher } from './sqlite-dispatcher';
 import { WriteBatcher } from './write-batcher';
 
 /** A process is presumed dead once it has missed this many heartbeats. */
 const HEARTBEATS_UNTIL_STALE = 5;
 const OPEN_GIVE_UP_MS = 30_000;
-
-interface SqliteConsumer {
-  queue: QueueRuntime;
-  onDelivery: DeliveryCallback<unknown>;
-  prefetch: number;
-  unsettled: number;
-  paused: boolean;
-  cancelled: boolean;
-}
-
-/** Per-queue state of this process's consumers. */
-interface QueueRuntime {
-  name: string;
-  consumers: SqliteConsumer[];
-  /** Round-robin start among consumers, and among shards. */
-  nextConsumer: number;
-  nextShard: number;
-  scheduled: boolean;
-  timer?: NodeJS.Timeout;
-  /** The current idle poll interval, doubling from pollMinMs to pollMaxMs. */
-  idleDelayMs: number;
-}
-
-interface Held {
-  consumer: SqliteConsumer;
-  settling: boolean;
-}
 
 /**
  * A durable queue in SQLite files (WAL), shareable by several processes on one machine.
@@ -85,15 +53,11 @@ export class SqliteQueueDriver implements QueueDriver {
   private readonly options: ResolvedSqliteDriverOptions;
   private readonly shards: SqliteShard[];
   private readonly batchers: WriteBatcher[];
-  private readonly queues = new Map<string, QueueRuntime>();
-  private readonly held = new Map<string, Held>();
+  private readonly dispatcher: SqliteDispatcher;
   private readonly opened: Promise<void>;
   private isOpen = false;
-  private claimSeq = 0;
   private heartbeatTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
-  /** The last unexpected claim failure, cleared by the next successful claim. */
-  private pumpError?: unknown;
 
   constructor(options: SqliteDriverOptions) {
     this.options = resolveSqliteDriverOptions(options);
@@ -102,6 +66,9 @@ export class SqliteQueueDriver implements QueueDriver {
       (path, i) => new SqliteShard(i, path, synchronous, busyTimeoutMs),
     );
     this.batchers = this.shards.map((shard) => new WriteBatcher(shard, this.kind));
+    this.dispatcher = new SqliteDispatcher(this.shards, this.options, this.workerId, (d) => {
+      void this.release(d).catch(() => undefined);
+    });
     this.opened = this.open();
     // A failed open surfaces through every call that awaits it; this only keeps it from being unhandled.
     this.opened.catch(() => undefined);
@@ -141,8 +108,7 @@ export class SqliteQueueDriver implements QueueDriver {
         group.forEach(({ index }, i) => (ids[index] = stored[i]));
       }),
     );
-    const runtime = this.queues.get(queue);
-    if (runtime) this.wake(runtime);
+    this.dispatcher.wake(queue);
     return ids;
   }
 
@@ -152,32 +118,7 @@ export class SqliteQueueDriver implements QueueDriver {
     options: ConsumeOptions,
   ): ConsumerHandle {
     this.assertOpen();
-    const runtime = this.runtime(queue);
-    const consumer: SqliteConsumer = {
-      queue: runtime,
-      onDelivery: onDelivery as DeliveryCallback<unknown>,
-      prefetch: options.prefetch,
-      unsettled: 0,
-      paused: false,
-      cancelled: false,
-    };
-    runtime.consumers.push(consumer);
-    this.wake(runtime);
-    return {
-      pause: () => {
-        consumer.paused = true;
-      },
-      resume: () => {
-        consumer.paused = false;
-        this.wake(runtime);
-      },
-      cancel: () => {
-        // Deliveries are handed out synchronously after a claim, so none can follow this line.
-        consumer.cancelled = true;
-        runtime.consumers = runtime.consumers.filter((c) => c !== consumer);
-        return Promise.resolve();
-      },
-    };
+    return this.dispatcher.consume(queue, onDelivery as DeliveryCallback<unknown>, options);
   }
 
   ack(delivery: Delivery): Promise<void> {
@@ -236,13 +177,12 @@ export class SqliteQueueDriver implements QueueDriver {
   async resumeQueue(queue: string): Promise<void> {
     await this.ready();
     await this.batchers[0].submit(() => this.home.setPaused(queue, false, Date.now()));
-    const runtime = this.queues.get(queue);
-    if (runtime) this.wake(runtime);
+    this.dispatcher.wake(queue);
   }
 
   async ping(): Promise<void> {
     await this.ready();
-    const failure = this.pumpError ?? probe(this.home);
+    const failure = this.dispatcher.lastError ?? probe(this.home);
     if (failure !== undefined) {
       throw new DriverUnavailableError(
         this.kind,
@@ -279,7 +219,7 @@ export class SqliteQueueDriver implements QueueDriver {
       this.options.heartbeatMs,
     );
     this.heartbeatTimer.unref();
-    for (const runtime of this.queues.values()) this.wake(runtime);
+    this.dispatcher.start();
   }
 
   private async ready(): Promise<void> {
@@ -319,135 +259,7 @@ export class SqliteQueueDriver implements QueueDriver {
     if (dead.length > 0) {
       await this.batchers[0].submit(() => dead.forEach((id) => this.home.dropWorker(id)));
     }
-    if (freed > 0) for (const runtime of this.queues.values()) this.wake(runtime);
-  }
-
-  private runtime(queue: string): QueueRuntime {
-    let runtime = this.queues.get(queue);
-    if (!runtime) {
-      runtime = {
-        name: queue,
-        consumers: [],
-        nextConsumer: 0,
-        nextShard: 0,
-        scheduled: false,
-        idleDelayMs: this.options.pollMinMs,
-      };
-      this.queues.set(queue, runtime);
-    }
-    return runtime;
-  }
-
-  /** Claims on the next turn, cancelling any idle poll: there may be work now. */
-  private wake(runtime: QueueRuntime): void {
-    runtime.idleDelayMs = this.options.pollMinMs;
-    if (runtime.timer) {
-      clearTimeout(runtime.timer);
-      runtime.timer = undefined;
-    }
-    if (runtime.scheduled || this.closing || !this.isOpen) return;
-    runtime.scheduled = true;
-    setImmediate(() => {
-      runtime.scheduled = false;
-      this.pump(runtime);
-    });
-  }
-
-  private poll(runtime: QueueRuntime, delayMs: number): void {
-    if (runtime.scheduled || runtime.timer || this.closing) return;
-    runtime.timer = setTimeout(() => {
-      runtime.timer = undefined;
-      this.pump(runtime);
-    }, delayMs);
-  }
-
-  /** Fills every consumer's free prefetch slots, or arranges to look again later. */
-  private pump(runtime: QueueRuntime): void {
-    if (this.closing) return;
-    const room = runtime.consumers.reduce(
-      (sum, c) => sum + (c.paused ? 0 : Math.max(0, c.prefetch - c.unsettled)),
-      0,
-    );
-    // With no room a settle or a resume wakes the queue; no need to poll.
-    if (room === 0) return;
-    let rows: { shard: number; token: string; row: ClaimedRow }[];
-    try {
-      if (this.home.isPaused(runtime.name)) return this.poll(runtime, this.options.pollMaxMs);
-      rows = this.claim(runtime, room);
-    } catch (error) {
-      // Busy: another writer holds the file. Anything else is kept for ping() to report.
-      if (!isBusyError(error)) this.pumpError = error;
-      return this.poll(runtime, this.options.pollMaxMs);
-    }
-    this.pumpError = undefined;
-    if (rows.length < room) {
-      this.poll(runtime, runtime.idleDelayMs);
-      runtime.idleDelayMs = Math.min(Math.max(1, runtime.idleDelayMs * 2), this.options.pollMaxMs);
-    }
-    this.distribute(runtime, rows);
-  }
-
-  /** One transaction per shard holding work, starting at a rotating shard so all drain fairly. */
-  private claim(runtime: QueueRuntime, room: number) {
-    const now = Date.now();
-    const token = `${(++this.claimSeq).toString(36)}.${this.workerId}`;
-    const until = now + this.options.leaseMs;
-    const claimed: { shard: number; token: string; row: ClaimedRow }[] = [];
-    const count = this.shards.length;
-    const start = runtime.nextShard++ % count;
-    for (let i = 0; i < count && claimed.length < room; i++) {
-      const shard = this.shards[(start + i) % count];
-      // A read first, so idle polling never takes the write lock.
-      if (!shard.hasWork(runtime.name, now)) continue;
-      const rows = shard.write(() =>
-        shard.claim(runtime.name, room - claimed.length, this.workerId, token, until, now),
-      );
-      // RETURNING does not promise the ORDER BY of the subquery.
-      rows.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
-      for (const row of rows) claimed.push({ shard: shard.index, token, row });
-    }
-    return claimed;
-  }
-
-  private distribute(
-    runtime: QueueRuntime,
-    rows: { shard: number; token: string; row: ClaimedRow }[],
-  ): void {
-    for (const { shard, token, row } of rows) {
-      const receipt = encodeReceipt({ shard, seq: row.seq, token });
-      const delivery: Delivery = {
-        id: row.id,
-        queue: runtime.name,
-        body: JSON.parse(row.body) as unknown,
-        headers: JSON.parse(row.headers) as Record<string, string>,
-        priority: row.priority,
-        attempt: row.attempt,
-        deliveryCount: row.deliveryCount,
-        receipt,
-      };
-      const consumer = this.nextConsumerWithRoom(runtime);
-      if (!consumer) {
-        // Only if a callback paused or cancelled a consumer mid-distribution.
-        void this.release(delivery).catch(() => undefined);
-        continue;
-      }
-      consumer.unsettled += 1;
-      this.held.set(receipt, { consumer, settling: false });
-      consumer.onDelivery(delivery);
-    }
-  }
-
-  private nextConsumerWithRoom(runtime: QueueRuntime): SqliteConsumer | undefined {
-    const count = runtime.consumers.length;
-    for (let i = 0; i < count; i++) {
-      const index = (runtime.nextConsumer + i) % count;
-      const consumer = runtime.consumers[index];
-      if (!consumer.paused && !consumer.cancelled && consumer.unsettled < consumer.prefetch) {
-        runtime.nextConsumer = (index + 1) % count;
-        return consumer;
-      }
-    }
-    return undefined;
+    if (freed > 0) this.dispatcher.wakeAll();
   }
 
   private async locate(delivery: Delivery): Promise<{ shard: SqliteShard; ref: LeaseRef }> {
@@ -468,10 +280,7 @@ export class SqliteQueueDriver implements QueueDriver {
     atomic = false,
   ): Promise<void> {
     const { shard, ref } = await this.locate(delivery);
-    const held = this.held.get(delivery.receipt);
-    // Only the first of several concurrent settles of one delivery may free its slot.
-    const owner = held !== undefined && !held.settling;
-    if (held) held.settling = true;
+    const slot = this.dispatcher.settling(delivery.receipt);
     let settled: boolean;
     try {
       settled = await this.batchers[shard.index].submit(
@@ -479,24 +288,17 @@ export class SqliteQueueDriver implements QueueDriver {
         atomic,
       );
     } catch (error) {
-      if (owner) held.settling = false;
+      // The lease may still be ours: the caller can settle again.
+      slot?.failed();
       throw error;
     }
-    if (owner) {
-      this.held.delete(delivery.receipt);
-      held.consumer.unsettled -= 1;
-      if (!held.consumer.cancelled) this.wake(held.consumer.queue);
-    }
+    slot?.ended();
     if (!settled) throw new StaleDeliveryError(delivery.queue, delivery.id);
   }
 
   private async shutdown(): Promise<void> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    for (const runtime of this.queues.values()) {
-      if (runtime.timer) clearTimeout(runtime.timer);
-      for (const consumer of runtime.consumers) consumer.cancelled = true;
-      runtime.consumers = [];
-    }
+    this.dispatcher.stop();
     await this.opened.catch(() => undefined);
     // Writes accepted before close still commit; then our leases go back for others at once.
     await Promise.all(this.batchers.map((batcher) => batcher.drain()));
@@ -510,7 +312,6 @@ export class SqliteQueueDriver implements QueueDriver {
           .catch(() => undefined);
       }
     }
-    this.held.clear();
     for (const shard of this.shards) {
       try {
         shard.close();

@@ -1,0 +1,366 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import type { Delivery } from '../../interfaces/queue-message.interface';
+import { decodeReceipt } from './receipt';
+import { SqliteQueueDriver } from './sqlite.driver';
+import {
+  resolveSqliteDriverOptions,
+  shardPaths,
+  type SqliteDriverOptions,
+} from './sqlite-driver.options';
+import { SqliteShard } from './sqlite-shard';
+
+const WAIT_MS = 15_000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(probe: () => T | Promise<T>, what: string): Promise<T> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+describe(SqliteQueueDriver.name, () => {
+  let dir: string;
+  let path: string;
+  let queue: string;
+  const drivers: SqliteQueueDriver[] = [];
+
+  const open = (options: Partial<SqliteDriverOptions> = {}) => {
+    const driver = new SqliteQueueDriver({ path, ...options });
+    drivers.push(driver);
+    return driver;
+  };
+
+  /** Starts a consumer that holds every delivery; answers what it received so far. */
+  const hold = (driver: SqliteQueueDriver, prefetch = 10) => {
+    const received: Delivery[] = [];
+    const handle = driver.consume(queue, (d) => received.push(d), { prefetch });
+    return { received, handle };
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-driver-'));
+    path = join(dir, 'tasks.db');
+    queue = `test-${randomUUID()}`;
+  });
+
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await Promise.all(drivers.splice(0).map((d) => d.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('schema', () => {
+    it('adds only queue_ tables beside an existing task table and leaves it alone', async () => {
+      const db = new BetterSqlite3(path);
+      db.exec(`CREATE TABLE tasks (id TEXT PRIMARY KEY); INSERT INTO tasks VALUES ('t1')`);
+      db.close();
+
+      const driver = open();
+      await driver.ping();
+      await open().ping(); // a second opener finds the schema in place
+
+      const inspect = new BetterSqlite3(path, { readonly: true });
+      const tables = inspect
+        .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+        .pluck()
+        .all();
+      const version = inspect
+        .prepare(`SELECT value FROM queue_meta WHERE key = 'schema_version'`)
+        .pluck()
+        .get();
+      const tasks = inspect.prepare(`SELECT id FROM tasks`).pluck().all();
+      const journal = inspect.pragma('journal_mode', { simple: true });
+      inspect.close();
+      expect(tables).toEqual([
+        'queue_dead',
+        'queue_messages',
+        'queue_meta',
+        'queue_paused',
+        'queue_workers',
+        'tasks',
+      ]);
+      expect(version).toBe('1');
+      expect(tasks).toEqual(['t1']);
+      expect(journal).toBe('wal');
+    });
+
+    it('applies synchronous and busy_timeout to its connection', () => {
+      const full = new SqliteShard(0, join(dir, 'full.db'), 'FULL', 75);
+      const normal = new SqliteShard(0, join(dir, 'normal.db'), 'NORMAL', 50);
+      try {
+        expect(full.db.pragma('synchronous', { simple: true })).toBe(2);
+        expect(full.db.pragma('busy_timeout', { simple: true })).toBe(75);
+        expect(normal.db.pragma('synchronous', { simple: true })).toBe(1);
+      } finally {
+        full.close();
+        normal.close();
+      }
+    });
+
+    it('claims, promotes and reaps through partial indexes, never a table scan', () => {
+      const shard = new SqliteShard(0, path, 'NORMAL', 50);
+      try {
+        shard.open();
+        const plan = (name: Parameters<SqliteShard['sqlOf']>[0]) => {
+          const sql = shard.sqlOf(name);
+          const params = sql.match(/@\w+|\?/g) ?? [];
+          const named = Object.fromEntries(
+            params.filter((p) => p.startsWith('@')).map((p) => [p.slice(1), 1]),
+          );
+          const statement = shard.db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+          const rows = (
+            Object.keys(named).length > 0
+              ? statement.all(named)
+              : statement.all(...params.map(() => 1))
+          ) as { detail: string }[];
+          return rows.map((r) => r.detail).join('\n');
+        };
+        expect(plan('claim')).toMatch(/USING COVERING INDEX queue_messages_ready \(queue=\?\)/);
+        expect(plan('promote')).toMatch(
+          /USING INDEX queue_messages_delayed \(queue=\? AND available_at<\?\)/,
+        );
+        expect(plan('hasWork')).toMatch(/queue_messages_ready/);
+        expect(plan('anyExpired')).toMatch(
+          /USING .*INDEX queue_messages_leased \(lease_until<\?\)/,
+        );
+        expect(plan('countReady')).toMatch(/queue_messages_ready/);
+        expect(plan('deadLetters')).toMatch(/queue_dead_queue/);
+        for (const name of [
+          'claim',
+          'promote',
+          'hasWork',
+          'ack',
+          'nack',
+          'release',
+          'extend',
+        ] as const) {
+          expect(plan(name)).not.toMatch(/SCAN queue_messages(?! USING)/);
+        }
+      } finally {
+        shard.close();
+      }
+    });
+  });
+
+  it('keeps messages, delays, dead letters and pauses across closing and reopening the file', async () => {
+    const first = open();
+    const [urgent, plain, later] = await first.publish(queue, [
+      { body: { n: 1 }, priority: 9, headers: { h: 'x' } },
+      { body: { n: 2 }, attempt: 2 },
+      { body: { n: 3 }, delayMs: 60_000 },
+    ]);
+    await first.publish(queue, [{ body: { n: 4 } }]);
+    const { received, handle } = hold(first, 2);
+    await until(() => received.length === 2, 'two deliveries');
+    await handle.cancel(); // so the freed slot claims nothing more before close
+    await first.deadLetter(received[1], 'kept for inspection');
+    await first.pauseQueue(`${queue}-paused`);
+    await first.close();
+
+    const second = open();
+    expect(await second.stats(queue)).toMatchObject({ ready: 2, delayed: 1, inFlight: 0, dead: 1 });
+    expect(await second.stats(`${queue}-paused`)).toMatchObject({ paused: true });
+    expect(await second.deadLetters(queue)).toEqual([
+      expect.objectContaining({ id: plain, reason: 'kept for inspection', attempt: 2 }),
+    ]);
+    const again = hold(second, 5);
+    await until(() => again.received.length === 2, 'redelivery after reopening');
+    // The message in flight at close went back untouched (same attempt), counted as a new delivery.
+    expect(again.received[0]).toMatchObject({
+      id: urgent,
+      body: { n: 1 },
+      headers: { h: 'x' },
+      priority: 9,
+      attempt: 1,
+      deliveryCount: 2,
+    });
+    expect(again.received[1]).toMatchObject({ body: { n: 4 }, deliveryCount: 1 });
+    expect(again.received.map((d) => d.id)).not.toContain(later);
+  });
+
+  it('lets a second instance on the same file take over the leases of a process that died', async () => {
+    const [id] = await open().publish(queue, [{ body: 'survivor' }]);
+    // A real crash: a child process claims the message and is killed without any cleanup.
+    const child = spawn(process.execPath, ['-e', CHILD_CLAIMS_AND_WAITS], {
+      cwd: join(__dirname, '..', '..', '..', '..'),
+      env: { ...process.env, QUEUE_DB: path, QUEUE_NAME: queue },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    try {
+      await until(() => output.includes(`HELD ${id}`), 'the child to hold the message');
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+
+    // The child's lease lasts a minute; only its missed heartbeats can free the message sooner.
+    const survivor = open({ heartbeatMs: 100, leaseMs: 60_000 });
+    const { received } = hold(survivor);
+    const startedAt = Date.now();
+    await until(() => received.length === 1, 'the takeover');
+    expect(Date.now() - startedAt).toBeLessThan(60_000);
+    expect(received[0]).toMatchObject({ id, attempt: 1, deliveryCount: 2 });
+    await survivor.ack(received[0]);
+    const inspect = new BetterSqlite3(path, { readonly: true });
+    const workers = inspect.prepare(`SELECT count(*) FROM queue_workers`).pluck().get();
+    inspect.close();
+    expect(workers).toBe(2); // the dead child's row is gone; the two live drivers remain
+  }, 30_000);
+
+  it('shares pauses and messages between instances on one file', async () => {
+    const publisher = open();
+    const consumer = open({ pollMaxMs: 20 });
+    await publisher.pauseQueue(queue);
+    const { received } = hold(consumer);
+    await publisher.publish(queue, [{ body: 1 }]);
+    await sleep(300);
+    expect(received).toHaveLength(0);
+    await publisher.resumeQueue(queue);
+    await until(() => received.length === 1, 'delivery in the other instance');
+    expect(received[0].body).toBe(1);
+  });
+
+  it('dead-letters a message after maxStalls lost leases instead of redelivering it', async () => {
+    const driver = open({ leaseMs: 150, heartbeatMs: 50, maxStalls: 2 });
+    const [id] = await driver.publish(queue, [{ body: 'poison' }]);
+    const { received } = hold(driver);
+    await until(async () => (await driver.stats(queue)).dead === 1, 'the dead letter');
+    expect(received.map((d) => [d.id, d.deliveryCount])).toEqual([
+      [id, 1],
+      [id, 2],
+    ]);
+    expect(await driver.deadLetters(queue)).toEqual([
+      expect.objectContaining({ id, reason: 'lease lost 2 times', attempt: 1 }),
+    ]);
+    expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
+  });
+
+  it('spreads messages over shard files and drains every shard in turn', async () => {
+    const driver = open({ shards: 4 });
+    const ids = await driver.publish(
+      queue,
+      Array.from({ length: 200 }, (_, i) => ({ body: i })),
+    );
+    const [dedupA] = await driver.publish(queue, [{ body: 'a', deduplicationKey: 'same' }]);
+    const [dedupB] = await driver.publish(queue, [{ body: 'b', deduplicationKey: 'same' }]);
+    expect(dedupB).toBe(dedupA);
+
+    const files = shardPaths(path, 4);
+    expect(files[0]).toBe(path);
+    const perShard = files.map((file) => {
+      expect(existsSync(file)).toBe(true);
+      const db = new BetterSqlite3(file, { readonly: true });
+      const count = db.prepare(`SELECT count(*) FROM queue_messages`).pluck().get() as number;
+      db.close();
+      return count;
+    });
+    expect(perShard.reduce((a, b) => a + b, 0)).toBe(201);
+    for (const count of perShard) expect(count).toBeGreaterThan(16);
+
+    const { received } = hold(driver, 16);
+    const firstShards: number[] = [];
+    for (let round = 1; round <= 4; round++) {
+      await until(() => received.length === round * 16, `claim round ${round}`);
+      const batch = received.slice((round - 1) * 16, round * 16);
+      const shards = new Set(batch.map((d) => decodeReceipt(d.receipt)!.shard));
+      expect(shards.size).toBe(1); // one claim, one shard
+      firstShards.push(...shards);
+      await Promise.all(batch.map((d) => driver.ack(d)));
+    }
+    expect(new Set(firstShards).size).toBe(4);
+
+    for (let acked = 64; acked < 201;) {
+      await until(() => received.length > acked, 'more deliveries');
+      const batch = received.slice(acked);
+      acked += batch.length;
+      await Promise.all(batch.map((d) => driver.ack(d)));
+    }
+    expect(received).toHaveLength(201);
+    expect(new Set(received.map((d) => d.id))).toEqual(new Set([...ids, dedupA]));
+    expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0, delayed: 0 });
+  });
+
+  describe('batching', () => {
+    it('claims up to the free prefetch slots in one transaction', async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.publish(
+        queue,
+        Array.from({ length: 100 }, (_, i) => ({ body: i })),
+      );
+      const writes = jest.spyOn(SqliteShard.prototype, 'write');
+      const { received } = hold(driver, 64);
+      await until(() => received.length === 64, '64 deliveries');
+      await sleep(100);
+      expect(received).toHaveLength(64);
+      expect(writes).toHaveBeenCalledTimes(1);
+    });
+
+    it('commits the settles and publishes of one turn together', async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.publish(
+        queue,
+        Array.from({ length: 50 }, (_, i) => ({ body: i })),
+      );
+      const { received } = hold(driver, 50);
+      await until(() => received.length === 50, '50 deliveries');
+      const writes = jest.spyOn(SqliteShard.prototype, 'write');
+      await Promise.all([
+        ...received.map((d) => driver.ack(d)),
+        ...Array.from({ length: 20 }, (_, i) => driver.publish(queue, [{ body: `p${i}` }])),
+      ]);
+      expect(writes).toHaveBeenCalledTimes(1);
+      await until(() => received.length === 70, 'the 20 published messages');
+      expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 20 });
+    });
+  });
+
+  it('rejects options out of bounds at construction', () => {
+    expect(() => resolveSqliteDriverOptions({ path, shards: 65 })).toThrow(
+      'option shards must be an integer from 1 to 64, got 65',
+    );
+    expect(() => resolveSqliteDriverOptions({ path, synchronous: 'OFF' })).toThrow(
+      'option synchronous must be NORMAL or FULL',
+    );
+    expect(() => resolveSqliteDriverOptions({})).toThrow('option path must be a non-empty string');
+    expect(resolveSqliteDriverOptions({ path })).toMatchObject({
+      synchronous: 'NORMAL',
+      leaseMs: 30_000,
+      maxStalls: 3,
+      shards: 1,
+    });
+  });
+});
+
+/**
+ * Runs in a child process: compiles the driver with SWC on the fly, claims one message with a
+ * one-minute lease and a 100 ms heartbeat, reports it, and waits to be killed.
+ */
+const CHILD_CLAIMS_AND_WAITS = `
+const fs = require('node:fs');
+const { transformSync } = require('@swc/core');
+require.extensions['.ts'] = (module, filename) => {
+  const source = fs.readFileSync(filename, 'utf8');
+  const { code } = transformSync(source, {
+    filename,
+    jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+    module: { type: 'commonjs' },
+  });
+  module._compile(code, filename);
+};
+const { SqliteQueueDriver } = require('./src/queue/drivers/sqlite/sqlite.driver.ts');
+const driver = new SqliteQueueDriver({ path: process.env.QUEUE_DB, leaseMs: 60000, heartbeatMs: 100 });
+driver.consume(process.env.QUEUE_NAME, (d) => process.stdout.write('HELD ' + d.id + '\\n'), { prefetch: 1 });
+setInterval(() => {}, 1000);
+`;
