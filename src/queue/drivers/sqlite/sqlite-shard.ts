@@ -61,9 +61,8 @@ export class SqliteShard {
   ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new BetterSqlite3(path);
-    // WAL lets readers run beside one writer; a short busy_timeout keeps a lock wait from
-    // blocking the event loop for long (the caller retries asynchronously instead).
-    this.db.pragma('journal_mode = WAL');
+    // A short busy_timeout keeps a lock wait from blocking the event loop for long (the
+    // caller retries asynchronously instead).
     this.db.pragma(`synchronous = ${synchronous}`);
     this.db.pragma(`busy_timeout = ${busyTimeoutMs}`);
   }
@@ -71,6 +70,8 @@ export class SqliteShard {
   /** Creates the schema and prepares statements. Throws SQLITE_BUSY if another writer holds the file. */
   open(): void {
     if (this.stmts) return;
+    // WAL lets readers run beside one writer. Switching a file to WAL needs a lock, hence here.
+    this.db.pragma('journal_mode = WAL');
     applySchema(this.db);
     this.stmts = this.prepare();
   }
