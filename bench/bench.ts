@@ -16,7 +16,7 @@
  * built by createApp() with a bench module added (a `noop` handler and a bare 202 route).
  */
 import autocannon from 'autocannon';
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -510,6 +510,18 @@ const header = (): string =>
 const line = (r: Row): string =>
   `| ${COLUMNS.map(([key]) => (r[key] === null ? '' : String(r[key]))).join(' | ')} |`;
 
+/** The commit measured, and whether the working tree differed from it (others' edits). */
+function revision(): string {
+  try {
+    const run = (args: string[]): string =>
+      execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = run(['status', '--porcelain', '--', 'src']) !== '';
+    return `${run(['rev-parse', '--short', 'HEAD'])}${dirty ? ' (src/ has uncommitted changes)' : ''}`;
+  } catch {
+    return 'unknown revision';
+  }
+}
+
 async function parent(): Promise<number> {
   const args = parseArgs(process.argv.slice(2), {
     drivers: 'string',
@@ -570,7 +582,7 @@ async function parent(): Promise<number> {
     loadavg()
       .map((value) => value.toFixed(2))
       .join(' ');
-  const context = `taskq bench: drivers ${drivers.join(', ')}; node ${process.version}; ${cpus().length} CPUs; ${new Date().toISOString()}; load average at start ${load()}`;
+  const context = `taskq bench at ${revision()}: drivers ${drivers.join(', ')}; node ${process.version}; ${cpus().length} CPUs; ${new Date().toISOString()}; load average at start ${load()}`;
   console.log(`${context}\n`);
   console.log(header());
   let failed = 0;
