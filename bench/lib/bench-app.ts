@@ -10,14 +10,13 @@ import {
   Post,
 } from '@nestjs/common';
 import { getRepositoryToken } from '@nestjs/typeorm';
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Repository } from 'typeorm';
 import { AppModule } from '../../src/app.module';
 import { createApp } from '../../src/bootstrap';
 import { type AppConfig, loadConfig } from '../../src/config/app.config';
 import { QUEUE_DRIVER, QueueConsumerService, type QueueDriver } from '../../src/queue';
-import { TaskEntity, TaskHandler, TaskProcessor, TasksService, TaskStatus } from '../../src/tasks';
+import { newTask, TaskEntity, TaskHandler, TaskProcessor, TasksService } from '../../src/tasks';
 
 /** Bench-only handler state: when each `noop` task's handler started, by its `seq`. */
 export const handlerStarts = new Map<number, number>();
@@ -97,25 +96,7 @@ export class BenchApp {
 
   /** A queued task row as TasksService.create builds it, for bulk loading. */
   row(action: string, data: Record<string, unknown>): TaskEntity {
-    const now = Date.now();
-    return Object.assign(new TaskEntity(), {
-      id: randomUUID(),
-      action,
-      payload: JSON.stringify(data),
-      status: TaskStatus.Queued,
-      result: null,
-      error: null,
-      attempt: 0,
-      maxAttempts: this.config.task.maxAttempts,
-      priority: 0,
-      queue: this.queue,
-      progress: null,
-      claimToken: null,
-      createdAt: now,
-      startedAt: null,
-      processedAt: null,
-      updatedAt: now,
-    } satisfies TaskEntity);
+    return newTask({ action, data, queue: this.queue, maxAttempts: this.config.task.maxAttempts });
   }
 
   /**

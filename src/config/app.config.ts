@@ -34,6 +34,20 @@ export interface AppConfig {
     maxAttempts: number;
     backoffMs: number;
     backoffMaxMs: number;
+    /** Per-attempt time limit unless the task or its handler says otherwise; 0 = none. */
+    timeoutMs: number;
+    /** Terminal tasks older than this many days are deleted; 0 keeps them forever. */
+    retentionDays: number;
+    /** POST /tasks answers 429 while more tasks than this are queued; 0 = no limit. */
+    maxQueueDepth: number;
+  };
+  callback: {
+    /** HMAC-SHA256 key for the X-Taskq-Signature header; unsigned when empty. */
+    secret: string;
+    /** Allow callback URLs on loopback and private networks (tests, single-host setups). */
+    allowPrivate: boolean;
+    timeoutMs: number;
+    maxAttempts: number;
   };
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
@@ -125,6 +139,15 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxAttempts: int(env, 'TASK_MAX_ATTEMPTS', 3, 1, 100),
       backoffMs: int(env, 'TASK_BACKOFF_MS', 1000, 0, 3_600_000),
       backoffMaxMs: int(env, 'TASK_BACKOFF_MAX_MS', 60_000, 0, 86_400_000),
+      timeoutMs: int(env, 'TASK_TIMEOUT_MS', 0, 0, 86_400_000),
+      retentionDays: int(env, 'TASK_RETENTION_DAYS', 7, 0, 36_500),
+      maxQueueDepth: int(env, 'QUEUE_MAX_DEPTH', 0, 0, 1_000_000_000),
+    },
+    callback: {
+      secret: raw(env, 'CALLBACK_SECRET') ?? '',
+      allowPrivate: bool(env, 'CALLBACK_ALLOW_PRIVATE', false),
+      timeoutMs: int(env, 'CALLBACK_TIMEOUT_MS', 10_000, 100, 300_000),
+      maxAttempts: int(env, 'CALLBACK_MAX_ATTEMPTS', 8, 1, 100),
     },
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
     logLevel: oneOf(env, 'LOG_LEVEL', 'log', ['error', 'warn', 'log', 'debug', 'verbose'] as const),

@@ -279,7 +279,9 @@ describe(WorkerPool.name, () => {
         {
           process: (_d, s) => {
             signal = s;
-            return new Promise((_, reject) => s.addEventListener('abort', () => reject(s.reason as Error)));
+            return new Promise((_, reject) =>
+              s.addEventListener('abort', () => reject(s.reason as Error)),
+            );
           },
         },
       ),

@@ -1,6 +1,7 @@
 export * from './dto';
 export * from './errors';
 export * from './task-context.interface';
+export * from './task-events.service';
 export * from './task-handler.decorator';
 export * from './task-handler.explorer';
 export * from './task-status.enum';
@@ -8,3 +9,4 @@ export * from './task.entity';
 export * from './task.processor';
 export * from './tasks.module';
 export * from './tasks.service';
+export * from './task.factory';

@@ -5,10 +5,10 @@ export interface TaskContext {
   /** 1-based attempt number of this run. */
   attempt: number;
   maxAttempts: number;
-  /** Aborts when the worker shuts down; long handlers should stop and throw when it fires. */
+  /** Aborts on shutdown, on cancel and at the task's time limit: stop and throw when it fires. */
   signal: AbortSignal;
-  /** Records progress (0-100) on the task; cheap to call often, writes are throttled. */
-  progress(percent: number): void;
+  /** Records progress (0-100) and an optional message on the task; cheap to call often, writes are throttled. */
+  progress(percent: number, message?: string): void;
 }
 
 export type TaskHandlerFn = (data: Record<string, unknown>, ctx: TaskContext) => unknown;

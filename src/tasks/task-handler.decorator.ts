@@ -13,6 +13,8 @@ export interface TaskHandlerOptions {
   dataType?: Type<object>;
   /** Attempts for this action's tasks; defaults to TASK_MAX_ATTEMPTS. */
   maxAttempts?: number;
+  /** Per-attempt time limit for this action's tasks; defaults to TASK_TIMEOUT_MS. */
+  timeoutMs?: number;
 }
 
 export interface TaskHandlerMetadata extends TaskHandlerOptions {

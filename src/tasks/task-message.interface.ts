@@ -3,4 +3,6 @@ export interface TaskMessage {
   taskId: string;
   action: string;
   data: Record<string, unknown>;
+  /** Per-attempt time limit; absent means none. */
+  timeoutMs?: number;
 }

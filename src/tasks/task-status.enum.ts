@@ -13,3 +13,6 @@ export const TERMINAL_STATUSES: readonly TaskStatus[] = [
   TaskStatus.Failed,
   TaskStatus.Cancelled,
 ];
+
+/** Delivery of a task's result callback (the seed library's CALLBACKED state, made durable). */
+export type CallbackStatus = 'pending' | 'delivered' | 'failed';

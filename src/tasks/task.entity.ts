@@ -1,5 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn, type ValueTransformer } from 'typeorm';
-import { TaskStatus } from './task-status.enum';
+import { type CallbackStatus, TaskStatus } from './task-status.enum';
 
 /** Epoch milliseconds in a BIGINT column; PostgreSQL hands BIGINT back as a string. */
 const epochMs: ValueTransformer = {
@@ -15,6 +15,9 @@ const epochMs: ValueTransformer = {
 @Entity('tasks')
 @Index('idx_tasks_created', ['createdAt'])
 @Index('idx_tasks_status_created', ['status', 'createdAt'])
+@Index('idx_tasks_action_created', ['action', 'createdAt'])
+@Index('uq_tasks_idempotency_key', ['idempotencyKey'], { unique: true })
+@Index('idx_tasks_callback_due', ['callbackStatus', 'callbackNextAt'])
 export class TaskEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
@@ -67,4 +70,39 @@ export class TaskEntity {
 
   @Column({ name: 'updated_at', type: 'bigint', transformer: epochMs })
   updatedAt!: number;
+
+  /** Not deliverable before this time (a delayed task). */
+  @Column({ name: 'run_at', type: 'bigint', nullable: true, transformer: epochMs })
+  runAt!: number | null;
+
+  /** Per-attempt time limit; null means none. */
+  @Column({ name: 'timeout_ms', type: 'int', nullable: true })
+  timeoutMs!: number | null;
+
+  /** The client's Idempotency-Key; unique, so one key makes one task however many requests race. */
+  @Column({ name: 'idempotency_key', type: 'varchar', length: 255, nullable: true })
+  idempotencyKey!: string | null;
+
+  /** SHA-256 of the request that created the task, to tell a replay from a conflicting reuse. */
+  @Column({ name: 'request_hash', type: 'varchar', length: 64, nullable: true })
+  requestHash!: string | null;
+
+  @Column({ name: 'progress_message', type: 'varchar', length: 500, nullable: true })
+  progressMessage!: string | null;
+
+  @Column({ name: 'callback_url', type: 'varchar', length: 2048, nullable: true })
+  callbackUrl!: string | null;
+
+  /** pending | delivered | failed; null without a callback URL. */
+  @Column({ name: 'callback_status', type: 'varchar', length: 16, nullable: true })
+  callbackStatus!: CallbackStatus | null;
+
+  @Column({ name: 'callback_attempts', type: 'int', default: 0 })
+  callbackAttempts!: number;
+
+  @Column({ name: 'callback_error', type: 'text', nullable: true })
+  callbackError!: string | null;
+
+  @Column({ name: 'callback_next_at', type: 'bigint', nullable: true, transformer: epochMs })
+  callbackNextAt!: number | null;
 }

@@ -1,29 +1,42 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import {
   type Delivery,
   type FailureDecision,
-  type MessageProcessor,
   MAX_ATTEMPTS_HEADER,
+  type MessageProcessor,
   NonRetryableError,
 } from '../queue';
+import { TaskTimeoutError } from './errors/task-timeout.error';
 import type { TaskContext } from './task-context.interface';
+import { TaskEvents } from './task-events.service';
 import { TaskHandlerExplorer } from './task-handler.explorer';
 import type { TaskMessage } from './task-message.interface';
+import { TaskStatus } from './task-status.enum';
 import { TaskStore } from './task.store';
 
 /** Progress writes per task are at most this frequent; the last value always lands. */
 const PROGRESS_INTERVAL_MS = 250;
+/** How often running tasks are checked for a cancel made by another process. */
+const CANCEL_POLL_MS = 1000;
+
+/** The abort reason of a task cancelled through the API. */
+class TaskCancelled extends Error {
+  override readonly name = 'TaskCancelled';
+}
 
 /**
  * Turns a queue delivery into a handler call and a recorded outcome:
  * claim the row (fenced) → run the handler → record result or failure → only then settle.
  */
 @Injectable()
-export class TaskProcessor implements MessageProcessor<TaskMessage> {
+export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleDestroy {
   private readonly logger = new Logger(TaskProcessor.name);
   /** The fencing token each delivery claimed its row with. */
   private readonly tokens = new WeakMap<Delivery<TaskMessage>, string>();
+  /** Cancel switches of the tasks running in this process. */
+  private readonly running = new Map<string, AbortController>();
+  private cancelPoll?: NodeJS.Timeout;
   /** Deliveries that found nothing to claim (duplicates or stale), acked and skipped. */
   duplicates = 0;
   /** Outcomes not recorded because the claim had been lost meanwhile. */
@@ -32,41 +45,56 @@ export class TaskProcessor implements MessageProcessor<TaskMessage> {
   constructor(
     private readonly store: TaskStore,
     private readonly explorer: TaskHandlerExplorer,
+    private readonly events: TaskEvents,
   ) {}
 
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<void> {
-    const { taskId, action, data } = delivery.body;
+    const { taskId, action, data, timeoutMs } = delivery.body;
     const token = randomUUID();
-    const claimed = await this.store.claim(
-      taskId,
-      delivery.attempt,
-      token,
-      delivery.deliveryCount > 1,
-    );
-    if (!claimed) {
+    if (!(await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1))) {
       this.duplicates += 1;
       this.logger.debug(`task ${taskId}: delivery ${delivery.id} has nothing to claim; skipped`);
       return;
     }
     this.tokens.set(delivery, token);
+    this.emit(taskId, action, TaskStatus.Running);
 
     const handler = this.explorer.resolve(action);
-    if (!handler) {
-      throw new NonRetryableError(`no handler for action "${action}"`);
-    }
-    const maxAttempts = Number(delivery.headers[MAX_ATTEMPTS_HEADER]) || delivery.attempt;
-    const ctx: TaskContext = {
-      taskId,
-      action,
-      attempt: delivery.attempt,
-      maxAttempts,
-      signal,
-      progress: this.progressReporter(taskId, token),
-    };
-    const result = await handler.fn(data, ctx);
-    if (!(await this.store.complete(taskId, token, result))) {
-      this.lostClaims += 1;
-      this.logger.warn(`task ${taskId}: claim lost before completion; result discarded`);
+    if (!handler) throw new NonRetryableError(`no handler for action "${action}"`);
+
+    const cancel = new AbortController();
+    const limits = [signal, cancel.signal];
+    if (timeoutMs) limits.push(AbortSignal.timeout(timeoutMs));
+    const taskSignal = AbortSignal.any(limits);
+    this.track(taskId, cancel);
+    try {
+      const ctx: TaskContext = {
+        taskId,
+        action,
+        attempt: delivery.attempt,
+        maxAttempts: Number(delivery.headers[MAX_ATTEMPTS_HEADER]) || delivery.attempt,
+        signal: taskSignal,
+        progress: this.progressReporter(taskId, action, token),
+      };
+      const result = await untilAborted(
+        Promise.resolve().then(() => handler.fn(data, ctx)),
+        taskSignal,
+      );
+      if (await this.store.complete(taskId, token, result)) {
+        this.emit(taskId, action, TaskStatus.Completed);
+      } else {
+        this.lostClaims += 1;
+        this.logger.warn(
+          `task ${taskId}: claim lost before completion (cancelled or taken over); result discarded`,
+        );
+      }
+    } catch (error) {
+      if (cancel.signal.aborted) return; // cancelled: the row says so already; ack, no retry
+      if (signal.aborted) throw signal.reason; // shutdown: the worker pool leaves it unsettled
+      if (taskSignal.aborted) throw new TaskTimeoutError(timeoutMs!);
+      throw error;
+    } finally {
+      this.untrack(taskId);
     }
   }
 
@@ -85,32 +113,110 @@ export class TaskProcessor implements MessageProcessor<TaskMessage> {
       );
     }
     // Without a token the row was never claimed (the claim itself failed): nothing to record.
-    if (token && !(await this.store.fail(taskId, token, message, decision.kind === 'dead'))) {
+    if (!token) return;
+    const final = decision.kind === 'dead';
+    if (await this.store.fail(taskId, token, message, final)) {
+      this.emit(taskId, action, final ? TaskStatus.Failed : TaskStatus.Queued);
+    } else {
       this.lostClaims += 1;
     }
   }
 
-  private progressReporter(taskId: string, token: string): (percent: number) => void {
+  /** Aborts the task's handler if it runs in this process. */
+  abortIfRunning(taskId: string): void {
+    this.running.get(taskId)?.abort(new TaskCancelled(`task ${taskId} was cancelled`));
+  }
+
+  onModuleDestroy(): void {
+    if (this.cancelPoll) clearInterval(this.cancelPoll);
+  }
+
+  private track(taskId: string, cancel: AbortController): void {
+    this.running.set(taskId, cancel);
+    // Cancels arrive through the API, maybe in another process: look for them while work runs.
+    this.cancelPoll ??= setInterval(() => void this.pollCancels(), CANCEL_POLL_MS).unref();
+  }
+
+  private untrack(taskId: string): void {
+    this.running.delete(taskId);
+    if (this.running.size === 0 && this.cancelPoll) {
+      clearInterval(this.cancelPoll);
+      this.cancelPoll = undefined;
+    }
+  }
+
+  private async pollCancels(): Promise<void> {
+    try {
+      for (const id of await this.store.cancelledAmong([...this.running.keys()]))
+        this.abortIfRunning(id);
+    } catch (error) {
+      this.logger.warn(`checking for cancelled tasks failed: ${(error as Error).message}`);
+    }
+  }
+
+  private emit(taskId: string, action: string, status: TaskStatus): void {
+    this.events.emit({ type: 'status', taskId, action, status, at: Date.now() });
+  }
+
+  private progressReporter(taskId: string, action: string, token: string): TaskContext['progress'] {
     let last = 0;
-    let pending: number | undefined;
+    let pending: { percent: number; message: string | null } | undefined;
     let timer: NodeJS.Timeout | undefined;
-    const write = (percent: number): void => {
+    const write = (percent: number, message: string | null): void => {
       last = Date.now();
-      this.store.progress(taskId, token, percent).catch((error: unknown) => {
-        this.logger.warn(`task ${taskId}: progress not stored: ${(error as Error).message}`);
-      });
+      this.store.progress(taskId, token, percent, message).then(
+        (stored) => {
+          if (!stored) return;
+          this.events.emit({
+            type: 'progress',
+            taskId,
+            action,
+            status: TaskStatus.Running,
+            progress: percent,
+            progressMessage: message,
+            at: last,
+          });
+        },
+        (error: unknown) =>
+          this.logger.warn(`task ${taskId}: progress not stored: ${(error as Error).message}`),
+      );
     };
-    return (percent: number) => {
+    return (percent: number, message?: string) => {
       const value = Math.max(0, Math.min(100, Math.round(Number(percent) || 0)));
+      const text = message === undefined ? null : String(message).slice(0, 500);
       const wait = last + PROGRESS_INTERVAL_MS - Date.now();
-      if (wait <= 0) return write(value);
-      pending = value;
+      if (wait <= 0) return write(value, text);
+      pending = { percent: value, message: text };
       timer ??= setTimeout(() => {
         timer = undefined;
-        if (pending !== undefined) write(pending);
+        if (pending) write(pending.percent, pending.message);
         pending = undefined;
       }, wait);
       timer.unref();
     };
   }
+}
+
+/**
+ * Settles with the handler's result, or rejects as soon as `signal` aborts, so a handler that
+ * ignores its signal does not hold a worker forever. Its promise is abandoned: whatever it
+ * returns later is discarded (the claim has moved on) and its rejection is swallowed.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => undefined);
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }

@@ -1,13 +1,35 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { Brackets, In, Repository } from 'typeorm';
+import { Brackets, In, Repository, type UpdateQueryBuilder } from 'typeorm';
 import { TaskStatus } from './task-status.enum';
 import { TaskEntity } from './task.entity';
 
 export interface ListTasksFilter {
   status?: TaskStatus;
+  action?: string;
+  createdAfter?: number;
+  createdBefore?: number;
+  /** Keyset position: tasks strictly older than this one (createdAt, then id). */
+  before?: { createdAt: number; id: string };
   limit: number;
 }
+
+/** Rows per INSERT: 26 columns each stays far below SQLite's 32,766 bound parameters. */
+const INSERT_CHUNK = 500;
+
+/**
+ * In the update that makes a task terminal: a task with a callback URL gets its callback
+ * queued in the same statement, so the callback can never be forgotten.
+ */
+function callbackPending(now: number): TaskChanges {
+  return {
+    callbackStatus: () => "CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END",
+    // `now` is a number from Date.now(), never input: safe to inline.
+    callbackNextAt: () => `CASE WHEN callback_url IS NULL THEN NULL ELSE ${Math.trunc(now)} END`,
+  };
+}
+
+type TaskChanges = Parameters<UpdateQueryBuilder<TaskEntity>['set']>[0];
 
 /**
  * Every read and write of the task table. Each state change is a conditional update, so a
@@ -17,21 +39,55 @@ export interface ListTasksFilter {
 export class TaskStore {
   constructor(@InjectRepository(TaskEntity) private readonly repo: Repository<TaskEntity>) {}
 
-  async insert(task: TaskEntity): Promise<void> {
-    await this.repo.insert(task);
+  /** Inserts all rows in one transaction: all or none. */
+  async insert(tasks: TaskEntity[]): Promise<void> {
+    if (tasks.length === 1) {
+      await this.repo.createQueryBuilder().insert().values(tasks).updateEntity(false).execute();
+      return;
+    }
+    await this.repo.manager.transaction(async (manager) => {
+      for (let i = 0; i < tasks.length; i += INSERT_CHUNK) {
+        await manager
+          .createQueryBuilder()
+          .insert()
+          .into(TaskEntity)
+          .values(tasks.slice(i, i + INSERT_CHUNK))
+          .updateEntity(false)
+          .execute();
+      }
+    });
   }
 
   findById(id: string): Promise<TaskEntity | null> {
     return this.repo.findOneBy({ id });
   }
 
-  /** Newest first; ties broken by id so the order is stable. */
+  findByIdempotencyKey(key: string): Promise<TaskEntity | null> {
+    return this.repo.findOneBy({ idempotencyKey: key });
+  }
+
+  /** Newest first, ties broken by id, so keyset pages stay stable while tasks are added. */
   list(filter: ListTasksFilter): Promise<TaskEntity[]> {
-    return this.repo.find({
-      where: filter.status ? { status: filter.status } : {},
-      order: { createdAt: 'DESC', id: 'DESC' },
-      take: filter.limit,
-    });
+    const query = this.repo
+      .createQueryBuilder('task')
+      .orderBy('task.created_at', 'DESC')
+      .addOrderBy('task.id', 'DESC')
+      .limit(filter.limit);
+    if (filter.status) query.andWhere('task.status = :status', { status: filter.status });
+    if (filter.action) query.andWhere('task.action = :action', { action: filter.action });
+    if (filter.createdAfter !== undefined) {
+      query.andWhere('task.created_at > :after', { after: filter.createdAfter });
+    }
+    if (filter.createdBefore !== undefined) {
+      query.andWhere('task.created_at < :beforeTime', { beforeTime: filter.createdBefore });
+    }
+    if (filter.before) {
+      query.andWhere(
+        '(task.created_at < :cursorAt OR (task.created_at = :cursorAt AND task.id < :cursorId))',
+        { cursorAt: filter.before.createdAt, cursorId: filter.before.id },
+      );
+    }
+    return query.getMany();
   }
 
   /**
@@ -79,6 +135,7 @@ export class TaskStore {
       processedAt: now,
       updatedAt: now,
       claimToken: null,
+      ...callbackPending(now),
     });
   }
 
@@ -91,12 +148,81 @@ export class TaskStore {
       processedAt: final ? now : null,
       updatedAt: now,
       claimToken: null,
+      ...(final ? callbackPending(now) : {}),
     });
   }
 
   /** Stores progress while the claim holds. */
-  progress(id: string, token: string, percent: number): Promise<boolean> {
-    return this.updateClaimed(id, token, { progress: percent, updatedAt: Date.now() });
+  progress(id: string, token: string, percent: number, message: string | null): Promise<boolean> {
+    return this.updateClaimed(id, token, {
+      progress: percent,
+      progressMessage: message,
+      updatedAt: Date.now(),
+    });
+  }
+
+  /** Queued or running → cancelled. False when the task is in neither status (or absent). */
+  async cancel(id: string): Promise<boolean> {
+    const now = Date.now();
+    const result = await this.repo
+      .createQueryBuilder()
+      .update(TaskEntity)
+      .set({
+        status: TaskStatus.Cancelled,
+        processedAt: now,
+        updatedAt: now,
+        ...callbackPending(now),
+      })
+      .where('id = :id AND status IN (:...open)', {
+        id,
+        open: [TaskStatus.Queued, TaskStatus.Running],
+      })
+      .execute();
+    return result.affected === 1;
+  }
+
+  /** Failed or cancelled → queued with fresh attempts (the dead-letter redrive). */
+  async requeueFinished(id: string): Promise<boolean> {
+    const result = await this.repo
+      .createQueryBuilder()
+      .update(TaskEntity)
+      .set({
+        status: TaskStatus.Queued,
+        attempt: 0,
+        result: null,
+        error: null,
+        progress: null,
+        progressMessage: null,
+        claimToken: null,
+        startedAt: null,
+        processedAt: null,
+        runAt: null,
+        updatedAt: Date.now(),
+        callbackStatus: null,
+        callbackAttempts: 0,
+        callbackError: null,
+        callbackNextAt: null,
+      })
+      .where('id = :id AND status IN (:...finished)', {
+        id,
+        finished: [TaskStatus.Failed, TaskStatus.Cancelled],
+      })
+      .execute();
+    return result.affected === 1;
+  }
+
+  /** Which of `ids` have been cancelled (so their handlers can be stopped). */
+  async cancelledAmong(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.repo.find({
+      select: { id: true },
+      where: { id: In(ids), status: TaskStatus.Cancelled },
+    });
+    return rows.map((row) => row.id);
+  }
+
+  countQueued(): Promise<number> {
+    return this.repo.countBy({ status: TaskStatus.Queued });
   }
 
   /**
@@ -112,31 +238,23 @@ export class TaskStore {
   }
 
   /** Queued rows oldest first, a page at a time (keyset on created_at, id). */
-  queuedPage(limit: number, before?: { createdAt: number; id: string }): Promise<TaskEntity[]> {
+  queuedPage(limit: number, after?: { createdAt: number; id: string }): Promise<TaskEntity[]> {
     const query = this.repo
       .createQueryBuilder('task')
       .where('task.status = :queued', { queued: TaskStatus.Queued })
       .orderBy('task.created_at', 'ASC')
       .addOrderBy('task.id', 'ASC')
-      .take(limit);
-    if (before) {
+      .limit(limit);
+    if (after) {
       query.andWhere(
         '(task.created_at > :createdAt OR (task.created_at = :createdAt AND task.id > :id))',
-        before,
+        after,
       );
     }
     return query.getMany();
   }
 
-  countByStatus(statuses: TaskStatus[]): Promise<number> {
-    return this.repo.countBy({ status: In(statuses) });
-  }
-
-  private async updateClaimed(
-    id: string,
-    token: string,
-    values: Partial<TaskEntity>,
-  ): Promise<boolean> {
+  private async updateClaimed(id: string, token: string, values: TaskChanges): Promise<boolean> {
     const result = await this.repo
       .createQueryBuilder()
       .update(TaskEntity)

@@ -7,6 +7,10 @@ import { TaskProcessor } from './task.processor';
 import { TaskRecoveryService } from './task-recovery.service';
 import { TaskWorkerService } from './task-worker.service';
 import { TaskEntity } from './task.entity';
+import { TaskEvents } from './task-events.service';
+import { TaskEventsController } from './task-events.controller';
+import { TaskRetentionService } from './task-retention.service';
+import { CallbackDispatcher, CallbackStore } from './callbacks';
 import { TaskStore } from './task.store';
 import { TasksController } from './tasks.controller';
 import { TasksService } from './tasks.service';
@@ -18,7 +22,8 @@ export class TasksModule {
     return {
       module: TasksModule,
       imports: [TypeOrmModule.forFeature([TaskEntity]), DiscoveryModule],
-      controllers: role === 'worker' ? [] : [TasksController],
+      // Events first: express matches in order, and GET /tasks/:id would take /tasks/events.
+      controllers: role === 'worker' ? [] : [TaskEventsController, TasksController],
       providers: [
         TaskStore,
         TaskHandlerExplorer,
@@ -26,8 +31,12 @@ export class TasksModule {
         TaskProcessor,
         TaskRecoveryService,
         TaskWorkerService,
+        TaskEvents,
+        CallbackStore,
+        CallbackDispatcher,
+        TaskRetentionService,
       ],
-      exports: [TaskHandlerExplorer, TasksService, TaskStore, TaskProcessor],
+      exports: [TaskHandlerExplorer, TasksService, TaskStore, TaskProcessor, TaskEvents],
     };
   }
 }

@@ -1,78 +1,108 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate, type ValidationError } from 'class-validator';
-import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { QueryFailedError } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
 import { MAX_ATTEMPTS_HEADER, QueuePublisher } from '../queue';
 import type { CreateTaskDto } from './dto/create-task.dto';
-import { InvalidTaskDataError } from './errors/invalid-task-data.error';
+import { IdempotencyConflictError } from './errors/idempotency-conflict.error';
+import { InvalidTaskRequestError } from './errors/invalid-task-request.error';
+import { QueueFullError } from './errors/queue-full.error';
 import { TaskNotFoundError } from './errors/task-not-found.error';
+import { TaskStateConflictError } from './errors/task-state-conflict.error';
 import { UnknownActionError } from './errors/unknown-action.error';
-import type { TaskHandlerMetadata } from './task-handler.decorator';
+import { TaskEvents } from './task-events.service';
 import { TaskHandlerExplorer } from './task-handler.explorer';
 import type { TaskMessage } from './task-message.interface';
-import { TaskStatus } from './task-status.enum';
-import { TaskEntity } from './task.entity';
+import { TaskProcessor } from './task.processor';
+import { TERMINAL_STATUSES } from './task-status.enum';
+import type { TaskEntity } from './task.entity';
+import { newTask } from './task.factory';
 import { type ListTasksFilter, TaskStore } from './task.store';
+
+export interface CreateResult {
+  task: TaskEntity;
+  /** False when an Idempotency-Key matched an earlier request: `task` is that request's task. */
+  created: boolean;
+}
+
+/** How long a queue-depth reading is reused, so a burst of POSTs costs one COUNT. */
+const DEPTH_CACHE_MS = 500;
+/** Long polls re-read the row this often, to see changes made by other processes. */
+const WAIT_POLL_MS = 250;
 
 /** The task use cases behind the REST API. */
 @Injectable()
 export class TasksService {
   private readonly logger = new Logger(TasksService.name);
+  private depth = { value: 0, at: 0 };
 
   constructor(
     private readonly store: TaskStore,
     private readonly explorer: TaskHandlerExplorer,
     private readonly publisher: QueuePublisher,
+    private readonly events: TaskEvents,
+    private readonly processor: TaskProcessor,
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
   /**
    * Validates, writes the row (queued), then publishes. The row is committed first, so a crash
-   * or a broker error in between leaves a queued row that recovery publishes again.
+   * or a broker error in between leaves a queued row that recovery publishes again. With an
+   * idempotency key, the unique index decides which of racing requests creates the task.
    */
-  async create(dto: CreateTaskDto): Promise<TaskEntity> {
-    const data = dto.data ?? {};
-    const handler = this.explorer.resolve(dto.action);
-    if (!handler) throw new UnknownActionError(dto.action, this.explorer.actions());
-    await this.validateData(handler, data);
-
-    const now = Date.now();
-    const task = Object.assign(new TaskEntity(), {
-      id: randomUUID(),
-      action: dto.action,
-      payload: JSON.stringify(data),
-      status: TaskStatus.Queued,
-      result: null,
-      error: null,
-      attempt: 0,
-      maxAttempts: handler.maxAttempts ?? this.config.task.maxAttempts,
-      priority: 0,
-      queue: this.config.queue.name,
-      progress: null,
-      claimToken: null,
-      createdAt: now,
-      startedAt: null,
-      processedAt: null,
-      updatedAt: now,
-    } satisfies TaskEntity);
-    await this.store.insert(task);
-    try {
-      await this.publish([task]);
-    } catch (error) {
-      this.logger.error(
-        `task ${task.id} stored but not published; recovery will publish it`,
-        (error as Error).stack,
-      );
+  async create(dto: CreateTaskDto, idempotencyKey?: string): Promise<CreateResult> {
+    const requestHash = idempotencyKey ? hashRequest(dto) : null;
+    if (idempotencyKey) {
+      const existing = await this.store.findByIdempotencyKey(idempotencyKey);
+      if (existing)
+        return { task: this.replay(existing, idempotencyKey, requestHash!), created: false };
     }
-    return task;
+    await this.assertRoom(1);
+    const task = await this.build(dto, 'data');
+    task.idempotencyKey = idempotencyKey ?? null;
+    task.requestHash = requestHash;
+    try {
+      await this.store.insert([task]);
+    } catch (error) {
+      if (!idempotencyKey || !isUniqueViolation(error)) throw error;
+      // Another request with this key won the race: answer with its task.
+      const winner = await this.store.findByIdempotencyKey(idempotencyKey);
+      if (!winner) throw error;
+      return { task: this.replay(winner, idempotencyKey, requestHash!), created: false };
+    }
+    await this.publishAccepted([task]);
+    return { task, created: true };
+  }
+
+  /** All or nothing: every task is validated first, then all rows go in one transaction. */
+  async createMany(dtos: CreateTaskDto[]): Promise<TaskEntity[]> {
+    const tasks: TaskEntity[] = [];
+    const problems: string[] = [];
+    for (const [index, dto] of dtos.entries()) {
+      try {
+        tasks.push(await this.build(dto, `tasks.${index}.data`));
+      } catch (error) {
+        if (error instanceof InvalidTaskRequestError) problems.push(...error.messages);
+        else if (error instanceof UnknownActionError)
+          problems.push(`tasks.${index}.action: ${error.message}`);
+        else throw error;
+      }
+    }
+    if (problems.length > 0) throw new InvalidTaskRequestError(problems);
+    await this.assertRoom(tasks.length);
+    await this.store.insert(tasks);
+    await this.publishAccepted(tasks);
+    return tasks;
   }
 
   /** Publishes each task's next attempt to its queue. */
   async publish(tasks: TaskEntity[]): Promise<void> {
     const byQueue = new Map<string, TaskEntity[]>();
     for (const task of tasks) byQueue.set(task.queue, [...(byQueue.get(task.queue) ?? []), task]);
+    const now = Date.now();
     for (const [queue, group] of byQueue) {
       await this.publisher.publish<TaskMessage>(
         queue,
@@ -81,8 +111,10 @@ export class TasksService {
             taskId: task.id,
             action: task.action,
             data: JSON.parse(task.payload) as Record<string, unknown>,
+            ...(task.timeoutMs ? { timeoutMs: task.timeoutMs } : {}),
           },
           priority: task.priority,
+          delayMs: task.runAt ? Math.max(0, task.runAt - now) : 0,
           attempt: task.attempt + 1,
           headers: { [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts) },
           // A task has at most one live message: publishing it again while one waits, is
@@ -99,17 +131,160 @@ export class TasksService {
     return task;
   }
 
+  /**
+   * The task once it is terminal, or as it is when `waitMs` runs out. Woken by this process's
+   * events at once; re-reads the row every 250 ms for changes made by other processes.
+   */
+  async waitFor(id: string, waitMs: number): Promise<TaskEntity> {
+    const deadline = Date.now() + waitMs;
+    let task = await this.findOne(id);
+    while (!TERMINAL_STATUSES.includes(task.status) && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(WAIT_POLL_MS, deadline - Date.now()));
+        const unsubscribe = this.events.subscribe((event) => {
+          if (event.taskId === id && TERMINAL_STATUSES.includes(event.status)) done();
+        });
+        function done(): void {
+          clearTimeout(timer);
+          unsubscribe();
+          resolve();
+        }
+      });
+      task = await this.findOne(id);
+    }
+    return task;
+  }
+
   list(filter: ListTasksFilter): Promise<TaskEntity[]> {
     return this.store.list(filter);
   }
 
-  private async validateData(handler: TaskHandlerMetadata, data: object): Promise<void> {
-    if (!handler.dataType) return;
-    const errors = await validate(plainToInstance(handler.dataType, data), {
-      forbidUnknownValues: false,
+  /**
+   * Queued: it will never run (its message finds nothing to claim). Running: its signal
+   * aborts, here or in whichever worker process holds it. Terminal: a conflict.
+   */
+  async cancel(id: string): Promise<TaskEntity> {
+    if (!(await this.store.cancel(id))) {
+      const task = await this.findOne(id);
+      throw new TaskStateConflictError(id, task.status, 'cancelled');
+    }
+    this.processor.abortIfRunning(id);
+    const task = await this.findOne(id);
+    this.events.emit({
+      type: 'status',
+      taskId: id,
+      action: task.action,
+      status: task.status,
+      at: Date.now(),
     });
-    if (errors.length > 0) throw new InvalidTaskDataError(flatten(errors, 'data'));
+    return task;
   }
+
+  /** Failed or cancelled: queued again with fresh attempts (the dead-letter redrive). */
+  async retry(id: string): Promise<TaskEntity> {
+    if (!(await this.store.requeueFinished(id))) {
+      const task = await this.findOne(id);
+      throw new TaskStateConflictError(
+        id,
+        task.status,
+        'retried (only failed or cancelled tasks can)',
+      );
+    }
+    const task = await this.findOne(id);
+    await this.publishAccepted([task]);
+    return task;
+  }
+
+  private async build(dto: CreateTaskDto, dataPath: string): Promise<TaskEntity> {
+    const data = dto.data ?? {};
+    const handler = this.explorer.resolve(dto.action);
+    if (!handler) throw new UnknownActionError(dto.action, this.explorer.actions());
+    if (dto.delayMs !== undefined && dto.runAt !== undefined) {
+      throw new InvalidTaskRequestError([
+        `${dataPath.replace(/data$/, '')}delayMs and runAt cannot both be set`,
+      ]);
+    }
+    if (handler.dataType) {
+      const errors = await validate(plainToInstance(handler.dataType, data), {
+        forbidUnknownValues: false,
+      });
+      if (errors.length > 0) throw new InvalidTaskRequestError(flatten(errors, dataPath));
+    }
+    const now = Date.now();
+    const runAt =
+      dto.runAt !== undefined ? Date.parse(dto.runAt) : dto.delayMs ? now + dto.delayMs : null;
+    const timeoutMs = dto.timeoutMs ?? handler.timeoutMs ?? (this.config.task.timeoutMs || null);
+    return newTask({
+      action: dto.action,
+      data,
+      queue: this.config.queue.name,
+      maxAttempts: dto.maxAttempts ?? handler.maxAttempts ?? this.config.task.maxAttempts,
+      priority: dto.priority,
+      runAt: runAt !== null && runAt > now ? runAt : null,
+      timeoutMs,
+      callbackUrl: dto.callbackUrl,
+      now,
+    });
+  }
+
+  private async publishAccepted(tasks: TaskEntity[]): Promise<void> {
+    for (const task of tasks) {
+      this.events.emit({
+        type: 'status',
+        taskId: task.id,
+        action: task.action,
+        status: task.status,
+        at: Date.now(),
+      });
+    }
+    try {
+      await this.publish(tasks);
+    } catch (error) {
+      this.logger.error(
+        `${tasks.length} task(s) stored but not published; recovery will publish them`,
+        (error as Error).stack,
+      );
+    }
+  }
+
+  private replay(existing: TaskEntity, key: string, requestHash: string): TaskEntity {
+    if (existing.requestHash !== requestHash) throw new IdempotencyConflictError(key);
+    return existing;
+  }
+
+  private async assertRoom(adding: number): Promise<void> {
+    const limit = this.config.task.maxQueueDepth;
+    if (limit === 0) return;
+    if (Date.now() - this.depth.at > DEPTH_CACHE_MS) {
+      this.depth = { value: await this.store.countQueued(), at: Date.now() };
+    }
+    if (this.depth.value + adding > limit) throw new QueueFullError(this.depth.value, limit);
+    this.depth.value += adding;
+  }
+}
+
+/** A stable hash of a request: keys sorted, so field order does not matter. */
+function hashRequest(dto: CreateTaskDto): string {
+  const canonical = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(canonical)
+      : value && typeof value === 'object'
+        ? Object.fromEntries(
+            Object.keys(value)
+              .sort()
+              .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+          )
+        : value;
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(dto)))
+    .digest('hex');
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  if (!(error instanceof QueryFailedError)) return false;
+  const { code } = error.driverError as { code?: string };
+  // SQLite (better-sqlite3) and PostgreSQL.
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505';
 }
 
 /** class-validator errors as "data.field must be ..." lines, nested fields included. */

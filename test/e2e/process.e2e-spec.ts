@@ -19,7 +19,9 @@ describe('processes', () => {
         DATABASE_PATH: dbPath,
       });
       expect(first).toMatchObject({ code: 0 });
-      expect(first.stdout).toContain(`migrate: applied CreateTasks1763900000000 to ${dbPath}`);
+      expect(first.stdout).toContain(
+        `migrate: applied CreateTasks1763900000000, AddTaskControl1763910000000 to ${dbPath}`,
+      );
 
       const db = new Database(dbPath, { readonly: true });
       const columns = db.prepare("SELECT name FROM pragma_table_info('tasks')").all();

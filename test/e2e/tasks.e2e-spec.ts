@@ -44,6 +44,10 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
         maxAttempts: 3,
         priority: 0,
         progress: null,
+        progressMessage: null,
+        runAt: null,
+        timeoutMs: null,
+        callback: null,
         createdAt: expect.any(String),
         startedAt: expect.any(String),
         processedAt: expect.any(String),
@@ -93,7 +97,7 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
       ).toBe(true);
 
       const none = await t.http.get('/tasks?status=cancelled').expect(200);
-      expect(none.body).toEqual({ tasks: [], count: 0 });
+      expect(none.body).toEqual({ tasks: [], count: 0, nextCursor: null });
 
       const limited = await t.http.get('/tasks?limit=2').expect(200);
       expect(limited.body.count).toBe(2);
@@ -153,8 +157,8 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
       ],
       [
         'an unknown field',
-        { action: 'sum', priority: 'x', extra: 1 },
-        ['property priority should not exist', 'property extra should not exist'],
+        { action: 'sum', colour: 'x', extra: 1 },
+        ['property colour should not exist', 'property extra should not exist'],
       ],
       ['data that is not an object', { action: 'sum', data: [1, 2] }, ['data must be an object']],
       [

@@ -1,8 +1,23 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { TaskStatus } from '../task-status.enum';
+import { type CallbackStatus, TaskStatus } from '../task-status.enum';
 import type { TaskEntity } from '../task.entity';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** Delivery of the task's result callback (only for tasks submitted with `callbackUrl`). */
+export class TaskCallbackDto {
+  @ApiProperty({
+    enum: ['pending', 'delivered', 'failed'],
+    description: 'pending until the receiver answers 2xx (delivered) or attempts run out (failed).',
+  })
+  status!: CallbackStatus;
+
+  @ApiProperty({ description: 'Deliveries tried so far.' })
+  attempts!: number;
+
+  @ApiProperty({ type: String, nullable: true, description: "The last failed delivery's error." })
+  lastError!: string | null;
+}
 
 export class TaskResponseDto {
   @ApiProperty({ format: 'uuid' })
@@ -43,6 +58,24 @@ export class TaskResponseDto {
   })
   progress!: number | null;
 
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'The message sent with the last progress.',
+  })
+  progressMessage!: string | null;
+
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    description: 'Not run before this time.',
+  })
+  runAt!: string | null;
+
+  @ApiProperty({ type: Number, nullable: true, description: 'Per-attempt time limit in ms.' })
+  timeoutMs!: number | null;
+
   @ApiProperty({ format: 'date-time' })
   createdAt!: string;
 
@@ -51,6 +84,13 @@ export class TaskResponseDto {
 
   @ApiProperty({ type: String, format: 'date-time', nullable: true })
   processedAt!: string | null;
+
+  @ApiProperty({
+    type: TaskCallbackDto,
+    nullable: true,
+    description: 'Result callback delivery; null without `callbackUrl` or before the task ends.',
+  })
+  callback!: TaskCallbackDto | null;
 
   static from(task: TaskEntity): TaskResponseDto {
     return {
@@ -64,9 +104,20 @@ export class TaskResponseDto {
       maxAttempts: task.maxAttempts,
       priority: task.priority,
       progress: task.progress,
+      progressMessage: task.progressMessage,
+      runAt: iso(task.runAt),
+      timeoutMs: task.timeoutMs,
       createdAt: iso(task.createdAt)!,
       startedAt: iso(task.startedAt),
       processedAt: iso(task.processedAt),
+      callback:
+        task.callbackStatus === null
+          ? null
+          : {
+              status: task.callbackStatus,
+              attempts: task.callbackAttempts,
+              lastError: task.callbackError,
+            },
     };
   }
 }
@@ -77,4 +128,11 @@ export class TaskListResponseDto {
 
   @ApiProperty({ description: 'How many tasks this page holds.' })
   count!: number;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'Pass as `cursor` for the next (older) page; null on the last page.',
+  })
+  nextCursor!: string | null;
 }
