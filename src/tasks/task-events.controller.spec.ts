@@ -46,9 +46,10 @@ describe(TaskEventsController.name, () => {
 
   it('completes open streams, and streams opened later, once shutdown begins', async () => {
     const before = open();
-    response.closed = true; // as if the response were already over
-    await sut.beforeApplicationShutdown();
+    const shutdown = sut.beforeApplicationShutdown();
     expect(before.isCompleted()).toBe(true);
+    response.emit('close'); // Nest ends the response once the stream completes
+    await shutdown;
     expect(open().isCompleted()).toBe(true);
   });
 

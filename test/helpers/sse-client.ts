@@ -1,0 +1,56 @@
+import { get, type IncomingMessage } from 'node:http';
+
+export interface SseStream {
+  status: number;
+  contentType: string | undefined;
+  /** Parsed `data:` payloads, in arrival order. */
+  events: unknown[];
+  /** Comment lines (`: text`) received. */
+  comments: string[];
+  /** Resolves when the server ends the stream. */
+  ended: Promise<void>;
+  /** Disconnects, as a client that goes away. */
+  close(): void;
+}
+
+/**
+ * Opens a server-sent event stream with a plain HTTP request (supertest buffers whole
+ * responses) and parses it as it arrives. Resolves once the response headers are in.
+ */
+export function openSse(url: string): Promise<SseStream> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { headers: { Accept: 'text/event-stream' } }, (res: IncomingMessage) => {
+      const events: unknown[] = [];
+      const comments: string[] = [];
+      let buffer = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) comments.push(line.slice(1).trim());
+            else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+          }
+          if (data.length > 0) events.push(JSON.parse(data.join('\n')));
+        }
+      });
+      const ended = new Promise<void>((done) => {
+        res.on('end', done);
+        res.on('close', done);
+      });
+      resolve({
+        status: res.statusCode ?? 0,
+        contentType: res.headers['content-type'],
+        events,
+        comments,
+        ended,
+        close: () => req.destroy(),
+      });
+    });
+    req.on('error', reject);
+  });
+}
