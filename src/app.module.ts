@@ -37,6 +37,7 @@ export class AppModule {
             prefetch: config.worker.prefetch,
             maxAttempts: config.task.maxAttempts,
             backoff: { baseMs: config.task.backoffMs, maxMs: config.task.backoffMaxMs },
+            leaseMs: config.queue.leaseMs,
           },
           shutdownTimeoutMs: config.shutdownTimeoutMs,
         }),

@@ -313,4 +313,38 @@ describe(WorkerPool.name, () => {
     await waitFor(() => sut.stats().staleSettles === 1);
     expect(sut.stats().succeeded).toBe(1);
   });
+
+  it('extends the lease of every delivery it holds, running or buffered, on lease-based drivers', async () => {
+    // Arrange: a memory driver that claims to lease, recording extensions.
+    const gate = deferred();
+    const driver = new CountingDriver();
+    Object.defineProperty(driver, 'capabilities', { value: { durable: false, leases: true } });
+    const extended: string[] = [];
+    driver.extendLease = async (d: Delivery, ms: number) => void extended.push(`${d.id}:${ms}`);
+    const sut = new WorkerPool<number>(
+      driver,
+      QUEUE,
+      { process: () => gate.promise },
+      {
+        concurrency: 1,
+        prefetch: 2,
+        maxAttempts: 1,
+        backoff: { baseMs: 1, maxMs: 1 },
+        leaseMs: 40,
+      },
+      silent,
+    );
+    track({ sut, driver });
+    const ids = await driver.publish(QUEUE, [{ body: 1 }, { body: 2 }]);
+    // Act
+    sut.start();
+    // Assert: both held deliveries (one running, one buffered) are renewed for the full lease.
+    await waitFor(() => ids.every((id) => extended.includes(`${id}:40`)), { what: 'both renewed' });
+    gate.resolve();
+    await waitFor(() => sut.stats().succeeded === 2);
+    await sut.stop(0);
+    const after = extended.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(extended.length).toBe(after);
+  });
 });

@@ -16,6 +16,12 @@ export interface WorkerPoolOptions {
   /** Attempts per message unless its MAX_ATTEMPTS_HEADER says otherwise. */
   maxAttempts: number;
   backoff: BackoffOptions;
+  /**
+   * Lease length of lease-based drivers: every delivery this pool holds, buffered or running,
+   * is extended every `leaseMs / 2`, so a long handler never loses its message to another
+   * worker while it is alive. Default 30000.
+   */
+  leaseMs?: number;
 }
 
 export interface WorkerPoolLogger {
@@ -48,6 +54,7 @@ export class WorkerPool<T = unknown> {
   private readonly running = new Map<Delivery<T>, AbortController>();
   private readonly settling = new Set<Promise<void>>();
   private handle?: ConsumerHandle;
+  private leaseTimer?: NodeJS.Timeout;
   private stopping?: Promise<void>;
   private idle?: () => void;
   private counters = { succeeded: 0, retried: 0, deadLettered: 0, staleSettles: 0 };
@@ -67,6 +74,22 @@ export class WorkerPool<T = unknown> {
     this.handle = this.driver.consume<T>(this.queue, (d) => this.accept(d), {
       prefetch: this.options.prefetch,
     });
+    if (this.driver.capabilities.leases) {
+      const leaseMs = this.options.leaseMs ?? 30_000;
+      this.leaseTimer = setInterval(() => this.renewLeases(leaseMs), leaseMs / 2);
+      this.leaseTimer.unref();
+    }
+  }
+
+  private renewLeases(leaseMs: number): void {
+    for (const delivery of [...this.buffer, ...this.running.keys()]) {
+      this.driver.extendLease(delivery, leaseMs).catch((error: unknown) => {
+        // A lost lease is not fatal: fencing stops this holder from recording anything.
+        this.logger.warn(
+          `queue ${this.queue}: lease of message ${delivery.id} not extended: ${(error as Error).message}`,
+        );
+      });
+    }
   }
 
   pause(): void {
@@ -109,6 +132,7 @@ export class WorkerPool<T = unknown> {
       // A handler that honours its signal unwinds at once; one that ignores it is not waited for.
       await this.waitIdle(Math.min(1000, timeoutMs));
     }
+    clearInterval(this.leaseTimer);
     await Promise.allSettled([...this.settling]);
   }
 
