@@ -73,11 +73,12 @@ export function sendCallback(callback: CallbackRequest): Promise<void> {
 
 function describe(error: Error, signal: AbortSignal): Error {
   if (signal.aborted) {
-    const reason: unknown = signal.reason;
-    if (reason instanceof Error && reason.name === 'TimeoutError') {
+    // Not `instanceof Error`: AbortSignal.timeout's DOMException may come from another realm.
+    const reason = signal.reason as { name?: unknown; message?: unknown } | undefined;
+    if (reason?.name === 'TimeoutError') {
       return new Error('no answer within the callback timeout');
     }
-    return new Error(reason instanceof Error ? reason.message : 'aborted');
+    return new Error(typeof reason?.message === 'string' ? reason.message : 'aborted');
   }
   const code = (error as NodeJS.ErrnoException).code;
   return new Error(
