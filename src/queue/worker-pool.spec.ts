@@ -347,4 +347,39 @@ describe(WorkerPool.name, () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(extended.length).toBe(after);
   });
+
+  it('runs buffered deliveries by priority, FIFO within one priority', async () => {
+    // Arrange: one worker held, so the rest wait in the pool's buffer.
+    const gate = deferred();
+    const order: number[] = [];
+    const { sut, driver } = track(
+      setup(
+        { concurrency: 1, prefetch: 10 },
+        {
+          process: async (d) => {
+            if (d.body === 0) await gate.promise;
+            order.push(d.body);
+          },
+        },
+      ),
+    );
+    sut.start();
+    await driver.publish(QUEUE, [{ body: 0 }]);
+    await waitFor(() => sut.stats().busy === 1);
+    for (const [body, priority] of [
+      [1, 0],
+      [2, 5],
+      [3, 9],
+      [4, 5],
+      [5, 0],
+    ]) {
+      await driver.publish(QUEUE, [{ body, priority }]);
+      await waitFor(() => sut.stats().buffered === body);
+    }
+    // Act
+    gate.resolve();
+    // Assert
+    await waitFor(() => order.length === 6);
+    expect(order).toEqual([0, 3, 2, 4, 1, 5]);
+  });
 });

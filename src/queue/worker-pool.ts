@@ -152,7 +152,11 @@ export class WorkerPool<T = unknown> {
       this.settle(delivery, 'release');
       return;
     }
-    this.buffer.push(delivery);
+    // Higher priority first, FIFO within one: prefetched deliveries must not jump the order
+    // the driver delivered by.
+    const at = this.buffer.findIndex((held) => held.priority < delivery.priority);
+    if (at === -1) this.buffer.push(delivery);
+    else this.buffer.splice(at, 0, delivery);
     this.pump();
   }
 
