@@ -6,6 +6,7 @@ import { QueryFailedError } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
 import { MAX_ATTEMPTS_HEADER, QueuePublisher } from '../queue';
+import { checkCallbackUrl } from './callbacks/callback-url';
 import type { CreateTaskDto } from './dto/create-task.dto';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error';
 import { InvalidTaskRequestError } from './errors/invalid-task-request.error';
@@ -204,6 +205,11 @@ export class TasksService {
         `${dataPath.replace(/data$/, '')}delayMs and runAt cannot both be set`,
       ]);
     }
+    if (dto.callbackUrl !== undefined) {
+      const refused = checkCallbackUrl(dto.callbackUrl, this.config.callback.allowPrivate);
+      if (refused)
+        throw new InvalidTaskRequestError([`${dataPath.replace(/data$/, '')}${refused}`]);
+    }
     if (handler.dataType) {
       const errors = await validate(plainToInstance(handler.dataType, data), {
         forbidUnknownValues: false,
@@ -217,7 +223,7 @@ export class TasksService {
     return newTask({
       action: dto.action,
       data,
-      queue: this.config.queue.name,
+      queue: handler.queue ?? this.config.queue.name,
       maxAttempts: dto.maxAttempts ?? handler.maxAttempts ?? this.config.task.maxAttempts,
       priority: dto.priority,
       runAt: runAt !== null && runAt > now ? runAt : null,

@@ -162,7 +162,7 @@ export class MemoryQueueDriver implements QueueDriver {
     state.dead.push({ id, queue: state.name, body, headers, attempt, reason, deadAt: new Date() });
   }
 
-  async extendLease(): Promise<void> {}
+  async extendLease(_delivery: Delivery, _ms: number): Promise<void> {}
 
   async stats(queue: string): Promise<QueueStats> {
     const state = this.queue(queue);
