@@ -14,6 +14,7 @@ import { TasksModule } from './tasks';
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig, extraModules: Type[] = []): DynamicModule {
+    const { topology } = config.queue;
     return {
       module: AppModule,
       imports: [
@@ -21,17 +22,11 @@ export class AppModule {
         DatabaseModule,
         QueueModule.forRoot({
           isGlobal: true,
-          drivers: [
-            {
-              name: 'default',
-              kind: config.queue.driver,
-              options:
-                config.queue.driver === 'sqlite'
-                  ? { ...config.queue.sqlite, leaseMs: config.queue.leaseMs }
-                  : undefined,
-            },
-          ],
-          queues: [{ name: config.queue.name, driver: 'default' }],
+          // From QUEUE_TOPOLOGY's file, or the one driver and queue the environment describes.
+          drivers: topology.drivers,
+          queues: topology.queues,
+          consumers: topology.consumers,
+          defaultDriver: topology.queues.find((q) => q.name === topology.defaultQueue)?.driver,
           consumerDefaults: {
             concurrency: config.worker.concurrency,
             prefetch: config.worker.prefetch,

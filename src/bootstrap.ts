@@ -67,17 +67,20 @@ export async function createApp(
   );
   app.useGlobalFilters(new InvalidJsonFilter(app.getHttpAdapter()));
 
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('taskq')
-      .setDescription(
-        'Queue tasks for background workers; every task, status and result kept in SQL.',
-      )
-      .setVersion('0.1.0')
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, document);
+  // A worker serves only /health: no public API, so no API documentation either.
+  if (config.role !== 'worker') {
+    const document = SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('taskq')
+        .setDescription(
+          'Queue tasks for background workers; every task, status and result kept in SQL.',
+        )
+        .setVersion('0.1.0')
+        .build(),
+    );
+    SwaggerModule.setup('docs', app, document);
+  }
   await app.init();
   if (config.httpAdapter === 'fastify') {
     await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();

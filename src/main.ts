@@ -42,13 +42,25 @@ function configOrExit(): AppConfig {
   }
 }
 
+/**
+ * "database postgres, driver redis" or, with several queues, "queues emails on amqp, reports on
+ * sqlite". Kinds and names only: URLs may carry passwords and are never printed.
+ */
+function describeStores(config: AppConfig): string {
+  const database = `database ${config.databaseUrl ? 'postgres' : 'sqlite'}`;
+  const { drivers, queues } = config.queue.topology;
+  const kindOf = (driver: string): string => drivers.find((d) => d.name === driver)?.kind ?? '?';
+  if (queues.length === 1) return `${database}, driver ${kindOf(queues[0].driver)}`;
+  return `${database}, queues ${queues.map((q) => `${q.name} on ${kindOf(q.driver)}`).join(', ')}`;
+}
+
 async function main(): Promise<void> {
   const config = configOrExit();
   const app = await createApp(config);
   exitOnSignals(app);
   await app.listen(config.port, config.host);
   logger.log(
-    `listening on ${await app.getUrl()} (role ${config.role}, driver ${config.queue.driver}, ${config.httpAdapter}); docs at /docs`,
+    `listening on ${await app.getUrl()} (role ${config.role}, ${describeStores(config)}, ${config.httpAdapter})${config.role === 'worker' ? '' : '; docs at /docs'}`,
   );
 }
 

@@ -1,8 +1,16 @@
 import { resolve } from 'node:path';
+import { ConfigError } from './config-error';
+import {
+  envTopology,
+  loadTopologyFile,
+  type QueueTopology,
+  type TopologyInput,
+} from './queue-topology';
 
 export type AppRole = 'all' | 'api' | 'worker';
 export type HttpAdapterKind = 'express' | 'fastify';
-export type QueueDriverKind = 'memory' | 'sqlite';
+export type QueueDriverKind = 'memory' | 'sqlite' | 'redis' | 'amqp';
+export const QUEUE_DRIVER_KINDS: readonly QueueDriverKind[] = ['memory', 'sqlite', 'redis', 'amqp'];
 
 /** Everything taskq reads from the environment, parsed and validated once at boot. */
 export interface AppConfig {
@@ -11,8 +19,11 @@ export interface AppConfig {
   role: AppRole;
   httpAdapter: HttpAdapterKind;
   databasePath: string;
+  /** `postgres://...` switches the task store to PostgreSQL; unset means SQLite at databasePath. */
+  databaseUrl?: string;
   migrationsRun: boolean;
   queue: {
+    /** QUEUE_DRIVER: the kind of the default driver when no topology file is given. */
     driver: QueueDriverKind;
     /** The queue every task goes to unless its handler names another. */
     name: string;
@@ -25,6 +36,21 @@ export interface AppConfig {
       /** Database files the queue spreads over (1..64); shard 0 is `path`. */
       shards: number;
     };
+    /** May carry credentials: never log it (see redactUrl). */
+    redis: { url: string };
+    /** May carry credentials: never log it (see redactUrl). */
+    amqp: { url: string };
+    /**
+     * Drivers, queues and consumers: from QUEUE_TOPOLOGY's file when set, otherwise the single
+     * driver, queue and consumer the variables above describe.
+     */
+    topology: QueueTopology;
+  };
+  reconcile: {
+    /** How often a worker looks for queued tasks whose message went missing; 0 = never. */
+    intervalMs: number;
+    /** A queued task untouched this long, or a running one whose claim went silent this long, is suspect. */
+    afterMs: number;
   };
   worker: {
     concurrency: number;
@@ -55,10 +81,7 @@ export interface AppConfig {
 
 export type LogLevel = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 
-/** A bad environment value; the message is one line naming the variable and what is allowed. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+export { ConfigError };
 
 type Env = Record<string, string | undefined>;
 
@@ -104,6 +127,51 @@ function identifier(env: Env, key: string, fallback: string): string {
   return value;
 }
 
+/** A broker URL with one of `protocols`; the message never repeats a password. */
+function brokerUrl(env: Env, key: string, fallback: string, protocols: string[]): string {
+  const value = raw(env, key) ?? fallback;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`${key} is invalid: not a URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(
+      `${key}=${redactUrl(value)} is invalid: expected a ${protocols.map((p) => `${p}//`).join(' or ')} URL`,
+    );
+  }
+  return value;
+}
+
+function databaseUrl(env: Env): string | undefined {
+  const value = raw(env, 'DATABASE_URL');
+  if (value === undefined) return undefined;
+  if (!/^postgres(ql)?:\/\/[^\s]+$/.test(value)) {
+    throw new ConfigError(
+      `DATABASE_URL=${redactUrl(value)} is invalid: expected postgres://user@host:port/database (unset for SQLite)`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The URL with its password (and user) replaced, for logs and error messages. Anything that is
+ * not a URL comes back as `<url>`, so a malformed value with a secret in it is never echoed.
+ */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.username || url.password) {
+      url.username = '***';
+      url.password = '';
+    }
+    return url.toString();
+  } catch {
+    return '<url>';
+  }
+}
+
 /** Limits from the Wippy consumer semantics the project was designed from. */
 export const MAX_CONCURRENCY = 1000;
 export const MAX_PREFETCH = 10000;
@@ -114,15 +182,16 @@ export const MAX_PREFETCH = 10000;
  */
 export function loadConfig(env: Env = process.env): AppConfig {
   const databasePath = resolve(raw(env, 'DATABASE_PATH') ?? './data/tasks.db');
-  const config: AppConfig = {
+  const base = {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: raw(env, 'HOST') ?? '0.0.0.0',
     role: oneOf(env, 'APP_ROLE', 'all', ['all', 'api', 'worker'] as const),
     httpAdapter: oneOf(env, 'HTTP_ADAPTER', 'express', ['express', 'fastify'] as const),
     databasePath,
+    databaseUrl: databaseUrl(env),
     migrationsRun: bool(env, 'MIGRATIONS_RUN', true),
     queue: {
-      driver: oneOf(env, 'QUEUE_DRIVER', 'sqlite', ['memory', 'sqlite'] as const),
+      driver: oneOf(env, 'QUEUE_DRIVER', 'sqlite', QUEUE_DRIVER_KINDS),
       name: identifier(env, 'QUEUE_NAME', 'tasks'),
       leaseMs: int(env, 'QUEUE_LEASE_MS', 30_000, 1000, 86_400_000),
       sqlite: {
@@ -130,6 +199,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
         synchronous: oneOf(env, 'QUEUE_SQLITE_SYNCHRONOUS', 'NORMAL', ['NORMAL', 'FULL'] as const),
         shards: int(env, 'QUEUE_SQLITE_SHARDS', 1, 1, 64),
       },
+      redis: { url: brokerUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']) },
+      amqp: {
+        url: brokerUrl(env, 'AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
+      },
+    },
+    reconcile: {
+      intervalMs: int(env, 'RECONCILE_INTERVAL_MS', 30_000, 0, 86_400_000),
+      afterMs: int(env, 'RECONCILE_AFTER_MS', 300_000, 1000, 86_400_000),
     },
     worker: {
       concurrency: int(env, 'WORKER_CONCURRENCY', 2, 1, MAX_CONCURRENCY),
@@ -151,11 +228,22 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
     logLevel: oneOf(env, 'LOG_LEVEL', 'log', ['error', 'warn', 'log', 'debug', 'verbose'] as const),
+  } satisfies Omit<AppConfig, 'queue'> & TopologyInput;
+  const topologyPath = raw(env, 'QUEUE_TOPOLOGY');
+  const topology = topologyPath
+    ? loadTopologyFile(resolve(topologyPath), base, raw(env, 'QUEUE_NAME'))
+    : envTopology(base);
+  const config: AppConfig = {
+    ...base,
+    queue: { ...base.queue, name: topology.defaultQueue, topology },
   };
-  if (config.queue.driver === 'memory' && config.role !== 'all') {
+  const memory = config.queue.topology.drivers.find((d) => d.kind === 'memory');
+  if (memory && config.role !== 'all') {
     // The memory driver lives inside one process: a separate API or worker would never meet it.
     throw new ConfigError(
-      `APP_ROLE=${config.role} is invalid with QUEUE_DRIVER=memory: the memory driver needs APP_ROLE=all`,
+      topologyPath
+        ? `APP_ROLE=${config.role} is invalid with ${topologyPath}: driver "${memory.name}" is queue.driver.memory, which needs APP_ROLE=all`
+        : `APP_ROLE=${config.role} is invalid with QUEUE_DRIVER=memory: the memory driver needs APP_ROLE=all`,
     );
   }
   return config;

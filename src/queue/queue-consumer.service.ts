@@ -52,6 +52,21 @@ export class QueueConsumerService implements BeforeApplicationShutdown {
     return pool;
   }
 
+  /**
+   * Starts the configured consumers of every declared queue (a queue without configured
+   * consumers gets one with the defaults). Returns the pools started.
+   */
+  consumeDeclared<T>(processor: MessageProcessor<T>): WorkerPool<T>[] {
+    const configured = this.options.consumers ?? [];
+    return this.registry.queueNames().flatMap((queue) => {
+      const own = configured.filter((c) => c.queue === queue);
+      if (own.length === 0) return [this.consume(queue, processor)];
+      return own.map(({ concurrency, prefetch }) =>
+        this.consume(queue, processor, { concurrency, prefetch }),
+      );
+    });
+  }
+
   stats(): WorkerPoolStats[] {
     return this.pools.map((pool) => pool.stats());
   }

@@ -1,16 +1,25 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { createDriver } from './drivers/driver.factory';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { redactUrl } from '../config/app.config';
+import { connectDriver, createDriver } from './drivers/driver.factory';
 import { UnknownQueueError } from './errors/unknown-queue.error';
 import type { QueueDriver } from './interfaces/queue-driver.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
 import { QUEUE_MODULE_OPTIONS } from './queue.module-definition';
 
-/** Owns every driver instance and knows which driver carries which queue. */
+const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+
+/**
+ * Owns every driver instance and knows which driver carries which queue. Connects every driver
+ * at module init, so an unreachable or misconfigured broker fails the boot with its name.
+ */
 @Injectable()
-export class QueueDriverRegistry implements OnApplicationShutdown {
+export class QueueDriverRegistry implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(QueueDriverRegistry.name);
   private readonly drivers = new Map<string, QueueDriver>();
+  /** Where each driver connects, credentials removed, for boot errors. */
+  private readonly endpoints = new Map<string, string>();
   private readonly queues = new Map<string, QueueDriver>();
+  private readonly defaultName: string;
   readonly defaultDriver: QueueDriver;
 
   constructor(@Inject(QUEUE_MODULE_OPTIONS) options: QueueModuleOptions) {
@@ -20,21 +29,55 @@ export class QueueDriverRegistry implements OnApplicationShutdown {
         throw new Error(`queue module: driver ${definition.name} is declared twice`);
       }
       this.drivers.set(definition.name, createDriver(definition));
+      const url = definition.options?.url;
+      if (typeof url === 'string') this.endpoints.set(definition.name, ` at ${redactUrl(url)}`);
     }
     for (const queue of options.queues) {
-      const driver = this.drivers.get(queue.driver);
-      if (!driver) {
-        throw new Error(`queue module: queue ${queue.name} names unknown driver ${queue.driver}`);
-      }
       if (this.queues.has(queue.name)) {
         throw new Error(`queue module: queue ${queue.name} is declared twice`);
       }
-      this.queues.set(queue.name, driver);
+      this.declareQueue(queue.name, queue.driver);
     }
-    const defaultName = options.defaultDriver ?? options.drivers[0].name;
-    const fallback = this.drivers.get(defaultName);
-    if (!fallback) throw new Error(`queue module: default driver ${defaultName} is not declared`);
+    this.defaultName = options.defaultDriver ?? options.drivers[0].name;
+    const fallback = this.drivers.get(this.defaultName);
+    if (!fallback) {
+      throw new Error(`queue module: default driver ${this.defaultName} is not declared`);
+    }
     this.defaultDriver = fallback;
+  }
+
+  async onModuleInit(): Promise<void> {
+    await Promise.all(
+      [...this.drivers].map(async ([name, driver]) => {
+        try {
+          await connectDriver(driver);
+        } catch (error) {
+          // The drivers' messages never contain their URL, so this is safe to print.
+          throw new Error(
+            `queue driver "${name}" (${driver.kind}${this.endpoints.get(name) ?? ''}) cannot start: ${(error as Error).message}`,
+            { cause: error },
+          );
+        }
+      }),
+    );
+  }
+
+  /**
+   * Binds `queue` to a driver (the default one unless named). A queue that is already declared
+   * keeps its driver. Used at boot for queues named by handlers rather than by configuration.
+   */
+  declareQueue(queue: string, driverName: string = this.defaultName): void {
+    if (this.queues.has(queue)) return;
+    if (!QUEUE_NAME.test(queue)) {
+      throw new Error(
+        `queue module: queue name ${JSON.stringify(queue)} is invalid: expected 1-64 letters, digits, '_', '.', ':' or '-'`,
+      );
+    }
+    const driver = this.drivers.get(driverName);
+    if (!driver) {
+      throw new Error(`queue module: queue ${queue} names unknown driver ${driverName}`);
+    }
+    this.queues.set(queue, driver);
   }
 
   /** The driver carrying `queue`; throws UnknownQueueError for an undeclared queue. */
@@ -46,6 +89,11 @@ export class QueueDriverRegistry implements OnApplicationShutdown {
 
   queueNames(): string[] {
     return [...this.queues.keys()];
+  }
+
+  /** Every driver instance, by name. */
+  allDrivers(): ReadonlyMap<string, QueueDriver> {
+    return this.drivers;
   }
 
   async onApplicationShutdown(): Promise<void> {

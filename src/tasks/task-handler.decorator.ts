@@ -15,6 +15,11 @@ export interface TaskHandlerOptions {
   maxAttempts?: number;
   /** Per-attempt time limit for this action's tasks; defaults to TASK_TIMEOUT_MS. */
   timeoutMs?: number;
+  /**
+   * The queue this action's tasks go to (and are consumed from); defaults to QUEUE_NAME. A queue
+   * not declared in QUEUE_TOPOLOGY is carried by the default queue's driver.
+   */
+  queue?: string;
 }
 
 export interface TaskHandlerMetadata extends TaskHandlerOptions {

@@ -1,6 +1,8 @@
 import { Injectable, Module, Scope } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
+import { QueueDriverRegistry } from '../queue';
+import { QUEUE_MODULE_OPTIONS } from '../queue/queue.module-definition';
 import { DuplicateTaskHandlerError } from './errors/duplicate-task-handler.error';
 import { InvalidTaskHandlerError } from './errors/invalid-task-handler.error';
 import { FALLBACK_ACTION, TaskHandler } from './task-handler.decorator';
@@ -37,6 +39,14 @@ class Fallback {
   }
 }
 
+@Injectable()
+class Reporter {
+  @TaskHandler('report', { queue: 'reports' })
+  report() {
+    return 'done';
+  }
+}
+
 @Injectable({ scope: Scope.REQUEST })
 class PerRequest {
   @TaskHandler('scoped')
@@ -46,7 +56,19 @@ class PerRequest {
 }
 
 async function explore(...providers: (new (...args: never[]) => object)[]) {
-  @Module({ imports: [DiscoveryModule], providers: [TaskHandlerExplorer, ...providers] })
+  const queues = {
+    drivers: [{ name: 'default', kind: 'memory' }],
+    queues: [{ name: 'tasks', driver: 'default' }],
+  };
+  @Module({
+    imports: [DiscoveryModule],
+    providers: [
+      TaskHandlerExplorer,
+      QueueDriverRegistry,
+      { provide: QUEUE_MODULE_OPTIONS, useValue: queues },
+      ...providers,
+    ],
+  })
   class TestModule {}
   const moduleRef = await Test.createTestingModule({ imports: [TestModule] }).compile();
   await moduleRef.init();
@@ -76,6 +98,15 @@ describe(TaskHandlerExplorer.name, () => {
     await expect(explore(Greeter, OtherGreeter)).rejects.toThrow(
       new DuplicateTaskHandlerError('greet', 'Greeter.greet', 'OtherGreeter.greet'),
     );
+  });
+
+  it('declares the queue a handler names, on the default driver', async () => {
+    const { sut, moduleRef } = await explore(Reporter);
+    const registry = moduleRef.get(QueueDriverRegistry);
+    expect(sut.resolve('report')).toMatchObject({ queue: 'reports' });
+    expect(registry.queueNames()).toEqual(['tasks', 'reports']);
+    expect(registry.driverFor('reports')).toBe(registry.defaultDriver);
+    await moduleRef.close();
   });
 
   it('fails the boot for a handler on a request-scoped provider', async () => {

@@ -1,5 +1,6 @@
 import { Injectable, Logger, OnModuleInit, type Type } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import { QueueDriverRegistry } from '../queue';
 import { DuplicateTaskHandlerError } from './errors/duplicate-task-handler.error';
 import { InvalidTaskHandlerError } from './errors/invalid-task-handler.error';
 import type { TaskHandlerFn } from './task-context.interface';
@@ -28,6 +29,7 @@ export class TaskHandlerExplorer implements OnModuleInit {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
+    private readonly queues: QueueDriverRegistry,
   ) {}
 
   onModuleInit(): void {
@@ -56,8 +58,12 @@ export class TaskHandlerExplorer implements OnModuleInit {
     const existing = this.handlers.get(handler.action);
     if (existing)
       throw new DuplicateTaskHandlerError(handler.action, existing.label, handler.label);
+    // A queue named by a handler exists from boot, in every role, so publishing never fails.
+    if (handler.queue) this.queues.declareQueue(handler.queue);
     this.handlers.set(handler.action, handler);
-    this.logger.log(`${handler.label} handles "${handler.action}"`);
+    this.logger.log(
+      `${handler.label} handles "${handler.action}"${handler.queue ? ` on queue ${handler.queue}` : ''}`,
+    );
   }
 
   /** The handler for `action`, else the fallback, else undefined. */

@@ -21,9 +21,7 @@ export class TaskWorkerService implements OnApplicationBootstrap {
   async onApplicationBootstrap(): Promise<void> {
     if (this.config.role === 'api') return;
     await this.recovery.recover();
-    this.consumers.consume(this.config.queue.name, this.processor, {
-      concurrency: this.config.worker.concurrency,
-      prefetch: this.config.worker.prefetch,
-    });
+    // Every declared queue: QUEUE_NAME, the topology's queues and queues named by handlers.
+    this.consumers.consumeDeclared(this.processor);
   }
 }
