@@ -12,6 +12,7 @@ import { TaskEventsController } from './task-events.controller';
 import { TaskRetentionService } from './task-retention.service';
 import { CallbackDispatcher, CallbackStore } from './callbacks';
 import { TaskStore } from './task.store';
+import { QueuesController } from '../queues/queues.controller';
 import { TasksController } from './tasks.controller';
 import { TasksService } from './tasks.service';
 
@@ -23,7 +24,8 @@ export class TasksModule {
       module: TasksModule,
       imports: [TypeOrmModule.forFeature([TaskEntity]), DiscoveryModule],
       // Events first: express matches in order, and GET /tasks/:id would take /tasks/events.
-      controllers: role === 'worker' ? [] : [TaskEventsController, TasksController],
+      controllers:
+        role === 'worker' ? [] : [TaskEventsController, TasksController, QueuesController],
       providers: [
         TaskStore,
         TaskHandlerExplorer,

@@ -1,0 +1,114 @@
+import {
+  Controller,
+  Get,
+  HttpCode,
+  HttpStatus,
+  NotFoundException,
+  Param,
+  Post,
+} from '@nestjs/common';
+import {
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProperty,
+  ApiTags,
+} from '@nestjs/swagger';
+import { QueueConsumerService, QueueDriverRegistry, UnknownQueueError } from '../queue';
+
+class QueueConsumerDto {
+  @ApiProperty() concurrency!: number;
+  @ApiProperty() prefetch!: number;
+  @ApiProperty({ description: 'Workers running a handler now (this process).' }) busy!: number;
+  @ApiProperty({ description: 'Deliveries buffered ahead of the workers (this process).' })
+  buffered!: number;
+}
+
+class QueueDto {
+  @ApiProperty({ example: 'tasks' }) name!: string;
+  @ApiProperty({ example: 'sqlite' }) driver!: string;
+  @ApiProperty({ description: 'Deliverable now.' }) waiting!: number;
+  @ApiProperty({ description: 'Delivered, not yet acknowledged.' }) inFlight!: number;
+  @ApiProperty({ description: 'Waiting for a delay or a retry backoff.' }) delayed!: number;
+  @ApiProperty({ description: "In the driver's dead-letter store." }) failed!: number;
+  @ApiProperty() paused!: boolean;
+  @ApiProperty({ type: [QueueConsumerDto], description: "This process's consumers of the queue." })
+  consumers!: QueueConsumerDto[];
+}
+
+class QueueListDto {
+  @ApiProperty({ type: [QueueDto] }) queues!: QueueDto[];
+}
+
+/** Queue state and control. Counts come from the driver; consumers are this process's. */
+@ApiTags('queues')
+@Controller('queues')
+export class QueuesController {
+  constructor(
+    private readonly registry: QueueDriverRegistry,
+    private readonly consumers: QueueConsumerService,
+  ) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Every queue with its counts, pause state and consumers' })
+  @ApiOkResponse({ type: QueueListDto })
+  async list(): Promise<QueueListDto> {
+    return {
+      queues: await Promise.all(this.registry.queueNames().map((name) => this.describe(name))),
+    };
+  }
+
+  @Post(':name/pause')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({
+    summary: 'Stop delivering the queue (it still accepts tasks); durable drivers remember it',
+  })
+  @ApiOkResponse({ type: QueueDto })
+  @ApiNotFoundResponse({ description: 'No such queue.' })
+  async pause(@Param('name') name: string): Promise<QueueDto> {
+    await this.driverOf(name).pauseQueue(name);
+    return this.describe(name);
+  }
+
+  @Post(':name/resume')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Deliver the queue again' })
+  @ApiOkResponse({ type: QueueDto })
+  @ApiNotFoundResponse({ description: 'No such queue.' })
+  async resume(@Param('name') name: string): Promise<QueueDto> {
+    await this.driverOf(name).resumeQueue(name);
+    return this.describe(name);
+  }
+
+  private driverOf(name: string) {
+    try {
+      return this.registry.driverFor(name);
+    } catch (error) {
+      if (error instanceof UnknownQueueError) throw new NotFoundException(error.message);
+      throw error;
+    }
+  }
+
+  private async describe(name: string): Promise<QueueDto> {
+    const driver = this.driverOf(name);
+    const stats = await driver.stats(name);
+    return {
+      name,
+      driver: driver.kind,
+      waiting: stats.ready,
+      inFlight: stats.inFlight,
+      delayed: stats.delayed,
+      failed: stats.dead,
+      paused: stats.paused,
+      consumers: this.consumers
+        .stats()
+        .filter((pool) => pool.queue === name)
+        .map(({ concurrency, prefetch, busy, buffered }) => ({
+          concurrency,
+          prefetch,
+          busy,
+          buffered,
+        })),
+    };
+  }
+}
