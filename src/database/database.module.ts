@@ -1,12 +1,15 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.constants';
 import { buildDataSourceOptions } from './data-source.options';
+import { runMigrationsLocked } from './migration-lock';
 
 /**
- * The TypeORM connection. Pending migrations run while the DataSource initialises, which Nest
- * finishes before any `onApplicationBootstrap` hook, so consumers never start on an old schema.
+ * The TypeORM connection. Pending migrations run (under a cross-process lock) while the
+ * DataSource initialises, which Nest finishes before any `onApplicationBootstrap` hook, so
+ * consumers never start on an old schema.
  */
 @Module({
   imports: [
@@ -18,6 +21,18 @@ import { buildDataSourceOptions } from './data-source.options';
         logging: ['error', 'warn', 'migration'],
         retryAttempts: 0,
       }),
+      // TypeORM's own migrationsRun takes no lock: the factory runs them instead, under one.
+      dataSourceFactory: async (options) => {
+        if (!options) throw new Error('database: no DataSource options');
+        const dataSource = await new DataSource({ ...options, migrationsRun: false }).initialize();
+        try {
+          if (options.migrationsRun) await runMigrationsLocked(dataSource);
+        } catch (error) {
+          await dataSource.destroy().catch(() => undefined);
+          throw error;
+        }
+        return dataSource;
+      },
     }),
   ],
 })

@@ -1,7 +1,9 @@
 import type { INestApplication, Type } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import request from 'supertest';
 import { createApp } from '../../src/bootstrap';
 import { type AppConfig, type HttpAdapterKind, loadConfig } from '../../src/config/app.config';
@@ -25,7 +27,60 @@ export function tempDir(): { path: string; remove(): void } {
 export const E2E_QUEUE_DRIVER = process.env.E2E_QUEUE_DRIVER ?? 'sqlite';
 
 /**
- * Starts the real application (real migrations on a real SQLite file) the way `main.ts` does,
+ * When set (e.g. postgres://postgres@127.0.0.1:5432/test), e2e suites keep their tasks in
+ * PostgreSQL instead of SQLite: each `dbPath` becomes a schema of its own in that database, so
+ * suites stay isolated and a restart on the same `dbPath` finds its rows again.
+ */
+export const E2E_DATABASE_URL = process.env.E2E_DATABASE_URL;
+
+const createdSchemas = new Set<string>();
+/** Apps started by this suite, closed before their schemas are dropped. */
+const startedApps = new Set<TestApp>();
+
+/**
+ * The environment that points a service at the test database for `dbPath`: DATABASE_PATH for
+ * SQLite, or DATABASE_URL with a fresh schema (created here) when E2E_DATABASE_URL is set.
+ */
+export async function databaseEnv(dbPath: string): Promise<Record<string, string>> {
+  if (!E2E_DATABASE_URL) return { DATABASE_PATH: dbPath };
+  const schema = `e2e_${createHash('sha1').update(dbPath).digest('hex').slice(0, 20)}`;
+  if (!createdSchemas.has(schema)) {
+    await withPg((client) => client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`));
+    createdSchemas.add(schema);
+  }
+  const url = new URL(E2E_DATABASE_URL);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return { DATABASE_URL: url.toString() };
+}
+
+/** Runs `work` with a client of E2E_DATABASE_URL's database. */
+export async function withPg<T>(work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: E2E_DATABASE_URL });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+if (E2E_DATABASE_URL) {
+  // Top-level in each suite that imports this helper: after its own afterAll hooks closed the apps.
+  afterAll(async () => {
+    await Promise.allSettled([...startedApps].map((t) => t.close()));
+    if (createdSchemas.size === 0) return;
+    await withPg(async (client) => {
+      for (const schema of createdSchemas) {
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+      }
+    });
+    createdSchemas.clear();
+  });
+}
+
+/**
+ * Starts the real application (real migrations on a real SQLite file, or a PostgreSQL schema
+ * when E2E_DATABASE_URL is set) the way `main.ts` does,
  * without listening on a port: supertest talks to the HTTP server directly.
  */
 export async function startTestApp(options: {
@@ -35,7 +90,7 @@ export async function startTestApp(options: {
   modules?: Type[];
 }): Promise<TestApp> {
   const config = loadConfig({
-    DATABASE_PATH: options.dbPath,
+    ...(await databaseEnv(options.dbPath)),
     QUEUE_DRIVER: E2E_QUEUE_DRIVER,
     HTTP_ADAPTER: options.adapter ?? 'express',
     TASK_BACKOFF_MS: '5',
@@ -45,11 +100,13 @@ export async function startTestApp(options: {
   });
   const app = await createApp(config, options.modules);
   let closing: Promise<void> | undefined;
-  return {
+  const started: TestApp = {
     app,
     config,
     http: request(app.getHttpServer()),
     dbPath: options.dbPath,
     close: () => (closing ??= app.close()),
   };
+  startedApps.add(started);
+  return started;
 }
