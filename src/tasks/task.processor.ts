@@ -13,6 +13,7 @@ import { TaskEvents } from './task-events.service';
 import { TaskHandlerExplorer } from './task-handler.explorer';
 import type { TaskMessage } from './task-message.interface';
 import { TaskStatus } from './task-status.enum';
+import { RECLAIM_HEADER, TaskReconcileStore } from './task-reconcile.store';
 import { TaskStore } from './task.store';
 
 /** Progress writes per task are at most this frequent; the last value always lands. */
@@ -39,6 +40,8 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleDes
   private cancelPoll?: NodeJS.Timeout;
   /** Deliveries that found nothing to claim (duplicates or stale), acked and skipped. */
   duplicates = 0;
+  /** Messages naming a task that does not exist, acked and dropped. */
+  orphans = 0;
   /** Outcomes not recorded because the claim had been lost meanwhile. */
   lostClaims = 0;
 
@@ -46,14 +49,25 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleDes
     private readonly store: TaskStore,
     private readonly explorer: TaskHandlerExplorer,
     private readonly events: TaskEvents,
+    private readonly reconcileStore: TaskReconcileStore,
   ) {}
 
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
     const token = randomUUID();
-    if (!(await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1))) {
-      this.duplicates += 1;
-      this.logger.debug(`task ${taskId}: delivery ${delivery.id} has nothing to claim; skipped`);
+    if (
+      !(await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) &&
+      !(await this.reclaim(delivery, token))
+    ) {
+      if (await this.reconcileStore.exists(taskId)) {
+        this.duplicates += 1;
+        this.logger.debug(`task ${taskId}: delivery ${delivery.id} has nothing to claim; skipped`);
+      } else {
+        this.orphans += 1;
+        this.logger.warn(
+          `message ${delivery.id} names task ${taskId}, which does not exist; dropped`,
+        );
+      }
       return;
     }
     this.tokens.set(delivery, token);
@@ -120,6 +134,13 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleDes
     } else {
       this.lostClaims += 1;
     }
+  }
+
+  /** A reconciler's message for a running row whose delivery was lost (TaskReconciler). */
+  private reclaim(delivery: Delivery<TaskMessage>, token: string): Promise<boolean> {
+    const stale = delivery.headers[RECLAIM_HEADER];
+    if (!stale) return Promise.resolve(false);
+    return this.reconcileStore.reclaim(delivery.body.taskId, stale, delivery.attempt, token);
   }
 
   /** Aborts the task's handler if it runs in this process. */

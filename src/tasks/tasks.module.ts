@@ -5,6 +5,8 @@ import type { AppRole } from '../config/app.config';
 import { TaskHandlerExplorer } from './task-handler.explorer';
 import { TaskProcessor } from './task.processor';
 import { TaskRecoveryService } from './task-recovery.service';
+import { TaskReconcileStore } from './task-reconcile.store';
+import { TaskReconciler } from './task-reconciler.service';
 import { TaskWorkerService } from './task-worker.service';
 import { TaskEntity } from './task.entity';
 import { TaskEvents } from './task-events.service';
@@ -32,6 +34,8 @@ export class TasksModule {
         TasksService,
         TaskProcessor,
         TaskRecoveryService,
+        TaskReconcileStore,
+        TaskReconciler,
         TaskWorkerService,
         TaskEvents,
         CallbackStore,

@@ -99,8 +99,11 @@ export class TasksService {
     return tasks;
   }
 
-  /** Publishes each task's next attempt to its queue. */
-  async publish(tasks: TaskEntity[]): Promise<void> {
+  /** Publishes each task's next attempt to its queue, with `headersFor`'s extra headers. */
+  async publish(
+    tasks: TaskEntity[],
+    headersFor?: (task: TaskEntity) => Record<string, string>,
+  ): Promise<void> {
     const byQueue = new Map<string, TaskEntity[]>();
     for (const task of tasks) byQueue.set(task.queue, [...(byQueue.get(task.queue) ?? []), task]);
     const now = Date.now();
@@ -117,7 +120,7 @@ export class TasksService {
           priority: task.priority,
           delayMs: task.runAt ? Math.max(0, task.runAt - now) : 0,
           attempt: task.attempt + 1,
-          headers: { [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts) },
+          headers: { [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts), ...headersFor?.(task) },
           // A task has at most one live message: publishing it again while one waits, is
           // delayed for a retry or is in flight changes nothing (see TaskRecoveryService).
           deduplicationKey: task.id,

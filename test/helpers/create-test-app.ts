@@ -50,7 +50,8 @@ export async function databaseEnv(dbPath: string): Promise<Record<string, string
   }
   const url = new URL(E2E_DATABASE_URL);
   url.searchParams.set('options', `-c search_path=${schema}`);
-  return { DATABASE_URL: url.toString() };
+  // DATABASE_PATH still places the sqlite queue driver's file, which defaults to it.
+  return { DATABASE_PATH: dbPath, DATABASE_URL: url.toString() };
 }
 
 /** Runs `work` with a client of E2E_DATABASE_URL's database. */

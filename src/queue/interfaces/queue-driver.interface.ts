@@ -23,6 +23,13 @@ export interface DriverCapabilities {
   durable: boolean;
   /** Deliveries carry a lease that expires unless extended; an expired lease redelivers. */
   leases: boolean;
+  /**
+   * How far `deduplicationKey` reaches. `exact` (the default when absent): a key is refused
+   * while any message with it waits, is delayed or is in flight on the queue, whoever published
+   * it. `best-effort`: only what this driver instance published and still tracks is known, so
+   * a duplicate can get through (consumers must fence their effects anyway).
+   */
+  deduplication?: 'exact' | 'best-effort';
 }
 
 /**

@@ -60,7 +60,11 @@ const REDECLARE_DELAY_MS = 30_000;
  */
 export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
   readonly kind = 'amqp';
-  readonly capabilities: DriverCapabilities = { durable: true, leases: false };
+  readonly capabilities: DriverCapabilities = {
+    durable: true,
+    leases: false,
+    deduplication: 'best-effort',
+  };
   /** How the broker lists this driver's connection (rabbitmqctl list_connections). */
   readonly connectionName = `taskq-${randomUUID()}`;
 

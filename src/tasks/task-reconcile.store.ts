@@ -1,0 +1,86 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { TaskStatus } from './task-status.enum';
+import { TaskEntity } from './task.entity';
+
+/**
+ * Header of a message the reconciler publishes for a running task whose delivery is gone: the
+ * claim token it saw. Only a row still held under that token may be taken over (see reclaim).
+ */
+export const RECLAIM_HEADER = 'x-taskq-reclaim';
+
+/**
+ * The reconciler's reads and writes of the task table: finding tasks whose message may be
+ * missing, and the fenced takeover of a running row whose holder is gone.
+ */
+@Injectable()
+export class TaskReconcileStore {
+  constructor(@InjectRepository(TaskEntity) private readonly repo: Repository<TaskEntity>) {}
+
+  /**
+   * Queued rows of `queue` untouched since `before` and due since then (a delayed task waiting
+   * for its time is not suspect), oldest first.
+   */
+  staleQueued(queue: string, before: number, limit: number): Promise<TaskEntity[]> {
+    return this.repo
+      .createQueryBuilder('task')
+      .where('task.status = :queued AND task.queue = :queue', { queued: TaskStatus.Queued, queue })
+      .andWhere('task.updated_at < :before', { before })
+      .andWhere('(task.run_at IS NULL OR task.run_at < :before)', { before })
+      .orderBy('task.updated_at', 'ASC')
+      .limit(limit)
+      .getMany();
+  }
+
+  /** Running rows of `queue` whose claim has not been touched (claimed, progress) since `before`. */
+  staleRunning(queue: string, before: number, limit: number): Promise<TaskEntity[]> {
+    return this.repo
+      .createQueryBuilder('task')
+      .where('task.status = :running AND task.queue = :queue', {
+        running: TaskStatus.Running,
+        queue,
+      })
+      .andWhere('task.updated_at < :before', { before })
+      .orderBy('task.updated_at', 'ASC')
+      .limit(limit)
+      .getMany();
+  }
+
+  /** Queued rows of `queue` that are due now (what a broker should be holding as ready). */
+  countQueuedDue(queue: string, now: number): Promise<number> {
+    return this.repo
+      .createQueryBuilder('task')
+      .where('task.status = :queued AND task.queue = :queue', { queued: TaskStatus.Queued, queue })
+      .andWhere('(task.run_at IS NULL OR task.run_at <= :now)', { now })
+      .getCount();
+  }
+
+  /**
+   * Takes over a running row for `attempt` under `token`, only if it is still held under
+   * `staleToken` by an earlier attempt: if its holder finished, failed or was replaced meanwhile,
+   * nothing changes and false is returned.
+   */
+  async reclaim(id: string, staleToken: string, attempt: number, token: string): Promise<boolean> {
+    const now = Date.now();
+    const result = await this.repo
+      .createQueryBuilder()
+      .update(TaskEntity)
+      .set({ attempt, claimToken: token, startedAt: now, updatedAt: now })
+      .where(
+        'id = :id AND status = :running AND claim_token = :staleToken AND attempt < :attempt',
+        {
+          id,
+          running: TaskStatus.Running,
+          staleToken,
+          attempt,
+        },
+      )
+      .execute();
+    return result.affected === 1;
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return (await this.repo.countBy({ id })) > 0;
+  }
+}

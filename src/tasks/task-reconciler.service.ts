@@ -1,0 +1,119 @@
+import {
+  BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
+import type { AppConfig } from '../config/app.config';
+import { InjectAppConfig } from '../config/inject-app-config.decorator';
+import { QueueDriverRegistry } from '../queue';
+import { RECLAIM_HEADER, TaskReconcileStore } from './task-reconcile.store';
+import { TasksService } from './tasks.service';
+
+/** Rows looked at per queue and kind in one pass, oldest first; the rest wait for the next. */
+const PAGE = 500;
+
+export interface ReconcileReport {
+  /** Queued tasks published again (a deduplicating driver drops those it still holds). */
+  queued: number;
+  /** Running tasks whose claim went silent, published again for a fenced takeover. */
+  running: number;
+}
+
+/**
+ * Keeps the broker in step with the task table while workers run (the start-up sweep,
+ * TaskRecoveryService, covers the moment of boot). Every RECONCILE_INTERVAL_MS:
+ *
+ * - Queued tasks untouched for RECONCILE_AFTER_MS (and due that long) are published again.
+ *   Their message may never have reached the broker (the process died between commit and
+ *   publish, or the broker refused it) or the broker may have lost it. The task id is the
+ *   deduplication key: on drivers with exact deduplication (memory, sqlite, redis) a task whose
+ *   message still waits, is delayed or is in flight gets nothing new. On amqp deduplication is
+ *   best-effort (RabbitMQ cannot look a message up by key), so a republish can duplicate a
+ *   message that is in fact still queued; to keep a long backlog from being doubled, amqp
+ *   queues are only topped up by the shortfall between queued rows and the broker's count of
+ *   ready and delayed messages. A duplicate that gets through finds nothing to claim: the task
+ *   still runs once (at worst a retry runs before its backoff has passed).
+ *
+ * - Running tasks whose row has not been touched for RECONCILE_AFTER_MS (claim or progress)
+ *   may have lost their delivery for good (a message dead-lettered after repeated lease losses,
+ *   a broker that lost data). A healthy long task looks the same in the table, so the table is
+ *   not trusted: the reconciler publishes the next attempt under the task id's deduplication
+ *   key, carrying the claim token it saw. While the task's delivery is alive anywhere (held,
+ *   leased, or waiting to be redelivered after its holder died) the broker refuses the
+ *   publish, so a healthy task is never run twice. Only when the broker no longer has any
+ *   message for the task does the new one get through, and it may take the row over only if the
+ *   row is still held under the token the reconciler saw. This needs exact deduplication, so
+ *   on amqp running rows are left to the broker, which requeues the unacknowledged deliveries
+ *   of a connection that closes (a worker that dies).
+ *
+ * Several workers may reconcile at once; each step above is safe to repeat.
+ */
+@Injectable()
+export class TaskReconciler implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(TaskReconciler.name);
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<unknown>;
+
+  constructor(
+    @InjectAppConfig() private readonly config: AppConfig,
+    private readonly store: TaskReconcileStore,
+    private readonly tasks: TasksService,
+    private readonly queues: QueueDriverRegistry,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const { intervalMs } = this.config.reconcile;
+    if (this.config.role === 'api' || intervalMs === 0) return;
+    this.timer = setInterval(() => {
+      this.running ??= this.reconcile()
+        .catch((error: unknown) =>
+          this.logger.warn(`reconciling failed: ${(error as Error).message}`),
+        )
+        .finally(() => (this.running = undefined));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass over every declared queue. */
+  async reconcile(now = Date.now()): Promise<ReconcileReport> {
+    const report: ReconcileReport = { queued: 0, running: 0 };
+    const before = now - this.config.reconcile.afterMs;
+    for (const queue of this.queues.queueNames()) {
+      const driver = this.queues.driverFor(queue);
+      const exact = driver.capabilities.deduplication !== 'best-effort';
+
+      let queued = await this.store.staleQueued(queue, before, PAGE);
+      if (!exact && queued.length > 0) {
+        const stats = await driver.stats(queue);
+        const shortfall =
+          (await this.store.countQueuedDue(queue, now)) - stats.ready - stats.delayed;
+        queued = queued.slice(0, Math.max(0, shortfall));
+      }
+      if (queued.length > 0) {
+        await this.tasks.publish(queued);
+        report.queued += queued.length;
+      }
+
+      if (!exact) continue;
+      const running = (await this.store.staleRunning(queue, before, PAGE)).filter(
+        (task) => task.claimToken !== null,
+      );
+      if (running.length > 0) {
+        await this.tasks.publish(running, (task) => ({ [RECLAIM_HEADER]: task.claimToken! }));
+        report.running += running.length;
+      }
+    }
+    if (report.queued + report.running > 0) {
+      this.logger.log(
+        `republished ${report.queued} queued and ${report.running} silent running task(s) (deduplicated by the broker where their message still exists)`,
+      );
+    }
+    return report;
+  }
+}
