@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Brackets, In, Repository, type UpdateQueryBuilder } from 'typeorm';
+import { betterSqliteHandle, SqliteTaskStatements } from './sqlite-task-statements';
 import { TaskStatus } from './task-status.enum';
 import { TaskEntity } from './task.entity';
 
@@ -34,13 +35,33 @@ type TaskChanges = Parameters<UpdateQueryBuilder<TaskEntity>['set']>[0];
 /**
  * Every read and write of the task table. Each state change is a conditional update, so a
  * duplicate or stale delivery changes nothing: the outcome of an attempt is recorded once.
+ *
+ * On SQLite (better-sqlite3) the hot operations (insert, findById, claim, complete, fail,
+ * progress) bypass the QueryBuilder, whose parameter handling cost as much CPU as SQLite itself:
+ * they run cached prepared statements with the same SQL semantics and group-commit their writes
+ * (see SqliteTaskStatements). Everything else, and every operation on PostgreSQL, goes through
+ * TypeORM.
  */
 @Injectable()
 export class TaskStore {
+  private fast?: SqliteTaskStatements | null;
+
   constructor(@InjectRepository(TaskEntity) private readonly repo: Repository<TaskEntity>) {}
+
+  /** The prepared-statement path, or null when the database is not better-sqlite3. */
+  private get sqlite(): SqliteTaskStatements | null {
+    if (this.fast === undefined) {
+      const db = betterSqliteHandle(this.repo.manager.connection);
+      this.fast = db ? new SqliteTaskStatements(db, this.repo.metadata) : null;
+    }
+    return this.fast;
+  }
 
   /** Inserts all rows in one transaction: all or none. */
   async insert(tasks: TaskEntity[]): Promise<void> {
+    if (tasks.length === 0) return;
+    const sqlite = this.sqlite;
+    if (sqlite) return sqlite.insert(tasks);
     if (tasks.length === 1) {
       await this.repo.createQueryBuilder().insert().values(tasks).updateEntity(false).execute();
       return;
@@ -58,7 +79,9 @@ export class TaskStore {
     });
   }
 
-  findById(id: string): Promise<TaskEntity | null> {
+  async findById(id: string): Promise<TaskEntity | null> {
+    const sqlite = this.sqlite;
+    if (sqlite) return sqlite.findById(id);
     return this.repo.findOneBy({ id });
   }
 
@@ -96,6 +119,8 @@ export class TaskStore {
    * this same attempt. False means the delivery is a duplicate or stale.
    */
   async claim(id: string, attempt: number, token: string, redelivered: boolean): Promise<boolean> {
+    const sqlite = this.sqlite;
+    if (sqlite) return sqlite.claim(id, attempt, token, redelivered);
     const now = Date.now();
     const result = await this.repo
       .createQueryBuilder()
@@ -128,6 +153,8 @@ export class TaskStore {
   /** Records success; false if the claim was lost (taken over or cancelled). */
   complete(id: string, token: string, result: unknown): Promise<boolean> {
     const now = Date.now();
+    const sqlite = this.sqlite;
+    if (sqlite) return sqlite.complete(id, token, JSON.stringify(result ?? null), now);
     return this.updateClaimed(id, token, {
       status: TaskStatus.Completed,
       result: JSON.stringify(result ?? null),
@@ -142,6 +169,8 @@ export class TaskStore {
   /** Records a failed attempt: back to queued for a retry, or failed for good. */
   fail(id: string, token: string, error: string, final: boolean): Promise<boolean> {
     const now = Date.now();
+    const sqlite = this.sqlite;
+    if (sqlite) return sqlite.fail(id, token, error, final, now);
     return this.updateClaimed(id, token, {
       status: final ? TaskStatus.Failed : TaskStatus.Queued,
       error,
@@ -154,6 +183,8 @@ export class TaskStore {
 
   /** Stores progress while the claim holds. */
   progress(id: string, token: string, percent: number, message: string | null): Promise<boolean> {
+    const sqlite = this.sqlite;
+    if (sqlite) return sqlite.progress(id, token, percent, message);
     return this.updateClaimed(id, token, {
       progress: percent,
       progressMessage: message,
