@@ -27,7 +27,6 @@ async function leaveRow(t: TestApp, status: 'queued' | 'running'): Promise<strin
       at: LONG_AGO,
       startedAt: status === 'running' ? LONG_AGO : null,
     },
-    {},
   );
   await dataSource.query(sql, params);
   return id;
