@@ -53,6 +53,10 @@ const WORKER_CONCURRENCY = intArg(args, 'concurrency', 8, 1);
 
 /** Asks the built service's own config (the copy that will run) which drivers it accepts. */
 function pickDriver(requested: string | boolean | undefined, dist: string): Driver {
+  // The copy finds the repository's packages (yaml, ...) through NODE_PATH, as the service does.
+  process.env.NODE_PATH = join(ROOT, 'node_modules');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('node:module') as { _initPaths(): void })._initPaths();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { loadConfig } = require(join(dist, 'config', 'app.config.js')) as ConfigModule;
   const accepts = (driver: string): boolean => {
