@@ -99,6 +99,15 @@ function row(partial: Omit<Row, 'tasksPerSec' | 'seconds'> & { seconds: number }
   };
 }
 
+/**
+ * CPU time (user + system) of this process since `since`, per task: on a shared machine the
+ * wall-clock rate depends on what else runs, this much less so.
+ */
+function cpuPerTask(since: NodeJS.CpuUsage, tasks: number): string {
+  const used = process.cpuUsage(since);
+  return `cpu ${Math.round((used.user + used.system) / tasks)} µs/task`;
+}
+
 function sortedLatencies(values: number[]): Float64Array {
   return Float64Array.from(values).sort();
 }
@@ -169,6 +178,7 @@ async function enqueueJob(
 
   // (a) single: 64 concurrent publishers, one TasksService.create (row + message) per task.
   const latencies: number[] = [];
+  let cpu = process.cpuUsage();
   let started = performance.now();
   await mapLimit(new Array<number>(job.n), 64, async () => {
     const t0 = performance.now();
@@ -188,13 +198,14 @@ async function enqueueJob(
       p50Ms: quantile(sorted, 0.5),
       p99Ms: quantile(sorted, 0.99),
       rssMB: rss.peakMB(true),
-      note: '64 publishers; p = per create()',
+      note: `64 publishers; p = per create(); ${cpuPerTask(cpu, job.n)}`,
     }),
   });
 
   // (a) bulk: TasksService.createMany, all-or-nothing batches (rows in one insert, one publish).
   const batch = 500;
   latencies.length = 0;
+  cpu = process.cpuUsage();
   started = performance.now();
   for (let done = 0; done < job.n; done += batch) {
     const dtos = Array.from({ length: Math.min(batch, job.n - done) }, () => dto);
@@ -215,12 +226,13 @@ async function enqueueJob(
       p50Ms: quantile(sorted, 0.5),
       p99Ms: quantile(sorted, 0.99),
       rssMB: rss.peakMB(true),
-      note: `batches of ${batch}; p = per batch`,
+      note: `batches of ${batch}; p = per batch; ${cpuPerTask(cpu, job.n)}`,
     }),
   });
 
   // (a) bulk, driver only: messages without task rows, the transport's own ceiling.
   latencies.length = 0;
+  cpu = process.cpuUsage();
   started = performance.now();
   for (let done = 0; done < job.n; done += batch) {
     const messages = Array.from({ length: Math.min(batch, job.n - done) }, (_, i) => ({
@@ -243,7 +255,7 @@ async function enqueueJob(
       p50Ms: quantile(sorted, 0.5),
       p99Ms: quantile(sorted, 0.99),
       rssMB: rss.peakMB(true),
-      note: `batches of ${batch}; transport ceiling, not a task enqueue; p = per batch`,
+      note: `batches of ${batch}; transport ceiling, not a task enqueue; p = per batch; ${cpuPerTask(cpu, job.n)}`,
     }),
   });
   await bench.close();
@@ -260,9 +272,11 @@ async function processJob(
   await preload(bench, job.n);
   const times = timeProcessing(bench);
   const before = bench.succeeded();
+  const cpu = process.cpuUsage();
   const started = performance.now();
   await bench.driver.resumeQueue(bench.queue);
   await waitUntil(() => bench.succeeded() - before >= job.n, 600_000, 'processing');
+  const cpuNote = cpuPerTask(cpu, job.n);
   const seconds = (performance.now() - started) / 1000;
   const sorted = sortedLatencies(times);
   send({
@@ -276,7 +290,7 @@ async function processJob(
       p50Ms: quantile(sorted, 0.5),
       p99Ms: quantile(sorted, 0.99),
       rssMB: rss.peakMB(),
-      note: `prefetch ${bench.config.worker.prefetch}; p = claim→result recorded`,
+      note: `prefetch ${bench.config.worker.prefetch}; p = claim→result recorded; ${cpuNote}`,
     }),
   });
   await bench.close();

@@ -17,6 +17,7 @@ import { createApp } from '../../src/bootstrap';
 import { type AppConfig, loadConfig } from '../../src/config/app.config';
 import { QUEUE_DRIVER, QueueConsumerService, type QueueDriver } from '../../src/queue';
 import { newTask, TaskEntity, TaskHandler, TaskProcessor, TasksService } from '../../src/tasks';
+import { TaskStore } from '../../src/tasks/task.store';
 
 /** Bench-only handler state: when each `noop` task's handler started, by its `seq`. */
 export const handlerStarts = new Map<number, number>();
@@ -73,6 +74,7 @@ export class BenchApp {
   readonly repo: Repository<TaskEntity>;
   readonly consumers: QueueConsumerService;
   readonly processor: TaskProcessor;
+  readonly store: TaskStore;
 
   constructor(
     readonly app: INestApplication,
@@ -83,6 +85,7 @@ export class BenchApp {
     this.repo = app.get<Repository<TaskEntity>>(getRepositoryToken(TaskEntity));
     this.consumers = app.get(QueueConsumerService);
     this.processor = app.get(TaskProcessor);
+    this.store = app.get(TaskStore);
   }
 
   get queue(): string {
@@ -100,22 +103,11 @@ export class BenchApp {
   }
 
   /**
-   * Pre-loads a backlog fast (set-up, not measured): one transaction of multi-row INSERTs, then
+   * Pre-loads a backlog fast (set-up, not measured): TaskStore.insert (one transaction), then
    * TasksService.publish sends the messages in one driver call. No validation, no depth check.
    */
   async bulkEnqueue(rows: TaskEntity[]): Promise<void> {
-    await this.repo.manager.transaction(async (manager) => {
-      // 200 rows per INSERT keep the bound parameters far below SQLite's limit.
-      for (let i = 0; i < rows.length; i += 200) {
-        await manager
-          .createQueryBuilder()
-          .insert()
-          .into(TaskEntity)
-          .values(rows.slice(i, i + 200))
-          .updateEntity(false)
-          .execute();
-      }
-    });
+    await this.store.insert(rows);
     await this.tasks.publish(rows);
   }
 

@@ -15,6 +15,11 @@ import { CallbackStore, type ClaimedCallback } from './callback.store';
 
 /** How often the table is read for due callbacks when nothing wakes the dispatcher sooner. */
 const POLL_MS = 1_000;
+/**
+ * Terminal events wake the loop at most this often: under load thousands of tasks finish per
+ * second, nearly all without a callback, and one look for due callbacks covers them all.
+ */
+const EVENT_WAKE_MS = 20;
 /** Callbacks one process sends at once. */
 const MAX_IN_FLIGHT = 16;
 /** A claim outlives the send's timeout by this much, then another process may take it over. */
@@ -46,6 +51,7 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
   private woken = false;
   private wakeUp?: () => void;
   private unsubscribe?: () => void;
+  private eventWake?: NodeJS.Timeout;
 
   constructor(
     @InjectAppConfig() private readonly config: AppConfig,
@@ -56,7 +62,11 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
   onApplicationBootstrap(): void {
     if (this.config.role === 'api') return;
     this.unsubscribe = this.events.subscribe((event) => {
-      if (event.type === 'status' && TERMINAL_STATUSES.includes(event.status)) this.wake();
+      if (event.type !== 'status' || !TERMINAL_STATUSES.includes(event.status)) return;
+      this.eventWake ??= setTimeout(() => {
+        this.eventWake = undefined;
+        this.wake();
+      }, EVENT_WAKE_MS).unref();
     });
     this.loop = this.run();
   }
@@ -66,6 +76,7 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
     if (!this.loop) return;
     this.stopping = true;
     this.unsubscribe?.();
+    clearTimeout(this.eventWake);
     this.wake();
     await this.loop;
     if (this.inFlight.size === 0) return;
