@@ -57,7 +57,10 @@ describe('retention', () => {
 
   async function schema(): Promise<string> {
     const dbPath = join(dir.path, `${randomUUID()}.db`);
-    await (await startTestApp({ dbPath, env: { APP_ROLE: 'api' } })).close();
+    // Schema only: an API process (on sqlite, which allows split roles) starts no worker.
+    await (
+      await startTestApp({ dbPath, env: { APP_ROLE: 'api', QUEUE_DRIVER: 'sqlite' } })
+    ).close();
     return dbPath;
   }
 
