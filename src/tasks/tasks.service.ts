@@ -105,7 +105,11 @@ export class TasksService {
     headersFor?: (task: TaskEntity) => Record<string, string>,
   ): Promise<void> {
     const byQueue = new Map<string, TaskEntity[]>();
-    for (const task of tasks) byQueue.set(task.queue, [...(byQueue.get(task.queue) ?? []), task]);
+    for (const task of tasks) {
+      const group = byQueue.get(task.queue);
+      if (group) group.push(task);
+      else byQueue.set(task.queue, [task]);
+    }
     const now = Date.now();
     for (const [queue, group] of byQueue) {
       await this.publisher.publish<TaskMessage>(
