@@ -2,6 +2,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import { QueryFailedError, type DataSource, type EntityMetadata } from 'typeorm';
 import { TaskStatus } from './task-status.enum';
 import { TaskEntity } from './task.entity';
+import { failsWholeSqliteBatch } from '../common/sqlite-errors';
 
 /** Writes per transaction at most, so one commit never holds the write lock for long. */
 const MAX_BATCH = 1000;
@@ -202,17 +203,7 @@ export class SqliteTaskStatements {
     try {
       return { ok: true, value: write.atomic ? this.underSavepoint(write.run) : write.run() };
     } catch (error) {
-      // A constraint (or a logic error) fails this write alone: SQLite undid the statement (or
-      // the savepoint its statements). Any other SQLite error (I/O, disk full, busy) means the
-      // transaction cannot be trusted: rethrown, it rolls the whole batch back.
-      const code = (error as { code?: unknown }).code;
-      if (
-        typeof code === 'string' &&
-        code.startsWith('SQLITE_') &&
-        !code.startsWith('SQLITE_CONSTRAINT')
-      ) {
-        throw error;
-      }
+      if (failsWholeSqliteBatch(error)) throw error;
       return { ok: false, error: asQueryFailed(error, this.s.insert.source) };
     }
   }

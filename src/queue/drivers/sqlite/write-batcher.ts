@@ -1,5 +1,6 @@
 import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
 import { isBusyError, type SqliteShard } from './sqlite-shard';
+import { failsWholeSqliteBatch } from '../../../common/sqlite-errors';
 
 interface PendingWrite {
   run: () => unknown;
@@ -97,16 +98,7 @@ export class WriteBatcher {
     try {
       return { ok: true, value: write.atomic ? this.shard.atomically(write.run) : write.run() };
     } catch (error) {
-      // A constraint or a logic error fails one write; anything else from SQLite (I/O, disk
-      // full, lock lost) means the transaction cannot be trusted, so the whole batch fails.
-      const code = (error as { code?: unknown }).code;
-      if (
-        typeof code === 'string' &&
-        code.startsWith('SQLITE_') &&
-        !code.startsWith('SQLITE_CONSTRAINT')
-      ) {
-        throw error;
-      }
+      if (failsWholeSqliteBatch(error)) throw error;
       return { ok: false, error };
     }
   }
