@@ -62,7 +62,7 @@ export class TasksService {
         return { task: this.replay(existing, idempotencyKey, requestHash!), created: false };
     }
     await this.assertRoom(1);
-    const task = await this.build(dto, 'data');
+    const task = await this.build(dto, '');
     task.idempotencyKey = idempotencyKey ?? null;
     task.requestHash = requestHash;
     try {
@@ -84,7 +84,7 @@ export class TasksService {
     const problems: string[] = [];
     for (const [index, dto] of dtos.entries()) {
       try {
-        tasks.push(await this.build(dto, `tasks.${index}.data`));
+        tasks.push(await this.build(dto, `tasks.${index}.`));
       } catch (error) {
         if (error instanceof InvalidTaskRequestError) problems.push(...error.messages);
         else if (error instanceof UnknownActionError)
@@ -203,25 +203,23 @@ export class TasksService {
     return task;
   }
 
-  private async build(dto: CreateTaskDto, dataPath: string): Promise<TaskEntity> {
+  /** `field` prefixes the names in error messages: '' for one task, `tasks.N.` in a batch. */
+  private async build(dto: CreateTaskDto, field: string): Promise<TaskEntity> {
     const data = dto.data ?? {};
     const handler = this.explorer.resolve(dto.action);
     if (!handler) throw new UnknownActionError(dto.action, this.explorer.actions());
     if (dto.delayMs !== undefined && dto.runAt !== undefined) {
-      throw new InvalidTaskRequestError([
-        `${dataPath.replace(/data$/, '')}delayMs and runAt cannot both be set`,
-      ]);
+      throw new InvalidTaskRequestError([`${field}delayMs and runAt cannot both be set`]);
     }
     if (dto.callbackUrl !== undefined) {
       const refused = checkCallbackUrl(dto.callbackUrl, this.config.callback.allowPrivate);
-      if (refused)
-        throw new InvalidTaskRequestError([`${dataPath.replace(/data$/, '')}${refused}`]);
+      if (refused) throw new InvalidTaskRequestError([`${field}${refused}`]);
     }
     if (handler.dataType) {
       const errors = await validate(plainToInstance(handler.dataType, data), {
         forbidUnknownValues: false,
       });
-      if (errors.length > 0) throw new InvalidTaskRequestError(flatten(errors, dataPath));
+      if (errors.length > 0) throw new InvalidTaskRequestError(flatten(errors, `${field}data`));
     }
     const now = Date.now();
     const runAt =
