@@ -6,6 +6,9 @@
  *   npm run bench -- --drivers memory --json out.json
  *   npm run bench -- --backlog 1000000             # the full large-backlog measurement
  *   npm run bench -- --small                       # tiny sizes, a smoke run
+ *   npm run bench -- --db postgres                 # tasks in PostgreSQL (DATABASE_URL, default
+ *                                                  # postgres://postgres@127.0.0.1:5432/test),
+ *                                                  # a fresh schema per scenario, dropped after
  *
  * The environment passes through (REDIS_URL, AMQP_URL, ...); the bench sets QUEUE_DRIVER,
  * QUEUE_NAME, DATABASE_PATH (a temporary file), HOST, PORT, LOG_LEVEL and, except for the HTTP
@@ -24,6 +27,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config/app.config';
 import type { CreateTaskDto } from '../src/tasks';
 import { type BenchApp, createBenchApp, handlerStarts, recordStarts } from './lib/bench-app';
+import { createBenchSchema } from './lib/pg-schema';
 import { intArg, mapLimit, parseArgs, quantile, RssSampler, sleep } from './lib/util';
 
 const ROOT = resolve(__dirname, '..');
@@ -548,7 +552,10 @@ async function parent(): Promise<number> {
     'latency-seconds': 'string',
     'http-seconds': 'string',
     only: 'string',
+    db: 'string',
   });
+  const db = args.db ?? 'sqlite';
+  if (db !== 'sqlite' && db !== 'postgres') throw new Error(`--db must be sqlite or postgres`);
   const small = args.small === true;
   const accepts = (driver: string): boolean => {
     try {
@@ -595,20 +602,27 @@ async function parent(): Promise<number> {
     loadavg()
       .map((value) => value.toFixed(2))
       .join(' ');
-  const context = `taskq bench at ${revision()}: drivers ${drivers.join(', ')}; node ${process.version}; ${cpus().length} CPUs; ${new Date().toISOString()}; load average at start ${load()}`;
+  const context = `taskq bench at ${revision()}: drivers ${drivers.join(', ')}; database ${db}; node ${process.version}; ${cpus().length} CPUs; ${new Date().toISOString()}; load average at start ${load()}`;
   console.log(`${context}\n`);
   console.log(header());
   let failed = 0;
   for (const job of planned) {
     const timeoutMs = job.kind === 'backlog' ? 120_000 + job.backlog * 2 : 180_000;
+    // The child inherits DATABASE_URL: a schema of its own on PostgreSQL, none on SQLite.
+    const schema = db === 'postgres' ? await createBenchSchema() : undefined;
+    if (schema) process.env.DATABASE_URL = schema.url;
+    else delete process.env.DATABASE_URL;
     try {
       await runChild(job, timeoutMs, (r) => {
+        if (schema) r.driver = `${r.driver}+postgres`;
         rows.push(r);
         console.log(line(r));
       });
     } catch (error) {
       failed += 1;
       console.log(`| ${job.driver} | ${job.kind} FAILED: ${(error as Error).message} |`);
+    } finally {
+      await schema?.drop();
     }
   }
   const peak = new Map<string, number>();
