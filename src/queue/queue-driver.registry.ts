@@ -4,6 +4,7 @@ import { connectDriver, createDriver } from './drivers/driver.factory';
 import { UnknownQueueError } from './errors/unknown-queue.error';
 import type { QueueDriver } from './interfaces/queue-driver.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
+import type { SharedSqliteWriter } from './interfaces/settle-effect.interface';
 import { QUEUE_MODULE_OPTIONS } from './queue.module-definition';
 
 const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
@@ -89,6 +90,15 @@ export class QueueDriverRegistry implements OnModuleInit, OnApplicationShutdown 
 
   queueNames(): string[] {
     return [...this.queues.keys()];
+  }
+
+  /** The connection a driver lends to the SQLite file at `path`, if one keeps its messages there. */
+  sharedWriter(path: string): SharedSqliteWriter | undefined {
+    for (const driver of this.drivers.values()) {
+      const writer = driver.sharedWriter?.(path);
+      if (writer) return writer;
+    }
+    return undefined;
   }
 
   /** Every driver instance, by name. */

@@ -3,6 +3,7 @@ import { MemoryQueueDriver } from './drivers/memory/memory.driver';
 import { NonRetryableError } from './errors/non-retryable.error';
 import type { FailureDecision, MessageProcessor } from './interfaces/message-processor.interface';
 import type { Delivery } from './interfaces/queue-message.interface';
+import type { SettleEffect } from './interfaces/settle-effect.interface';
 import { MAX_ATTEMPTS_HEADER, WorkerPool, type WorkerPoolOptions } from './worker-pool';
 
 const QUEUE = 'jobs';
@@ -135,6 +136,72 @@ describe(WorkerPool.name, () => {
     gate.resolve();
     await waitFor(() => sut.stats().succeeded === 10);
     expect(driver.maxUnsettled).toBe(5);
+  });
+
+  describe('outcome handed back as a settle effect', () => {
+    const effect = (commit: () => Promise<boolean>, log: string[]): SettleEffect => ({
+      run: () => {
+        throw new Error('no driver transaction to run in');
+      },
+      commit: () => {
+        log.push('commit');
+        return commit();
+      },
+      committed: (applied) => log.push(`committed:${applied}`),
+    });
+
+    it('commits the outcome before the ack on a driver that cannot join it, and frees the worker meanwhile', async () => {
+      // Arrange: the first outcome's commit hangs until released.
+      const log: string[] = [];
+      const slow = deferred();
+      let calls = 0;
+      const { sut, driver, publish } = track(
+        setup(
+          { concurrency: 1, prefetch: 2 },
+          {
+            process: () => {
+              calls += 1;
+              const first = calls === 1;
+              return Promise.resolve(
+                effect(() => (first ? slow.promise.then(() => true) : Promise.resolve(true)), log),
+              );
+            },
+          },
+        ),
+      );
+      await publish(2);
+      // Act
+      sut.start();
+      // Assert: the one worker took the second delivery while the first outcome was committing.
+      await waitFor(() => calls === 2, { what: 'the second delivery processed' });
+      await waitFor(() => driver.settles.length === 1);
+      expect(sut.stats().succeeded).toBe(1);
+      slow.resolve();
+      await waitFor(() => sut.stats().succeeded === 2);
+      await waitFor(() => driver.settles.length === 2);
+      expect(log).toEqual(['commit', 'commit', 'committed:true', 'committed:true']);
+      expect(driver.settles).toEqual(['ack', 'ack']);
+    });
+
+    it('releases, never acks, a delivery whose outcome could not be recorded', async () => {
+      const log: string[] = [];
+      const { sut, driver, publish } = track(
+        setup(
+          {},
+          {
+            process: () =>
+              Promise.resolve(effect(() => Promise.reject(new Error('disk full')), log)),
+          },
+        ),
+      );
+      await publish(1);
+      sut.start();
+      await waitFor(() => driver.settles.length >= 1);
+      expect(driver.settles[0]).toBe('release');
+      expect(log[0]).toBe('commit');
+      expect(log).not.toContain('committed:true');
+      expect(sut.stats().succeeded).toBe(0);
+    });
   });
 
   it('nacks a throw with exponential backoff and dead-letters after maxAttempts', async () => {

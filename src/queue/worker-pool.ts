@@ -4,6 +4,7 @@ import { StaleDeliveryError } from './errors/stale-delivery.error';
 import type { FailureDecision, MessageProcessor } from './interfaces/message-processor.interface';
 import type { ConsumerHandle, QueueDriver } from './interfaces/queue-driver.interface';
 import type { Delivery } from './interfaces/queue-message.interface';
+import type { SettleEffect } from './interfaces/settle-effect.interface';
 
 /** Header a publisher may set to bound one message's attempts below or above the consumer's default. */
 export const MAX_ATTEMPTS_HEADER = 'x-max-attempts';
@@ -174,9 +175,14 @@ export class WorkerPool<T = unknown> {
     const controller = new AbortController();
     this.running.set(delivery, controller);
     try {
-      await this.processor.process(delivery, controller.signal);
-      this.counters.succeeded += 1;
-      this.settle(delivery, 'ack');
+      const effect = await this.processor.process(delivery, controller.signal);
+      if (effect) {
+        // The worker moves on; the outcome is recorded with the ack (see recordAndAck).
+        this.track(this.recordAndAck(delivery, effect));
+      } else {
+        this.counters.succeeded += 1;
+        this.settle(delivery, 'ack');
+      }
     } catch (error) {
       if (controller.signal.reason instanceof ShutdownAbort) {
         // Left unsettled on purpose: the attempt did not fail, the process is going away.
@@ -239,6 +245,43 @@ export class WorkerPool<T = unknown> {
     };
   }
 
+  /**
+   * Commits the processor's outcome and the ack together where the driver can, else the
+   * outcome first and the ack after it ("ack last"). An outcome that could not be recorded
+   * releases the delivery, so it is tried again rather than acknowledged unrecorded.
+   */
+  private async recordAndAck(delivery: Delivery<T>, effect: SettleEffect): Promise<void> {
+    let recorded = false;
+    const counted: SettleEffect = {
+      writer: effect.writer,
+      run: () => effect.run(),
+      commit: () => effect.commit(),
+      committed: (applied) => {
+        recorded = true;
+        this.counters.succeeded += 1;
+        effect.committed(applied);
+      },
+    };
+    try {
+      if (this.driver.ackWith) {
+        await this.driver.ackWith(delivery, counted);
+      } else {
+        counted.committed(await counted.commit());
+        await this.driver.ack(delivery);
+      }
+    } catch (error) {
+      if (!recorded) {
+        this.logger.error(
+          `queue ${this.queue}: recording the outcome of message ${delivery.id} failed; releasing it`,
+          error instanceof Error ? error.stack : String(error),
+        );
+        this.settle(delivery, 'release');
+        return;
+      }
+      this.reportSettleError(delivery, 'ack', error);
+    }
+  }
+
   /** Settles without blocking the worker; a refused settle is counted, never thrown. */
   private settle(
     delivery: Delivery<T>,
@@ -253,19 +296,25 @@ export class WorkerPool<T = unknown> {
           : how === 'release'
             ? this.driver.release(delivery)
             : this.driver.deadLetter(delivery, arg as string);
-    const tracked = call.catch((error: unknown) => {
-      if (error instanceof StaleDeliveryError) {
-        this.counters.staleSettles += 1;
-        this.logger.warn(`queue ${this.queue}: ${how} refused: ${error.message}`);
-      } else {
-        this.logger.error(
-          `queue ${this.queue}: ${how} of message ${delivery.id} failed`,
-          error instanceof Error ? error.stack : String(error),
-        );
-      }
-    });
-    this.settling.add(tracked);
-    void tracked.finally(() => this.settling.delete(tracked));
+    this.track(call.catch((error: unknown) => this.reportSettleError(delivery, how, error)));
+  }
+
+  private reportSettleError(delivery: Delivery<T>, how: string, error: unknown): void {
+    if (error instanceof StaleDeliveryError) {
+      this.counters.staleSettles += 1;
+      this.logger.warn(`queue ${this.queue}: ${how} refused: ${error.message}`);
+    } else {
+      this.logger.error(
+        `queue ${this.queue}: ${how} of message ${delivery.id} failed`,
+        error instanceof Error ? error.stack : String(error),
+      );
+    }
+  }
+
+  /** Keeps a settle in flight visible to stop(), which waits for it. */
+  private track(settle: Promise<void>): void {
+    this.settling.add(settle);
+    void settle.finally(() => this.settling.delete(settle));
   }
 }
 

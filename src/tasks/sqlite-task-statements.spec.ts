@@ -1,35 +1,115 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DataSource, QueryFailedError } from 'typeorm';
 import { migrations } from '../database/migrations';
+import type { Delivery, QueueDriverRegistry } from '../queue';
+import { SqliteQueueDriver } from '../queue/drivers/sqlite/sqlite.driver';
 import { betterSqliteHandle } from './sqlite-task-statements';
 import { TaskStatus } from './task-status.enum';
 import { TaskEntity } from './task.entity';
 import { newTask } from './task.factory';
 import { TaskStore } from './task.store';
 
+/**
+ * Opens the task database one way: alone (TypeORM's connection, an in-memory file), or in a
+ * file the sqlite queue driver shares (the default deployment: the driver lends its connection).
+ */
+type Setup = () => Promise<{ dataSource: DataSource; driver?: SqliteQueueDriver; dir?: string }>;
+
+const alone: Setup = async () => ({
+  dataSource: await new DataSource({
+    type: 'better-sqlite3',
+    database: ':memory:',
+    entities: [TaskEntity],
+    migrations,
+    migrationsRun: true,
+  }).initialize(),
+});
+
+const besideQueue: Setup = async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'taskq-statements-'));
+  const database = join(dir, 'tasks.db');
+  const dataSource = await new DataSource({
+    type: 'better-sqlite3',
+    database,
+    entities: [TaskEntity],
+    migrations,
+    migrationsRun: true,
+  }).initialize();
+  const driver = new SqliteQueueDriver({ path: database, heartbeatMs: 600_000 });
+  await driver.ping();
+  return { dataSource, driver, dir };
+};
+
 /** The prepared-statement path of TaskStore on SQLite, checked against TypeORM's own reads. */
-describe('TaskStore on better-sqlite3 (prepared statements)', () => {
+describe.each([
+  ['on its own connection', alone],
+  ['on the sqlite queue driver connection', besideQueue],
+])('TaskStore on better-sqlite3 (prepared statements) %s', (_, setup) => {
   let dataSource: DataSource;
+  let driver: SqliteQueueDriver | undefined;
+  let dir: string | undefined;
   let store: TaskStore;
 
   beforeEach(async () => {
-    dataSource = await new DataSource({
-      type: 'better-sqlite3',
-      database: ':memory:',
-      entities: [TaskEntity],
-      migrations,
-      migrationsRun: true,
-    }).initialize();
-    store = new TaskStore(dataSource.getRepository(TaskEntity));
+    ({ dataSource, driver, dir } = await setup());
+    const drivers = {
+      sharedWriter: (path: string) => driver?.sharedWriter(path),
+    } as unknown as QueueDriverRegistry;
+    store = new TaskStore(dataSource.getRepository(TaskEntity), drivers);
   });
 
-  afterEach(() => dataSource.destroy());
+  afterEach(async () => {
+    await driver?.close();
+    await dataSource.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
 
   const task = (extra: Partial<Parameters<typeof newTask>[0]> = {}) =>
     newTask({ action: 'a', data: { x: 1 }, queue: 'q', maxAttempts: 3, ...extra });
   const typeorm = (id: string) => dataSource.getRepository(TaskEntity).findOneBy({ id });
 
-  it('uses the raw connection', () => {
+  it("uses the raw connection: the driver's when it shares the file", async () => {
     expect(betterSqliteHandle(dataSource)).toBeDefined();
+    const effect = store.completion('t', 'x', null, () => undefined);
+    expect(effect.writer).toBe(driver?.sharedWriter(betterSqliteHandle(dataSource)!.name));
+    expect(await effect.commit()).toBe(false); // no such task
+  });
+
+  it('records a completion in the transaction that acks its message, when it can', async () => {
+    const row = task();
+    await store.insert([row]);
+    expect(await store.claim(row.id, 1, 't1', false)).toBe(true);
+    const committed = jest.fn();
+    const effect = store.completion(row.id, 't1', { ok: 1 }, committed);
+    if (driver) {
+      await driver.publish('q', [{ body: row.id }]);
+      const delivery = await new Promise<Delivery>((resolve) => {
+        const handle = driver!.consume(
+          'q',
+          (d) => {
+            void handle.cancel();
+            resolve(d);
+          },
+          { prefetch: 1 },
+        );
+      });
+      const ack = jest.spyOn(driver, 'ack');
+      await driver.ackWith(delivery, effect);
+      expect(ack).not.toHaveBeenCalled(); // one transaction, not the commit-then-ack fallback
+      expect(await driver.stats('q')).toMatchObject({ ready: 0, inFlight: 0 });
+    } else {
+      expect(effect.writer).toBeUndefined();
+      effect.committed(await effect.commit());
+    }
+    expect(committed).toHaveBeenCalledWith(true);
+    expect(await typeorm(row.id)).toMatchObject({
+      status: TaskStatus.Completed,
+      result: '{"ok":1}',
+    });
+    // Fenced: a second completion under the same token changes nothing.
+    expect(await store.completion(row.id, 't1', { ok: 2 }, committed).commit()).toBe(false);
   });
 
   it('reads rows exactly as TypeORM hydrates them', async () => {

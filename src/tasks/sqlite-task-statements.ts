@@ -3,6 +3,7 @@ import { QueryFailedError, type DataSource, type EntityMetadata } from 'typeorm'
 import { TaskStatus } from './task-status.enum';
 import { TaskEntity } from './task.entity';
 import { failsWholeSqliteBatch } from '../common/sqlite-errors';
+import type { SharedSqliteWriter } from '../queue';
 
 /** Writes per transaction at most, so one commit never holds the write lock for long. */
 const MAX_BATCH = 1000;
@@ -45,6 +46,12 @@ export function betterSqliteHandle(dataSource: DataSource): Database | undefined
  * starts while `db.inTransaction` is true; it waits for that transaction to end. Reads run at
  * once: they only see what a committed write or the open transaction made, as TypeORM's own
  * reads on this connection would.
+ *
+ * When the sqlite queue driver keeps its messages in this same file, the statements run on the
+ * driver's connection instead (`writer`) and join its group commit: the claims, results and
+ * acks of one event-loop turn then share one transaction, and a result can commit in the very
+ * transaction that acks its message (see completion()). That connection is never used by
+ * TypeORM, so the open-transaction rule above does not arise there.
  */
 export class SqliteTaskStatements {
   private readonly columns: { db: string; prop: keyof TaskEntity; fallback: unknown }[];
@@ -59,6 +66,8 @@ export class SqliteTaskStatements {
   constructor(
     private readonly db: Database,
     metadata: EntityMetadata,
+    /** The queue driver's connection to this file (db is then writer.db), if it lends one. */
+    readonly writer?: SharedSqliteWriter,
   ) {
     this.columns = metadata.columns.map((column) => ({
       db: column.databaseName,
@@ -139,8 +148,13 @@ export class SqliteTaskStatements {
   }
 
   complete(id: string, token: string, result: string, now: number): Promise<boolean> {
+    return this.submit(this.completeNow(id, token, result, now));
+  }
+
+  /** The completing UPDATE as a synchronous step, for a caller's own transaction on `db`. */
+  completeNow(id: string, token: string, result: string, now: number): () => boolean {
     const params = { id, token, result, now: Math.trunc(now) };
-    return this.submit(() => this.s.complete.run(params).changes === 1);
+    return () => this.s.complete.run(params).changes === 1;
   }
 
   fail(id: string, token: string, error: string, final: boolean, now: number): Promise<boolean> {
@@ -156,6 +170,11 @@ export class SqliteTaskStatements {
 
   /** Queues `run` for the next group commit; settles after that commit. */
   private submit<T>(run: () => T, atomic = false): Promise<T> {
+    if (this.writer) {
+      return this.writer.submit(run, atomic).catch((error: unknown) => {
+        throw asQueryFailed(error, this.s.insert.source) as Error;
+      });
+    }
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ run, atomic, resolve: resolve as (value: unknown) => void, reject });
       this.schedule(0);

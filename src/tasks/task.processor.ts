@@ -6,6 +6,7 @@ import {
   MAX_ATTEMPTS_HEADER,
   type MessageProcessor,
   NonRetryableError,
+  type SettleEffect,
 } from '../queue';
 import { TaskTimeoutError } from './errors/task-timeout.error';
 import type { TaskContext } from './task-context.interface';
@@ -63,7 +64,10 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleDes
     private readonly reconcileStore: TaskReconcileStore,
   ) {}
 
-  async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<void> {
+  async process(
+    delivery: Delivery<TaskMessage>,
+    signal: AbortSignal,
+  ): Promise<SettleEffect | void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
     const token = randomUUID();
     if (
@@ -112,14 +116,14 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleDes
         Promise.resolve().then(() => handler.fn(data, ctx)),
         taskSignal,
       );
-      if (await this.store.complete(taskId, token, result)) {
-        this.emit(taskId, action, TaskStatus.Completed);
-      } else {
+      // Recorded by the worker pool, with the ack where the driver shares this database.
+      return this.store.completion(taskId, token, result, (applied) => {
+        if (applied) return this.emit(taskId, action, TaskStatus.Completed);
         this.lostClaims += 1;
         this.logger.warn(
           `task ${taskId}: claim lost before completion (cancelled or taken over); result discarded`,
         );
-      }
+      });
     } catch (error) {
       if (run.cancelled) return; // cancelled: the row says so already; ack, no retry
       if (signal.aborted) throw signal.reason; // shutdown: the worker pool leaves it unsettled

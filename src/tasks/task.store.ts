@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Brackets, In, Repository, type UpdateQueryBuilder } from 'typeorm';
+import { QueueDriverRegistry, type SettleEffect } from '../queue';
+import { PgTaskStatements, pgPool } from './pg-task-statements';
 import { betterSqliteHandle, SqliteTaskStatements } from './sqlite-task-statements';
 import { TaskStatus } from './task-status.enum';
 import { TaskEntity } from './task.entity';
@@ -39,22 +41,43 @@ type TaskChanges = Parameters<UpdateQueryBuilder<TaskEntity>['set']>[0];
  * On SQLite (better-sqlite3) the hot operations (insert, findById, claim, complete, fail,
  * progress) bypass the QueryBuilder, whose parameter handling cost as much CPU as SQLite itself:
  * they run cached prepared statements with the same SQL semantics and group-commit their writes
- * (see SqliteTaskStatements). Everything else, and every operation on PostgreSQL, goes through
- * TypeORM.
+ * (see SqliteTaskStatements). On PostgreSQL the same operations run as prepared statements on
+ * TypeORM's pg pool, the writes of one event-loop turn batched into one statement per kind (see
+ * PgTaskStatements). Everything else goes through TypeORM.
  */
 @Injectable()
 export class TaskStore {
   private fast?: SqliteTaskStatements | null;
+  private fastPg?: PgTaskStatements | null;
 
-  constructor(@InjectRepository(TaskEntity) private readonly repo: Repository<TaskEntity>) {}
+  constructor(
+    @InjectRepository(TaskEntity) private readonly repo: Repository<TaskEntity>,
+    private readonly drivers: QueueDriverRegistry,
+  ) {}
 
-  /** The prepared-statement path, or null when the database is not better-sqlite3. */
+  /**
+   * The prepared-statement path, or null when the database is not better-sqlite3. It runs on
+   * the sqlite queue driver's connection when that driver keeps its messages in this file.
+   */
   private get sqlite(): SqliteTaskStatements | null {
     if (this.fast === undefined) {
       const db = betterSqliteHandle(this.repo.manager.connection);
-      this.fast = db ? new SqliteTaskStatements(db, this.repo.metadata) : null;
+      const shared = db && db.name !== ':memory:' ? this.drivers.sharedWriter(db.name) : undefined;
+      this.fast = db
+        ? new SqliteTaskStatements(shared?.db ?? db, this.repo.metadata, shared)
+        : null;
     }
     return this.fast;
+  }
+
+  /** The batched prepared-statement path, or null when the database is not PostgreSQL. */
+  private get pg(): PgTaskStatements | null {
+    if (this.fastPg === undefined) {
+      const connection = this.repo.manager.connection;
+      const pool = pgPool(connection);
+      this.fastPg = pool ? new PgTaskStatements(pool, connection.driver, this.repo.metadata) : null;
+    }
+    return this.fastPg;
   }
 
   /** Inserts all rows in one transaction: all or none. */
@@ -62,6 +85,8 @@ export class TaskStore {
     if (tasks.length === 0) return;
     const sqlite = this.sqlite;
     if (sqlite) return sqlite.insert(tasks);
+    const pg = this.pg;
+    if (pg) return pg.insert(tasks);
     if (tasks.length === 1) {
       await this.repo.createQueryBuilder().insert().values(tasks).updateEntity(false).execute();
       return;
@@ -82,6 +107,8 @@ export class TaskStore {
   async findById(id: string): Promise<TaskEntity | null> {
     const sqlite = this.sqlite;
     if (sqlite) return sqlite.findById(id);
+    const pg = this.pg;
+    if (pg) return pg.findById(id);
     return this.repo.findOneBy({ id });
   }
 
@@ -121,6 +148,8 @@ export class TaskStore {
   async claim(id: string, attempt: number, token: string, redelivered: boolean): Promise<boolean> {
     const sqlite = this.sqlite;
     if (sqlite) return sqlite.claim(id, attempt, token, redelivered);
+    const pg = this.pg;
+    if (pg) return pg.claim(id, attempt, token, redelivered);
     const now = Date.now();
     const result = await this.repo
       .createQueryBuilder()
@@ -152,12 +181,18 @@ export class TaskStore {
 
   /** Records success; false if the claim was lost (taken over or cancelled). */
   complete(id: string, token: string, result: unknown): Promise<boolean> {
+    return this.completeJson(id, token, JSON.stringify(result ?? null));
+  }
+
+  private completeJson(id: string, token: string, result: string): Promise<boolean> {
     const now = Date.now();
     const sqlite = this.sqlite;
-    if (sqlite) return sqlite.complete(id, token, JSON.stringify(result ?? null), now);
+    if (sqlite) return sqlite.complete(id, token, result, now);
+    const pg = this.pg;
+    if (pg) return pg.complete(id, token, result, now);
     return this.updateClaimed(id, token, {
       status: TaskStatus.Completed,
-      result: JSON.stringify(result ?? null),
+      result,
       error: null,
       processedAt: now,
       updatedAt: now,
@@ -166,11 +201,38 @@ export class TaskStore {
     });
   }
 
+  /**
+   * Success as a write for the worker pool to commit with the ack (see SettleEffect): in the
+   * ack's own transaction when the queue driver shares this SQLite file, else just before it.
+   * `committed` hears whether the claim still held.
+   */
+  completion(
+    id: string,
+    token: string,
+    result: unknown,
+    committed: (applied: boolean) => void,
+  ): SettleEffect {
+    const json = JSON.stringify(result ?? null);
+    const sqlite = this.sqlite;
+    const run = sqlite?.completeNow(id, token, json, Date.now());
+    return {
+      writer: sqlite?.writer,
+      run: () => {
+        if (!run) throw new Error('no synchronous path to the task table');
+        return run();
+      },
+      commit: () => this.completeJson(id, token, json),
+      committed,
+    };
+  }
+
   /** Records a failed attempt: back to queued for a retry, or failed for good. */
   fail(id: string, token: string, error: string, final: boolean): Promise<boolean> {
     const now = Date.now();
     const sqlite = this.sqlite;
     if (sqlite) return sqlite.fail(id, token, error, final, now);
+    const pg = this.pg;
+    if (pg) return pg.fail(id, token, error, final, now);
     return this.updateClaimed(id, token, {
       status: final ? TaskStatus.Failed : TaskStatus.Queued,
       error,
@@ -185,6 +247,8 @@ export class TaskStore {
   progress(id: string, token: string, percent: number, message: string | null): Promise<boolean> {
     const sqlite = this.sqlite;
     if (sqlite) return sqlite.progress(id, token, percent, message);
+    const pg = this.pg;
+    if (pg) return pg.progress(id, token, percent, message);
     return this.updateClaimed(id, token, {
       progress: percent,
       progressMessage: message,

@@ -1,4 +1,5 @@
 import type { Delivery } from './queue-message.interface';
+import type { SettleEffect } from './settle-effect.interface';
 
 /** What the consumer will do with a failed delivery, decided before it is done. */
 export type FailureDecision =
@@ -12,8 +13,10 @@ export interface MessageProcessor<T = unknown> {
   /**
    * Handles one delivery. Resolving acks it; throwing fails the attempt (retry or dead-letter).
    * `signal` aborts on shutdown (after the drain timeout) and when the attempt is cancelled.
+   * It may resolve with the write that records the outcome instead of making it itself: the
+   * pool commits that write with the ack where the driver can (one transaction), else before it.
    */
-  process(delivery: Delivery<T>, signal: AbortSignal): Promise<void>;
+  process(delivery: Delivery<T>, signal: AbortSignal): Promise<void | SettleEffect>;
 
   /**
    * Called after a failed attempt, before the message is nacked or dead-lettered, so the

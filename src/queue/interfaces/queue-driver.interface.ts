@@ -1,4 +1,5 @@
 import type { DeadLetter, Delivery, PublishMessage, QueueStats } from './queue-message.interface';
+import type { SettleEffect, SharedSqliteWriter } from './settle-effect.interface';
 
 /** Called by a driver for each delivery; the consumer settles it later through the driver. */
 export type DeliveryCallback<T = unknown> = (delivery: Delivery<T>) => void;
@@ -65,6 +66,20 @@ export interface QueueDriver {
 
   /** Removes a delivered message for good. Rejects with StaleDeliveryError if the receipt is no longer current. */
   ack(delivery: Delivery): Promise<void>;
+
+  /**
+   * Optional: acks in one transaction with the consumer's `effect` when the effect writes
+   * through this driver's own connection (see sharedWriter), so the outcome and the ack commit
+   * together. A delivery the connection does not hold gets the effect committed first, then
+   * the ack. Either way `effect.committed` is called once the effect's write is durable.
+   */
+  ackWith?(delivery: Delivery, effect: SettleEffect): Promise<void>;
+
+  /**
+   * Optional: when this driver keeps its messages in the SQLite file at `path`, its connection
+   * and group commit there, for the application's own writes to share; otherwise undefined.
+   */
+  sharedWriter?(path: string): SharedSqliteWriter | undefined;
 
   /**
    * A failed attempt: the message returns to the queue with `attempt + 1`, deliverable after

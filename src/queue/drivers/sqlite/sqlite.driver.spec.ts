@@ -326,6 +326,136 @@ describe(SqliteQueueDriver.name, () => {
     });
   });
 
+  describe('shared writer and ackWith', () => {
+    /** An outcome table on the driver's own connection, like taskq's task rows. */
+    const outcomes = (driver: SqliteQueueDriver) => {
+      const writer = driver.sharedWriter(path)!;
+      writer.db.exec(`CREATE TABLE IF NOT EXISTS outcomes (id TEXT PRIMARY KEY, result TEXT)`);
+      const insert = writer.db.prepare(`INSERT INTO outcomes (id, result) VALUES (?, ?)`);
+      const read = (id: string) => {
+        const reader = new BetterSqlite3(path, { readonly: true });
+        try {
+          return reader.prepare(`SELECT result FROM outcomes WHERE id = ?`).pluck().get(id);
+        } finally {
+          reader.close();
+        }
+      };
+      return { writer, insert, read };
+    };
+
+    it('is lent only for its own file', async () => {
+      const driver = open();
+      await driver.ping();
+      expect(driver.sharedWriter(path)?.db).toBeDefined();
+      expect(driver.sharedWriter(join(dir, '..', dir.split('/').pop()!, 'tasks.db'))).toBe(
+        driver.sharedWriter(path),
+      );
+      expect(driver.sharedWriter(join(dir, 'other.db'))).toBeUndefined();
+    });
+
+    it('commits the effect and the ack in one transaction', async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.ping();
+      const { writer, insert, read } = outcomes(driver);
+      await driver.publish(queue, [{ body: 'a' }]);
+      const { received } = hold(driver);
+      await until(() => received.length === 1, 'a delivery');
+      const [delivery] = received;
+      const committed = jest.fn();
+      let inTransaction = false;
+      await driver.ackWith(delivery, {
+        writer,
+        run: () => {
+          inTransaction = writer.db.inTransaction;
+          return insert.run(delivery.id, 'done').changes === 1;
+        },
+        commit: () => Promise.reject(new Error('must not be called')),
+        committed,
+      });
+      expect(inTransaction).toBe(true);
+      expect(committed).toHaveBeenCalledWith(true);
+      expect(read(delivery.id)).toBe('done');
+      expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
+    });
+
+    it('acks nothing when the effect throws, and the delivery can be settled again', async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.ping();
+      const { writer, insert, read } = outcomes(driver);
+      await driver.publish(queue, [{ body: 'a' }]);
+      const { received } = hold(driver);
+      await until(() => received.length === 1, 'a delivery');
+      const [delivery] = received;
+      const committed = jest.fn();
+      const failing = {
+        writer,
+        run: (): boolean => {
+          insert.run(delivery.id, 'half');
+          throw new Error('effect failed');
+        },
+        commit: () => Promise.resolve(true),
+        committed,
+      };
+      await expect(driver.ackWith(delivery, failing)).rejects.toThrow('effect failed');
+      expect(committed).not.toHaveBeenCalled();
+      expect(read(delivery.id)).toBeUndefined(); // the savepoint undid the effect's insert
+      expect(await driver.stats(queue)).toMatchObject({ inFlight: 1 });
+
+      // The same delivery can still be settled, effect and ack together.
+      await driver.ackWith(delivery, {
+        ...failing,
+        run: () => insert.run(delivery.id, 'ok').changes === 1,
+      });
+      expect(committed).toHaveBeenCalledWith(true);
+      expect(read(delivery.id)).toBe('ok');
+    });
+
+    it('commits the effect even when the ack is refused as stale', async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.ping();
+      const { writer, insert, read } = outcomes(driver);
+      await driver.publish(queue, [{ body: 'a' }]);
+      const { received } = hold(driver);
+      await until(() => received.length === 1, 'a delivery');
+      const [delivery] = received;
+      await driver.release(delivery); // the lease is gone: this receipt is stale now
+      const committed = jest.fn();
+      await expect(
+        driver.ackWith(delivery, {
+          writer,
+          run: () => insert.run(delivery.id, 'late').changes === 1,
+          commit: () => Promise.reject(new Error('must not be called')),
+          committed,
+        }),
+      ).rejects.toThrow(/stale|no longer/i);
+      // Fenced on its own terms, the effect's write stands; the message is not acked.
+      expect(committed).toHaveBeenCalledWith(true);
+      expect(read(delivery.id)).toBe('late');
+      await until(() => received.length === 2, 'the released message again');
+    });
+
+    it('commits a foreign effect first, then acks', async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.publish(queue, [{ body: 'a' }]);
+      const { received } = hold(driver);
+      await until(() => received.length === 1, 'a delivery');
+      const [delivery] = received;
+      const order: string[] = [];
+      await driver.ackWith(delivery, {
+        run: () => {
+          throw new Error('must not run inside the driver');
+        },
+        commit: () => {
+          order.push('commit');
+          return Promise.resolve(false);
+        },
+        committed: (applied) => order.push(`committed:${applied}`),
+      });
+      expect(order).toEqual(['commit', 'committed:false']);
+      expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
+    });
+  });
+
   it('rejects options out of bounds at construction', () => {
     expect(() => resolveSqliteDriverOptions({ path, shards: 65 })).toThrow(
       'option shards must be an integer from 1 to 64, got 65',

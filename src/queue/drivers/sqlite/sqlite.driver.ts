@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
 import { StaleDeliveryError } from '../../errors/stale-delivery.error';
 import type {
@@ -14,6 +15,7 @@ import type {
   PublishMessage,
   QueueStats,
 } from '../../interfaces/queue-message.interface';
+import type { SettleEffect, SharedSqliteWriter } from '../../interfaces/settle-effect.interface';
 import { decodeReceipt, shardOf } from './receipt';
 import {
   resolveSqliteDriverOptions,
@@ -58,6 +60,7 @@ export class SqliteQueueDriver implements QueueDriver {
   private isOpen = false;
   private heartbeatTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
+  private shared?: SharedSqliteWriter;
 
   constructor(options: SqliteDriverOptions) {
     this.options = resolveSqliteDriverOptions(options);
@@ -123,6 +126,52 @@ export class SqliteQueueDriver implements QueueDriver {
 
   ack(delivery: Delivery): Promise<void> {
     return this.settle(delivery, (shard, ref) => shard.ack(ref));
+  }
+
+  /**
+   * The ack and the consumer's outcome in one transaction when the effect writes through this
+   * driver's shard 0 and the delivery lives there: both commit or neither does. The effect is
+   * fenced on its own (taskq's task rows by claim token), so it commits even when the ack is
+   * refused as stale.
+   */
+  async ackWith(delivery: Delivery, effect: SettleEffect): Promise<void> {
+    const receipt = decodeReceipt(delivery.receipt);
+    if (!this.shared || effect.writer !== this.shared || receipt?.shard !== 0) {
+      effect.committed(await effect.commit());
+      return this.ack(delivery);
+    }
+    let applied: boolean | undefined;
+    try {
+      await this.settle(
+        delivery,
+        (shard, ref) => {
+          const outcome = effect.run();
+          const acked = shard.ack(ref);
+          applied = outcome;
+          return acked;
+        },
+        true,
+      );
+    } catch (error) {
+      // Refused as stale only after the transaction committed, effect included.
+      if (error instanceof StaleDeliveryError && applied !== undefined) effect.committed(applied);
+      throw error;
+    }
+    effect.committed(applied!);
+  }
+
+  sharedWriter(path: string): SharedSqliteWriter | undefined {
+    const home = this.options.path;
+    if (home === ':memory:' || resolve(path) !== resolve(home)) return undefined;
+    this.shared ??= {
+      db: this.home.db,
+      submit: async <T>(run: () => T, atomic?: boolean): Promise<T> => {
+        if (!this.isOpen) await this.ready();
+        else this.assertOpen();
+        return this.batchers[0].submit(run, atomic);
+      },
+    };
+    return this.shared;
   }
 
   nack(delivery: Delivery, options: { delayMs?: number } = {}): Promise<void> {
