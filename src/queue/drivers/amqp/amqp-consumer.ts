@@ -1,7 +1,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { ConsumerHandle, DeliveryCallback } from '../../interfaces/queue-driver.interface';
 import type { Delivery } from '../../interfaces/queue-message.interface';
-import { HEADER, isBrokerHeader } from './amqp-topology';
+import { decodeMessage, type Envelope } from './amqp-envelope';
 
 /** What a consumer needs from its driver. */
 export interface AmqpConsumerHost {
@@ -15,6 +15,8 @@ export interface AmqpConsumerHost {
 export interface HeldMessage {
   channel: Channel;
   message: ConsumeMessage;
+  /** The decoded message, for republishing it (nack, dead letter). */
+  envelope: Envelope;
 }
 
 /**
@@ -164,8 +166,9 @@ export class AmqpConsumer implements ConsumerHandle {
       return;
     }
     const receipt = `${this.id}:${generation}:${message.fields.deliveryTag}`;
-    this.held.set(receipt, { channel, message });
-    this.onDelivery(toDelivery(this.queue, message, receipt));
+    const envelope = decodeMessage(message);
+    this.held.set(receipt, { channel, message, envelope });
+    this.onDelivery(toDelivery(this.queue, envelope, message.fields.redelivered, receipt));
   }
 
   private async closeChannel(): Promise<void> {
@@ -176,22 +179,21 @@ export class AmqpConsumer implements ConsumerHandle {
   }
 }
 
-function toDelivery(queue: string, message: ConsumeMessage, receipt: string): Delivery<unknown> {
-  const raw = message.properties.headers ?? {};
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(raw)) {
-    if (!isBrokerHeader(name)) headers[name] = String(value);
-  }
-  // Classic queues do not count redeliveries; `redelivered` says there was at least one.
-  const before = Number(raw[HEADER.deliveries] ?? 0);
+function toDelivery(
+  queue: string,
+  e: Envelope,
+  redelivered: boolean,
+  receipt: string,
+): Delivery<unknown> {
   return {
-    id: String(message.properties.messageId),
+    id: e.i,
     queue,
-    body: JSON.parse(message.content.toString('utf8')) as unknown,
-    headers,
-    priority: Number(raw[HEADER.priority] ?? message.properties.priority ?? 0),
-    attempt: Number(raw[HEADER.attempt] ?? 1),
-    deliveryCount: before + (message.fields.redelivered ? 2 : 1),
+    body: e.b,
+    headers: e.h ?? {},
+    priority: e.p,
+    attempt: e.a,
+    // Classic queues do not count redeliveries; `redelivered` says there was at least one.
+    deliveryCount: e.c + (redelivered ? 2 : 1),
     receipt,
   };
 }

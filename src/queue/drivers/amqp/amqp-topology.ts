@@ -12,7 +12,10 @@ import type { Options } from 'amqplib';
 /** AMQP priorities 0..MAX_PRIORITY; taskq priorities outside are clamped. */
 export const MAX_PRIORITY = 10;
 
-/** Header names the driver owns; the rest of a message's headers are the publisher's. */
+/**
+ * Header names the driver wrote before its metadata moved into the body (amqp-envelope.ts);
+ * read only for messages still queued by those versions.
+ */
 export const HEADER = {
   attempt: 'x-taskq-attempt',
   deliveries: 'x-taskq-deliveries',

@@ -154,6 +154,97 @@ describeWithService(RABBITMQ_SERVICE, AmqpQueueDriver.name, () => {
     expect(third).not.toBe(first);
   });
 
+  it('frees a deduplication key whose publish failed, so the next publish goes out', async () => {
+    const sut = makeDriver();
+    await sut.ping();
+    // A delay queue declared with other arguments makes the driver's declaration, and so the
+    // publish, fail after the key was taken.
+    const channel = await admin.createChannel();
+    await channel.assertQueue(`${queue}.delay.200`, { durable: false });
+    await channel.close();
+    await expect(
+      sut.publish(queue, [{ body: 'lost', deduplicationKey: 'k', delayMs: 200 }]),
+    ).rejects.toThrow();
+
+    const cleanup = await admin.createChannel();
+    await cleanup.deleteQueue(`${queue}.delay.200`);
+    await cleanup.close();
+    const [id] = await sut.publish(queue, [{ body: 'kept', deduplicationKey: 'k' }]);
+    const got = collect(sut);
+    await waitFor(() => got.length === 1);
+    expect(got[0]).toMatchObject({ id, body: 'kept' });
+  });
+
+  it('carries its metadata in the body, leaving the AMQP headers table empty', async () => {
+    const sut = makeDriver();
+    const [id] = await sut.publish(queue, [
+      { body: { n: 1 }, headers: { h: 'v' }, priority: 12, attempt: 2, deduplicationKey: 'k' },
+    ]);
+    const channel = await admin.createChannel();
+    const raw = await channel.get(queue, { noAck: true });
+    await channel.close();
+
+    expect(raw && raw.properties).toMatchObject({
+      contentType: 'application/vnd.taskq.v1+json',
+      priority: 10,
+      deliveryMode: 2,
+    });
+    // amqplib always sends a table; it stays empty.
+    expect(Object.keys((raw && raw.properties.headers) ?? {})).toEqual([]);
+    expect(JSON.parse(raw ? raw.content.toString() : '')).toEqual({
+      i: id,
+      a: 2,
+      c: 0,
+      p: 12,
+      h: { h: 'v' },
+      k: 'k',
+      b: { n: 1 },
+    });
+  });
+
+  it('still reads messages queued by the header-based format of earlier versions', async () => {
+    const sut = makeDriver();
+    await sut.ping();
+    await sut.ensureQueue(queue);
+    const channel = await admin.createConfirmChannel();
+    channel.sendToQueue(queue, Buffer.from(JSON.stringify({ old: true })), {
+      persistent: true,
+      contentType: 'application/json',
+      messageId: 'old-1',
+      priority: 3,
+      headers: {
+        'x-taskq-attempt': 2,
+        'x-taskq-deliveries': 1,
+        'x-taskq-priority': 3,
+        'x-taskq-dedup': 'k-old',
+        'x-max-attempts': '5',
+      },
+    });
+    await channel.waitForConfirms();
+    await channel.close();
+    const got = collect(sut);
+    await waitFor(() => got.length === 1);
+    expect(got[0]).toMatchObject({
+      id: 'old-1',
+      body: { old: true },
+      headers: { 'x-max-attempts': '5' },
+      priority: 3,
+      attempt: 2,
+      deliveryCount: 2,
+    });
+
+    // Dead-lettered, it is rewritten in the new format and keeps what it carried.
+    await sut.deadLetter(got[0], 'done');
+    const [dead] = await sut.deadLetters(queue);
+    expect(dead).toMatchObject({
+      id: 'old-1',
+      body: { old: true },
+      headers: { 'x-max-attempts': '5' },
+      attempt: 2,
+      reason: 'done',
+    });
+  });
+
   it('moves a message to the dead-letter queue with its reason', async () => {
     const sut = makeDriver();
     const [id] = await sut.publish(queue, [{ body: { a: 1 }, attempt: 3 }]);

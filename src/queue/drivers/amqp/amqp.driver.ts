@@ -1,11 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  connect,
-  type Channel,
-  type ChannelModel,
-  type ConfirmChannel,
-  type Options,
-} from 'amqplib';
+import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
 import { StaleDeliveryError } from '../../errors/stale-delivery.error';
 import type {
@@ -22,15 +16,8 @@ import type {
   QueueStats,
 } from '../../interfaces/queue-message.interface';
 import { AmqpConsumer, type AmqpConsumerHost, type HeldMessage } from './amqp-consumer';
-import {
-  deadQueue,
-  delayBucket,
-  delayQueue,
-  HEADER,
-  isBrokerHeader,
-  mainQueue,
-  MAX_PRIORITY,
-} from './amqp-topology';
+import { decodeMessage, encodeEnvelope, ENVELOPE_TYPE, type Envelope } from './amqp-envelope';
+import { deadQueue, delayBucket, delayQueue, mainQueue, MAX_PRIORITY } from './amqp-topology';
 
 export interface AmqpDriverOptions {
   /** Default amqp://guest:guest@127.0.0.1:5672. Carries credentials; it is never logged. */
@@ -43,6 +30,13 @@ const DEAD_LETTER_SCAN = 10_000;
 /** Delay queues expire when unused; publishing does not count as use, so redeclare this often. */
 const REDECLARE_DELAY_MS = 30_000;
 
+/** One message on its way to a queue (or, when delayed, to one of its delay queues). */
+interface Outgoing {
+  queue: string;
+  envelope: Envelope;
+  delayMs: number;
+}
+
 /**
  * RabbitMQ through amqplib. One connection; a ConfirmChannel for publishes (publish resolves on
  * the broker's confirm), an admin channel for declarations, and one channel per consumer whose
@@ -54,6 +48,9 @@ const REDECLARE_DELAY_MS = 30_000;
  *   the confirm, then acks the original. A crash in between delivers the message twice, never
  *   zero times. release is basic.nack with requeue (same attempt).
  * - Dead letters: republished with their reason to `<queue>.dead`, then the original is acked.
+ * - Metadata (id, attempt, deliveries, priority, headers, dedup key) rides in a JSON envelope
+ *   body, not in AMQP headers (see amqp-envelope.ts). A publish sends its whole batch, pausing
+ *   only when the channel asks to (flow control), and resolves once every message is confirmed.
  * - Deduplication is best effort: only messages published and settled through this driver
  *   instance are known; RabbitMQ has no lookup by key.
  * - pauseQueue and in-flight counts are this driver instance's, not the broker's.
@@ -89,6 +86,9 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
     if (this.closing) return Promise.reject(new DriverUnavailableError(this.kind, 'closed'));
     this.conn ??= connect(this.url, {
       clientProperties: { connection_name: this.connectionName },
+      // amqplib leaves Nagle on: a lone publish or ack then waits for the peer's delayed ACK
+      // (up to 40 ms on Linux), which was most of the pickup latency.
+      noDelay: true,
     }).then(
       (model) => {
         model.on('error', () => undefined);
@@ -110,7 +110,8 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
     this.assertOpen();
     await this.ensureQueue(queue);
     const ids: string[] = [];
-    const sends: Promise<void>[] = [];
+    const outgoing: Outgoing[] = [];
+    const claimed: [string, string][] = [];
     for (const m of messages) {
       const key = m.deduplicationKey === undefined ? undefined : `${queue}\0${m.deduplicationKey}`;
       const existing = key === undefined ? undefined : this.dedup.get(key);
@@ -119,30 +120,29 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
         continue;
       }
       const id = randomUUID();
-      if (key !== undefined) this.dedup.set(key, id);
+      if (key !== undefined) {
+        this.dedup.set(key, id);
+        claimed.push([key, id]);
+      }
       ids.push(id);
-      const priority = Math.trunc(m.priority ?? 0);
-      const headers: Record<string, unknown> = {
-        ...m.headers,
-        [HEADER.attempt]: m.attempt ?? 1,
-        [HEADER.deliveries]: 0,
-        [HEADER.priority]: priority,
+      const envelope: Envelope = {
+        i: id,
+        a: m.attempt ?? 1,
+        c: 0,
+        p: Math.trunc(m.priority ?? 0),
+        b: m.body ?? null,
       };
-      if (m.deduplicationKey !== undefined) headers[HEADER.dedup] = m.deduplicationKey;
-      sends.push(
-        this.send(
-          queue,
-          Buffer.from(JSON.stringify(m.body ?? null)),
-          {
-            messageId: id,
-            priority: Math.min(MAX_PRIORITY, Math.max(0, priority)),
-            headers,
-          },
-          m.delayMs ?? 0,
-        ),
-      );
+      if (m.headers && Object.keys(m.headers).length > 0) envelope.h = m.headers;
+      if (m.deduplicationKey !== undefined) envelope.k = m.deduplicationKey;
+      outgoing.push({ queue, envelope, delayMs: m.delayMs ?? 0 });
     }
-    await Promise.all(sends);
+    try {
+      await this.send(outgoing);
+    } catch (error) {
+      // Unconfirmed messages may not exist: their keys must not refuse the next publish.
+      for (const [key, id] of claimed) if (this.dedup.get(key) === id) this.dedup.delete(key);
+      throw error;
+    }
     return ids;
   }
 
@@ -170,16 +170,20 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
 
   async ack(delivery: Delivery): Promise<void> {
     const held = this.take(delivery);
-    this.forgetDedup(delivery.queue, held.message.properties.headers?.[HEADER.dedup], delivery.id);
+    this.forgetDedup(delivery.queue, held.envelope.k, delivery.id);
     this.onChannel(delivery, () => held.channel.ack(held.message));
   }
 
   async nack(delivery: Delivery, options: { delayMs?: number } = {}): Promise<void> {
     const held = this.take(delivery);
-    await this.republish(held, delivery.queue, options.delayMs ?? 0, {
-      [HEADER.attempt]: delivery.attempt + 1,
-      [HEADER.deliveries]: delivery.deliveryCount,
-    });
+    const { r: _reason, t: _deadAt, ...envelope } = held.envelope;
+    await this.send([
+      {
+        queue: delivery.queue,
+        envelope: { ...envelope, a: delivery.attempt + 1, c: delivery.deliveryCount },
+        delayMs: options.delayMs ?? 0,
+      },
+    ]);
     this.onChannel(delivery, () => held.channel.ack(held.message));
   }
 
@@ -190,12 +194,14 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
 
   async deadLetter(delivery: Delivery, reason: string): Promise<void> {
     const held = this.take(delivery);
-    await this.republish(held, deadQueue(delivery.queue).name, 0, {
-      [HEADER.reason]: reason,
-      [HEADER.deadAt]: Date.now(),
-      [HEADER.attempt]: delivery.attempt,
-    });
-    this.forgetDedup(delivery.queue, held.message.properties.headers?.[HEADER.dedup], delivery.id);
+    await this.send([
+      {
+        queue: deadQueue(delivery.queue).name,
+        envelope: { ...held.envelope, a: delivery.attempt, r: reason, t: Date.now() },
+        delayMs: 0,
+      },
+    ]);
+    this.forgetDedup(delivery.queue, held.envelope.k, delivery.id);
     this.onChannel(delivery, () => held.channel.ack(held.message));
   }
 
@@ -239,19 +245,15 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
       for (let i = 0; i < DEAD_LETTER_SCAN; i++) {
         const message = await channel.get(deadQueue(queue).name, { noAck: false });
         if (!message) break;
-        const raw = message.properties.headers ?? {};
-        const headers: Record<string, string> = {};
-        for (const [name, value] of Object.entries(raw)) {
-          if (!isBrokerHeader(name)) headers[name] = String(value);
-        }
+        const e = decodeMessage(message);
         letters.push({
-          id: String(message.properties.messageId),
+          id: e.i,
           queue,
-          body: JSON.parse(message.content.toString('utf8')) as unknown,
-          headers,
-          attempt: Number(raw[HEADER.attempt] ?? 1),
-          reason: String(raw[HEADER.reason] ?? ''),
-          deadAt: new Date(Number(raw[HEADER.deadAt] ?? 0)),
+          body: e.b,
+          headers: e.h ?? {},
+          attempt: e.a,
+          reason: e.r ?? '',
+          deadAt: new Date(e.t ?? 0),
         });
       }
     } finally {
@@ -337,49 +339,54 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
     }
   }
 
-  private async republish(
-    { message }: HeldMessage,
-    target: string,
-    delayMs: number,
-    overrides: Record<string, unknown>,
-  ): Promise<void> {
-    const headers: Record<string, unknown> = {};
-    for (const [name, value] of Object.entries(message.properties.headers ?? {})) {
-      if (
-        name === 'x-death' ||
-        name.startsWith('x-first-death-') ||
-        name.startsWith('x-last-death-')
-      )
-        continue;
-      headers[name] = value;
+  /**
+   * Publishes persistent messages and resolves once the broker confirmed every one; rejects on
+   * the first nack or a channel lost with confirms outstanding.
+   */
+  private async send(outgoing: Outgoing[]): Promise<void> {
+    if (outgoing.length === 0) return;
+    const targets: string[] = [];
+    for (const o of outgoing) {
+      targets.push(
+        o.delayMs > 0 ? await this.ensureDelayQueue(o.queue, delayBucket(o.delayMs)) : o.queue,
+      );
     }
-    Object.assign(headers, overrides);
-    const { messageId, priority } = message.properties as Options.Publish;
-    await this.send(target, message.content, { messageId, priority, headers }, delayMs);
-  }
-
-  /** Publishes one message with persistence and waits for the broker's confirm. */
-  private async send(
-    queue: string,
-    content: Buffer,
-    options: Options.Publish,
-    delayMs: number,
-  ): Promise<void> {
-    const target = delayMs > 0 ? await this.ensureDelayQueue(queue, delayBucket(delayMs)) : queue;
     const channel = await this.confirmChannel();
-    await new Promise<void>((resolve, reject) => {
+    let left = outgoing.length;
+    let resolveAll!: () => void;
+    let rejectAll!: (error: unknown) => void;
+    const confirmed = new Promise<void>((resolve, reject) => {
+      resolveAll = resolve;
+      rejectAll = (error) => reject(this.unavailable(error));
+    });
+    // A rejection while we wait for 'drain' is seen by the await at the end, not unhandled.
+    confirmed.catch(() => undefined);
+    const onConfirm = (error: unknown): void => {
+      if (error) rejectAll(error);
+      else if (--left === 0) resolveAll();
+    };
+    for (let i = 0; i < outgoing.length; i++) {
+      const { envelope } = outgoing[i];
+      let accepted: boolean;
       try {
-        // `false` only asks for a slower pace; the channel buffers the message either way.
-        channel.sendToQueue(
-          target,
-          content,
-          { ...options, persistent: true, contentType: 'application/json' },
-          (error: unknown) => (error ? reject(this.unavailable(error)) : resolve()),
+        accepted = channel.sendToQueue(
+          targets[i],
+          encodeEnvelope(envelope),
+          {
+            persistent: true,
+            contentType: ENVELOPE_TYPE,
+            priority: Math.min(MAX_PRIORITY, Math.max(0, envelope.p)),
+          },
+          onConfirm,
         );
       } catch (error) {
-        reject(this.unavailable(error));
+        rejectAll(error);
+        break;
       }
-    });
+      // Flow control: the channel buffered the message but asks us to wait before the next.
+      if (!accepted && i < outgoing.length - 1) await drained(channel);
+    }
+    await confirmed;
   }
 
   private async ensureDelayQueue(queue: string, bucket: number): Promise<string> {
@@ -452,4 +459,17 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
     const message = error instanceof Error ? error.message : String(error);
     return new DriverUnavailableError(this.kind, message.split(this.url).join('<url>'));
   }
+}
+
+/** Resolves on the channel's next 'drain', or when it closes (the next send then throws). */
+function drained(channel: Channel): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      channel.off('drain', done);
+      channel.off('close', done);
+      resolve();
+    };
+    channel.on('drain', done);
+    channel.on('close', done);
+  });
 }
