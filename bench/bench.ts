@@ -27,13 +27,6 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config/app.config';
 import type { CreateTaskDto } from '../src/tasks';
 import { type BenchApp, createBenchApp, handlerStarts, recordStarts } from './lib/bench-app';
-import {
-  BROKER_ARGS,
-  type BrokerJob,
-  brokerJobs,
-  brokerSummary,
-  runBrokerJob,
-} from './lib/brokers';
 import { createBenchSchema } from './lib/pg-schema';
 import { intArg, mapLimit, parseArgs, quantile, RssSampler, sleep } from './lib/util';
 
@@ -59,8 +52,7 @@ type Job =
   | { kind: 'process'; driver: string; n: number; concurrency: number }
   | { kind: 'latency'; driver: string; rate: number; seconds: number; concurrency: number }
   | { kind: 'backlog'; driver: string; backlog: number; measure: number; concurrency: number }
-  | { kind: 'http'; driver: string; adapter: 'express' | 'fastify'; seconds: number }
-  | BrokerJob;
+  | { kind: 'http'; driver: string; adapter: 'express' | 'fastify'; seconds: number };
 
 type ChildMessage =
   | { type: 'row'; row: Row }
@@ -147,8 +139,20 @@ function timeProcessing(bench: BenchApp): number[] {
   const original = processor.process.bind(processor);
   processor.process = async (delivery, signal) => {
     const started = performance.now();
-    await original(delivery, signal);
-    times.push(performance.now() - started);
+    const outcome = await original(delivery, signal);
+    if (!outcome) {
+      times.push(performance.now() - started);
+      return outcome;
+    }
+    // The result is written by the worker pool after process() returns (with or before the
+    // ack): the outcome must be handed on, and the time ends when it has been committed.
+    return {
+      ...outcome,
+      committed: (applied: boolean) => {
+        times.push(performance.now() - started);
+        outcome.committed(applied);
+      },
+    };
   };
   return times;
 }
@@ -168,8 +172,6 @@ async function runJob(job: Job, send: (message: ChildMessage) => void): Promise<
         return await backlogJob(job, dir, rss, send);
       case 'http':
         return await httpJob(job, dir, rss, send);
-      case 'brokers':
-        return await runBrokerJob(job, rss, (r) => send({ type: 'row', row: r }));
     }
   } finally {
     rss.stop();
@@ -562,7 +564,6 @@ async function parent(): Promise<number> {
     'latency-seconds': 'string',
     'http-seconds': 'string',
     only: 'string',
-    ...BROKER_ARGS,
     db: 'string',
   });
   const db = args.db ?? 'sqlite';
@@ -604,7 +605,6 @@ async function parent(): Promise<number> {
     for (const adapter of ['express', 'fastify'] as const) {
       jobs.push({ kind: 'http', driver, adapter, seconds: httpSeconds });
     }
-    jobs.push(...brokerJobs(driver, args, { small, rate, seconds: latencySeconds }));
   }
   const planned = jobs.filter((job) => !only || only.includes(job.kind));
 
@@ -641,8 +641,6 @@ async function parent(): Promise<number> {
   for (const r of rows) peak.set(r.driver, Math.max(peak.get(r.driver) ?? 0, r.rssMB));
   const summary = [...peak].map(([driver, mb]) => `${driver} ${mb} MB`).join(', ');
   console.log(`\npeak RSS of any scenario process: ${summary}`);
-  const ratios = brokerSummary(rows);
-  for (const ratio of ratios) console.log(ratio);
   const total = `total ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${load()}`;
   console.log(total);
 
@@ -651,7 +649,7 @@ async function parent(): Promise<number> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   writeFileSync(
     join(dir, `bench-${stamp}.md`),
-    `${context}\n\n${header()}\n${rows.map(line).join('\n')}\n\n${ratios.map((r) => `${r}\n`).join('')}peak RSS: ${summary}; ${total}\n`,
+    `${context}\n\n${header()}\n${rows.map(line).join('\n')}\n\npeak RSS: ${summary}; ${total}\n`,
   );
   const json = JSON.stringify(rows, null, 2);
   writeFileSync(join(dir, `bench-${stamp}.json`), json);
