@@ -27,6 +27,13 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config/app.config';
 import type { CreateTaskDto } from '../src/tasks';
 import { type BenchApp, createBenchApp, handlerStarts, recordStarts } from './lib/bench-app';
+import {
+  BROKER_ARGS,
+  type BrokerJob,
+  brokerJobs,
+  brokerSummary,
+  runBrokerJob,
+} from './lib/brokers';
 import { createBenchSchema } from './lib/pg-schema';
 import { intArg, mapLimit, parseArgs, quantile, RssSampler, sleep } from './lib/util';
 
@@ -52,7 +59,8 @@ type Job =
   | { kind: 'process'; driver: string; n: number; concurrency: number }
   | { kind: 'latency'; driver: string; rate: number; seconds: number; concurrency: number }
   | { kind: 'backlog'; driver: string; backlog: number; measure: number; concurrency: number }
-  | { kind: 'http'; driver: string; adapter: 'express' | 'fastify'; seconds: number };
+  | { kind: 'http'; driver: string; adapter: 'express' | 'fastify'; seconds: number }
+  | BrokerJob;
 
 type ChildMessage =
   | { type: 'row'; row: Row }
@@ -172,6 +180,8 @@ async function runJob(job: Job, send: (message: ChildMessage) => void): Promise<
         return await backlogJob(job, dir, rss, send);
       case 'http':
         return await httpJob(job, dir, rss, send);
+      case 'brokers':
+        return await runBrokerJob(job, rss, (r) => send({ type: 'row', row: r }));
     }
   } finally {
     rss.stop();
@@ -564,6 +574,7 @@ async function parent(): Promise<number> {
     'latency-seconds': 'string',
     'http-seconds': 'string',
     only: 'string',
+    ...BROKER_ARGS,
     db: 'string',
   });
   const db = args.db ?? 'sqlite';
@@ -605,6 +616,7 @@ async function parent(): Promise<number> {
     for (const adapter of ['express', 'fastify'] as const) {
       jobs.push({ kind: 'http', driver, adapter, seconds: httpSeconds });
     }
+    jobs.push(...brokerJobs(driver, args, { small, rate, seconds: latencySeconds }));
   }
   const planned = jobs.filter((job) => !only || only.includes(job.kind));
 
@@ -641,6 +653,8 @@ async function parent(): Promise<number> {
   for (const r of rows) peak.set(r.driver, Math.max(peak.get(r.driver) ?? 0, r.rssMB));
   const summary = [...peak].map(([driver, mb]) => `${driver} ${mb} MB`).join(', ');
   console.log(`\npeak RSS of any scenario process: ${summary}`);
+  const ratios = brokerSummary(rows);
+  for (const ratio of ratios) console.log(ratio);
   const total = `total ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${load()}`;
   console.log(total);
 
@@ -649,7 +663,7 @@ async function parent(): Promise<number> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   writeFileSync(
     join(dir, `bench-${stamp}.md`),
-    `${context}\n\n${header()}\n${rows.map(line).join('\n')}\n\npeak RSS: ${summary}; ${total}\n`,
+    `${context}\n\n${header()}\n${rows.map(line).join('\n')}\n\n${ratios.map((r) => `${r}\n`).join('')}peak RSS: ${summary}; ${total}\n`,
   );
   const json = JSON.stringify(rows, null, 2);
   writeFileSync(join(dir, `bench-${stamp}.json`), json);
