@@ -3,7 +3,7 @@ import { MemoryQueueDriver } from './drivers/memory/memory.driver';
 import { NonRetryableError } from './errors/non-retryable.error';
 import type { FailureDecision, MessageProcessor } from './interfaces/message-processor.interface';
 import type { Delivery } from './interfaces/queue-message.interface';
-import type { SettleEffect } from './interfaces/settle-effect.interface';
+import type { SharedWrite } from './interfaces/shared-write.interface';
 import { MAX_ATTEMPTS_HEADER, WorkerPool, type WorkerPoolOptions } from './worker-pool';
 
 const QUEUE = 'jobs';
@@ -139,7 +139,7 @@ describe(WorkerPool.name, () => {
   });
 
   describe('outcome handed back as a settle effect', () => {
-    const effect = (commit: () => Promise<boolean>, log: string[]): SettleEffect => ({
+    const effect = (commit: () => Promise<boolean>, log: string[]): SharedWrite => ({
       run: () => {
         throw new Error('no driver transaction to run in');
       },

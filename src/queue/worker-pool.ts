@@ -4,7 +4,7 @@ import { StaleDeliveryError } from './errors/stale-delivery.error';
 import type { FailureDecision, MessageProcessor } from './interfaces/message-processor.interface';
 import type { ConsumerHandle, QueueDriver } from './interfaces/queue-driver.interface';
 import type { Delivery } from './interfaces/queue-message.interface';
-import type { SettleEffect } from './interfaces/settle-effect.interface';
+import type { SharedWrite } from './interfaces/shared-write.interface';
 
 /** Header a publisher may set to bound one message's attempts below or above the consumer's default. */
 export const MAX_ATTEMPTS_HEADER = 'x-max-attempts';
@@ -175,10 +175,10 @@ export class WorkerPool<T = unknown> {
     const controller = new AbortController();
     this.running.set(delivery, controller);
     try {
-      const effect = await this.processor.process(delivery, controller.signal);
-      if (effect) {
+      const outcome = await this.processor.process(delivery, controller.signal);
+      if (outcome) {
         // The worker moves on; the outcome is recorded with the ack (see recordAndAck).
-        this.track(this.recordAndAck(delivery, effect));
+        this.track(this.recordAndAck(delivery, outcome));
       } else {
         this.counters.succeeded += 1;
         this.settle(delivery, 'ack');
@@ -250,16 +250,16 @@ export class WorkerPool<T = unknown> {
    * outcome first and the ack after it ("ack last"). An outcome that could not be recorded
    * releases the delivery, so it is tried again rather than acknowledged unrecorded.
    */
-  private async recordAndAck(delivery: Delivery<T>, effect: SettleEffect): Promise<void> {
+  private async recordAndAck(delivery: Delivery<T>, outcome: SharedWrite): Promise<void> {
     let recorded = false;
-    const counted: SettleEffect = {
-      writer: effect.writer,
-      run: () => effect.run(),
-      commit: () => effect.commit(),
+    const counted: SharedWrite = {
+      writer: outcome.writer,
+      run: () => outcome.run(),
+      commit: () => outcome.commit(),
       committed: (applied) => {
         recorded = true;
         this.counters.succeeded += 1;
-        effect.committed(applied);
+        outcome.committed(applied);
       },
     };
     try {

@@ -127,13 +127,25 @@ export class SqliteTaskStatements {
 
   /** All rows in one transaction: all or none. */
   insert(tasks: TaskEntity[]): Promise<void> {
+    return this.submit(this.insertNow(tasks), tasks.length > 1);
+  }
+
+  /**
+   * The INSERTs as a synchronous step, for a caller's own transaction on `db` (under a
+   * savepoint if it must be all or none). Errors come out as TypeORM's QueryFailedError.
+   */
+  insertNow(tasks: TaskEntity[]): () => void {
     const rows = tasks.map((task) =>
       this.columns.map(({ prop, fallback }) => (task[prop] === undefined ? fallback : task[prop])),
     );
     const stmt = this.s.insert;
-    return this.submit(() => {
-      for (const row of rows) stmt.run(row);
-    }, rows.length > 1);
+    return () => {
+      try {
+        for (const row of rows) stmt.run(row);
+      } catch (error) {
+        throw asQueryFailed(error, stmt.source) as Error;
+      }
+    };
   }
 
   findById(id: string): TaskEntity | null {

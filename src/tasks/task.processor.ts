@@ -6,7 +6,7 @@ import {
   MAX_ATTEMPTS_HEADER,
   type MessageProcessor,
   NonRetryableError,
-  type SettleEffect,
+  type SharedWrite,
 } from '../queue';
 import { TaskTimeoutError } from './errors/task-timeout.error';
 import type { TaskContext } from './task-context.interface';
@@ -64,10 +64,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleDes
     private readonly reconcileStore: TaskReconcileStore,
   ) {}
 
-  async process(
-    delivery: Delivery<TaskMessage>,
-    signal: AbortSignal,
-  ): Promise<SettleEffect | void> {
+  async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
     const token = randomUUID();
     if (

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Brackets, In, Repository, type UpdateQueryBuilder } from 'typeorm';
-import { QueueDriverRegistry, type SettleEffect } from '../queue';
+import { QueueDriverRegistry, type SharedWrite } from '../queue';
 import { PgTaskStatements, pgPool } from './pg-task-statements';
 import { betterSqliteHandle, SqliteTaskStatements } from './sqlite-task-statements';
 import { TaskStatus } from './task-status.enum';
@@ -104,6 +104,24 @@ export class TaskStore {
     });
   }
 
+  /**
+   * The rows as a write for a queue driver to commit with their messages (see
+   * QueuePublisher.publishWith): `run` where the driver shares this SQLite file, else `commit`.
+   */
+  insertion(tasks: TaskEntity[]): SharedWrite {
+    const run = this.sqlite?.insertNow(tasks);
+    return {
+      writer: this.sqlite?.writer,
+      run: () => {
+        if (!run) throw new Error('no synchronous path to the task table');
+        run();
+        return true;
+      },
+      commit: () => this.insert(tasks).then(() => true),
+      committed: () => undefined,
+    };
+  }
+
   async findById(id: string): Promise<TaskEntity | null> {
     const sqlite = this.sqlite;
     if (sqlite) return sqlite.findById(id);
@@ -202,7 +220,7 @@ export class TaskStore {
   }
 
   /**
-   * Success as a write for the worker pool to commit with the ack (see SettleEffect): in the
+   * Success as a write for the worker pool to commit with the ack (see SharedWrite): in the
    * ack's own transaction when the queue driver shares this SQLite file, else just before it.
    * `committed` hears whether the claim still held.
    */
@@ -211,7 +229,7 @@ export class TaskStore {
     token: string,
     result: unknown,
     committed: (applied: boolean) => void,
-  ): SettleEffect {
+  ): SharedWrite {
     const json = JSON.stringify(result ?? null);
     const sqlite = this.sqlite;
     const run = sqlite?.completeNow(id, token, json, Date.now());

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { QueryFailedError } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
-import { MAX_ATTEMPTS_HEADER, QueuePublisher } from '../queue';
+import { MAX_ATTEMPTS_HEADER, type PublishMessage, QueuePublisher } from '../queue';
 import { checkCallbackUrl } from './callbacks/callback-url';
 import type { CreateTaskDto } from './dto/create-task.dto';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error';
@@ -50,9 +50,8 @@ export class TasksService {
   ) {}
 
   /**
-   * Validates, writes the row (queued), then publishes. The row is committed first, so a crash
-   * or a broker error in between leaves a queued row that recovery publishes again. With an
-   * idempotency key, the unique index decides which of racing requests creates the task.
+   * Validates, then stores the row (queued) and publishes its message (see insertAndPublish).
+   * With an idempotency key, the unique index decides which of racing requests creates the task.
    */
   async create(dto: CreateTaskDto, idempotencyKey?: string): Promise<CreateResult> {
     const requestHash = idempotencyKey ? hashRequest(dto) : null;
@@ -66,7 +65,7 @@ export class TasksService {
     task.idempotencyKey = idempotencyKey ?? null;
     task.requestHash = requestHash;
     try {
-      await this.store.insert([task]);
+      await this.insertAndPublish([task]);
     } catch (error) {
       if (!idempotencyKey || !isUniqueViolation(error)) throw error;
       // Another request with this key won the race: answer with its task.
@@ -74,7 +73,6 @@ export class TasksService {
       if (!winner) throw error;
       return { task: this.replay(winner, idempotencyKey, requestHash!), created: false };
     }
-    await this.publishAccepted([task]);
     return { task, created: true };
   }
 
@@ -94,8 +92,7 @@ export class TasksService {
     }
     if (problems.length > 0) throw new InvalidTaskRequestError(problems);
     await this.assertRoom(tasks.length);
-    await this.store.insert(tasks);
-    await this.publishAccepted(tasks);
+    await this.insertAndPublish(tasks);
     return tasks;
   }
 
@@ -110,26 +107,8 @@ export class TasksService {
       if (group) group.push(task);
       else byQueue.set(task.queue, [task]);
     }
-    const now = Date.now();
     for (const [queue, group] of byQueue) {
-      await this.publisher.publish<TaskMessage>(
-        queue,
-        group.map((task) => ({
-          body: {
-            taskId: task.id,
-            action: task.action,
-            data: JSON.parse(task.payload) as Record<string, unknown>,
-            ...(task.timeoutMs ? { timeoutMs: task.timeoutMs } : {}),
-          },
-          priority: task.priority,
-          delayMs: task.runAt ? Math.max(0, task.runAt - now) : 0,
-          attempt: task.attempt + 1,
-          headers: { [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts), ...headersFor?.(task) },
-          // A task has at most one live message: publishing it again while one waits, is
-          // delayed for a retry or is in flight changes nothing (see TaskRecoveryService).
-          deduplicationKey: task.id,
-        })),
-      );
+      await this.publisher.publish<TaskMessage>(queue, messagesFor(group, headersFor));
     }
   }
 
@@ -238,7 +217,25 @@ export class TasksService {
     });
   }
 
-  private async publishAccepted(tasks: TaskEntity[]): Promise<void> {
+  /**
+   * New rows and their messages. Where the queue's driver shares the task database (sqlite
+   * with its default file), both commit in one transaction: no moment exists with a row and no
+   * message. Elsewhere the row is committed first, then published; a crash or a broker error
+   * in between leaves a queued row that recovery publishes again.
+   */
+  private async insertAndPublish(tasks: TaskEntity[]): Promise<void> {
+    const queue = tasks[0].queue;
+    if (tasks.every((task) => task.queue === queue)) {
+      const write = this.store.insertion(tasks);
+      if (await this.publisher.publishWith(queue, messagesFor(tasks), write)) {
+        return this.emitQueued(tasks);
+      }
+    }
+    await this.store.insert(tasks);
+    await this.publishAccepted(tasks);
+  }
+
+  private emitQueued(tasks: TaskEntity[]): void {
     for (const task of tasks) {
       this.events.emit({
         type: 'status',
@@ -248,6 +245,10 @@ export class TasksService {
         at: Date.now(),
       });
     }
+  }
+
+  private async publishAccepted(tasks: TaskEntity[]): Promise<void> {
+    this.emitQueued(tasks);
     try {
       await this.publish(tasks);
     } catch (error) {
@@ -289,6 +290,29 @@ function hashRequest(dto: CreateTaskDto): string {
   return createHash('sha256')
     .update(JSON.stringify(canonical(dto)))
     .digest('hex');
+}
+
+/** Each task's next attempt as a message, with `headersFor`'s extra headers. */
+function messagesFor(
+  tasks: TaskEntity[],
+  headersFor?: (task: TaskEntity) => Record<string, string>,
+): PublishMessage<TaskMessage>[] {
+  const now = Date.now();
+  return tasks.map((task) => ({
+    body: {
+      taskId: task.id,
+      action: task.action,
+      data: JSON.parse(task.payload) as Record<string, unknown>,
+      ...(task.timeoutMs ? { timeoutMs: task.timeoutMs } : {}),
+    },
+    priority: task.priority,
+    delayMs: task.runAt ? Math.max(0, task.runAt - now) : 0,
+    attempt: task.attempt + 1,
+    headers: { [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts), ...headersFor?.(task) },
+    // A task has at most one live message: publishing it again while one waits, is delayed
+    // for a retry or is in flight changes nothing (see TaskRecoveryService).
+    deduplicationKey: task.id,
+  }));
 }
 
 function isUniqueViolation(error: unknown): boolean {

@@ -1,5 +1,5 @@
 import type { Delivery } from './queue-message.interface';
-import type { SettleEffect } from './settle-effect.interface';
+import type { SharedWrite } from './shared-write.interface';
 
 /** What the consumer will do with a failed delivery, decided before it is done. */
 export type FailureDecision =
@@ -16,7 +16,7 @@ export interface MessageProcessor<T = unknown> {
    * It may resolve with the write that records the outcome instead of making it itself: the
    * pool commits that write with the ack where the driver can (one transaction), else before it.
    */
-  process(delivery: Delivery<T>, signal: AbortSignal): Promise<void | SettleEffect>;
+  process(delivery: Delivery<T>, signal: AbortSignal): Promise<void | SharedWrite>;
 
   /**
    * Called after a failed attempt, before the message is nacked or dead-lettered, so the

@@ -1,5 +1,5 @@
 import type { DeadLetter, Delivery, PublishMessage, QueueStats } from './queue-message.interface';
-import type { SettleEffect, SharedSqliteWriter } from './settle-effect.interface';
+import type { SharedWrite, SharedSqliteWriter } from './shared-write.interface';
 
 /** Called by a driver for each delivery; the consumer settles it later through the driver. */
 export type DeliveryCallback<T = unknown> = (delivery: Delivery<T>) => void;
@@ -54,6 +54,18 @@ export interface QueueDriver {
   publish<T>(queue: string, messages: PublishMessage<T>[]): Promise<string[]>;
 
   /**
+   * Optional: publishes in one transaction with `write` when the write goes through this
+   * driver's own connection (see sharedWriter) and every message is stored in that file, so
+   * the application's rows and their messages commit together. Answers undefined, having done
+   * nothing, when it cannot; the caller then commits the write and publishes on its own.
+   */
+  publishWith?<T>(
+    queue: string,
+    messages: PublishMessage<T>[],
+    write: SharedWrite,
+  ): Promise<string[] | undefined>;
+
+  /**
    * Starts delivering messages from a queue to `onDelivery`. The driver never lets this consumer
    * hold more than `prefetch` unsettled deliveries; settling one makes room for the next
    * (backpressure). Several consumers on one queue share its messages.
@@ -68,12 +80,12 @@ export interface QueueDriver {
   ack(delivery: Delivery): Promise<void>;
 
   /**
-   * Optional: acks in one transaction with the consumer's `effect` when the effect writes
-   * through this driver's own connection (see sharedWriter), so the outcome and the ack commit
-   * together. A delivery the connection does not hold gets the effect committed first, then
-   * the ack. Either way `effect.committed` is called once the effect's write is durable.
+   * Optional: acks in one transaction with the consumer's `write` (the delivery's outcome) when
+   * it goes through this driver's own connection (see sharedWriter), so the outcome and the
+   * ack commit together. Otherwise the write is committed first, then the ack. Either way
+   * `write.committed` is called once the write is durable.
    */
-  ackWith?(delivery: Delivery, effect: SettleEffect): Promise<void>;
+  ackWith?(delivery: Delivery, write: SharedWrite): Promise<void>;
 
   /**
    * Optional: when this driver keeps its messages in the SQLite file at `path`, its connection

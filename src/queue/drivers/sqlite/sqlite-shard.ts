@@ -5,6 +5,7 @@ import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { DeadLetter } from '../../interfaces/queue-message.interface';
 import type { SqliteSynchronous } from './sqlite-driver.options';
 import { applySchema, MessageState } from './sqlite.schema';
+import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer';
 
 /** A message row as a claim returns it. */
 export interface ClaimedRow {
@@ -52,11 +53,12 @@ const HOLDS_LEASE = 'seq = @seq AND id = @id AND state = 1 AND lease_token = @to
 export class SqliteShard {
   readonly db: Database;
   private stmts?: ReturnType<SqliteShard['prepare']>;
+  private checkpointer?: WalCheckpointer;
 
   constructor(
     readonly index: number,
     readonly path: string,
-    synchronous: SqliteSynchronous,
+    private readonly synchronous: SqliteSynchronous,
     busyTimeoutMs: number,
   ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -74,6 +76,11 @@ export class SqliteShard {
     this.db.pragma('journal_mode = WAL');
     applySchema(this.db);
     this.stmts = this.prepare();
+    if (this.path !== ':memory:') {
+      // Checkpoints run on a thread of their own; this connection only as a backstop.
+      this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+      this.checkpointer = new WalCheckpointer(this.path, this.synchronous);
+    }
   }
 
   private get s(): ReturnType<SqliteShard['prepare']> {
@@ -340,8 +347,10 @@ export class SqliteShard {
     this.s.dropWorker.run(id);
   }
 
-  close(): void {
+  /** Closes the connection, then the checkpointer (the last connection folds the log back). */
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
+    await this.checkpointer?.close();
   }
 }
 

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -93,7 +93,7 @@ describe(SqliteQueueDriver.name, () => {
       expect(journal).toBe('wal');
     });
 
-    it('applies synchronous and busy_timeout to its connection', () => {
+    it('applies synchronous and busy_timeout to its connection', async () => {
       const full = new SqliteShard(0, join(dir, 'full.db'), 'FULL', 75);
       const normal = new SqliteShard(0, join(dir, 'normal.db'), 'NORMAL', 50);
       try {
@@ -101,12 +101,12 @@ describe(SqliteQueueDriver.name, () => {
         expect(full.db.pragma('busy_timeout', { simple: true })).toBe(75);
         expect(normal.db.pragma('synchronous', { simple: true })).toBe(1);
       } finally {
-        full.close();
-        normal.close();
+        await full.close();
+        await normal.close();
       }
     });
 
-    it('claims, promotes and reaps through partial indexes, never a table scan', () => {
+    it('claims, promotes and reaps through partial indexes, never a table scan', async () => {
       const shard = new SqliteShard(0, path, 'NORMAL', 50);
       try {
         shard.open();
@@ -146,7 +146,25 @@ describe(SqliteQueueDriver.name, () => {
           expect(plan(name)).not.toMatch(/SCAN queue_messages(?! USING)/);
         }
       } finally {
-        shard.close();
+        await shard.close();
+      }
+    });
+
+    it('checkpoints the log from its own thread, not on commit', async () => {
+      const shard = new SqliteShard(0, path, 'NORMAL', 50);
+      try {
+        shard.open();
+        expect(shard.db.pragma('wal_autocheckpoint', { simple: true })).toBe(20_000);
+        shard.db.exec(`CREATE TABLE filler (x BLOB)`);
+        const insert = shard.db.prepare(`INSERT INTO filler VALUES (randomblob(4000))`);
+        // About 500 pages, below the backstop: only the thread can have folded them back.
+        shard.write(() => {
+          for (let i = 0; i < 500; i++) insert.run();
+        });
+        // Pages reach the database file only through a checkpoint.
+        await until(() => statSync(path).size > 500 * 4000, 'the checkpointer thread');
+      } finally {
+        await shard.close();
       }
     });
   });

@@ -15,7 +15,7 @@ import type {
   PublishMessage,
   QueueStats,
 } from '../../interfaces/queue-message.interface';
-import type { SettleEffect, SharedSqliteWriter } from '../../interfaces/settle-effect.interface';
+import type { SharedWrite, SharedSqliteWriter } from '../../interfaces/shared-write.interface';
 import { decodeReceipt, shardOf } from './receipt';
 import {
   resolveSqliteDriverOptions,
@@ -86,15 +86,7 @@ export class SqliteQueueDriver implements QueueDriver {
     const now = Date.now();
     const byShard = new Map<number, { index: number; row: NewRow }[]>();
     messages.forEach((message, index) => {
-      const row: NewRow = {
-        id: randomUUID(),
-        body: JSON.stringify(message.body) ?? 'null',
-        headers: JSON.stringify(message.headers ?? {}),
-        priority: message.priority ?? 0,
-        attempt: message.attempt ?? 1,
-        dedupKey: message.deduplicationKey ?? null,
-        availableAt: now + Math.max(0, message.delayMs ?? 0),
-      };
+      const row = newRow(message, now);
       const shard = shardOf(row.dedupKey ?? row.id, this.shards.length);
       const group = byShard.get(shard) ?? [];
       group.push({ index, row });
@@ -115,6 +107,30 @@ export class SqliteQueueDriver implements QueueDriver {
     return ids;
   }
 
+  /** The write and the messages in one transaction on shard 0, when all of them belong there. */
+  async publishWith<T>(
+    queue: string,
+    messages: PublishMessage<T>[],
+    write: SharedWrite,
+  ): Promise<string[] | undefined> {
+    if (!this.shared || write.writer !== this.shared) return undefined;
+    await this.ready();
+    const now = Date.now();
+    const rows = messages.map((message) => newRow(message, now));
+    if (rows.some((row) => shardOf(row.dedupKey ?? row.id, this.shards.length) !== 0)) {
+      return undefined;
+    }
+    const home = this.home;
+    let applied = false;
+    const ids = await this.batchers[0].submit(() => {
+      applied = write.run();
+      return rows.map((row) => home.insert(queue, row, now));
+    }, true);
+    write.committed(applied);
+    this.dispatcher.wake(queue);
+    return ids;
+  }
+
   consume<T>(
     queue: string,
     onDelivery: DeliveryCallback<T>,
@@ -129,15 +145,15 @@ export class SqliteQueueDriver implements QueueDriver {
   }
 
   /**
-   * The ack and the consumer's outcome in one transaction when the effect writes through this
-   * driver's shard 0 and the delivery lives there: both commit or neither does. The effect is
+   * The ack and the consumer's outcome in one transaction when the write goes through this
+   * driver's shard 0 and the delivery lives there: both commit or neither does. The write is
    * fenced on its own (taskq's task rows by claim token), so it commits even when the ack is
    * refused as stale.
    */
-  async ackWith(delivery: Delivery, effect: SettleEffect): Promise<void> {
+  async ackWith(delivery: Delivery, write: SharedWrite): Promise<void> {
     const receipt = decodeReceipt(delivery.receipt);
-    if (!this.shared || effect.writer !== this.shared || receipt?.shard !== 0) {
-      effect.committed(await effect.commit());
+    if (!this.shared || write.writer !== this.shared || receipt?.shard !== 0) {
+      write.committed(await write.commit());
       return this.ack(delivery);
     }
     let applied: boolean | undefined;
@@ -145,7 +161,7 @@ export class SqliteQueueDriver implements QueueDriver {
       await this.settle(
         delivery,
         (shard, ref) => {
-          const outcome = effect.run();
+          const outcome = write.run();
           const acked = shard.ack(ref);
           applied = outcome;
           return acked;
@@ -153,11 +169,11 @@ export class SqliteQueueDriver implements QueueDriver {
         true,
       );
     } catch (error) {
-      // Refused as stale only after the transaction committed, effect included.
-      if (error instanceof StaleDeliveryError && applied !== undefined) effect.committed(applied);
+      // Refused as stale only after the transaction committed, write included.
+      if (error instanceof StaleDeliveryError && applied !== undefined) write.committed(applied);
       throw error;
     }
-    effect.committed(applied!);
+    write.committed(applied!);
   }
 
   sharedWriter(path: string): SharedSqliteWriter | undefined {
@@ -361,14 +377,21 @@ export class SqliteQueueDriver implements QueueDriver {
           .catch(() => undefined);
       }
     }
-    for (const shard of this.shards) {
-      try {
-        shard.close();
-      } catch {
-        // Each file closes on its own; one failure must not keep the others open.
-      }
-    }
+    // Each file closes on its own; one failure must not keep the others open.
+    await Promise.allSettled(this.shards.map((shard) => shard.close()));
   }
+}
+
+function newRow(message: PublishMessage<unknown>, now: number): NewRow {
+  return {
+    id: randomUUID(),
+    body: JSON.stringify(message.body) ?? 'null',
+    headers: JSON.stringify(message.headers ?? {}),
+    priority: message.priority ?? 0,
+    attempt: message.attempt ?? 1,
+    dedupKey: message.deduplicationKey ?? null,
+    availableAt: now + Math.max(0, message.delayMs ?? 0),
+  };
 }
 
 /** Answers the error a trivial query raises, or undefined when the file answers. */

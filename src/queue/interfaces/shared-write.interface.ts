@@ -16,16 +16,17 @@ export interface SharedSqliteWriter {
 }
 
 /**
- * The write that records a delivery's outcome, handed to the worker pool so it can commit with
- * the ack. A driver that owns `writer` runs `run` inside the ack's transaction (both or
- * neither); any other driver sees `commit` resolve before it is asked to ack.
+ * A write of the application's that a driver may commit in the same transaction as its own
+ * operation: the outcome that goes with an ack (ackWith), the task rows that go with their
+ * messages (publishWith). A driver that owns `writer` runs `run` inside its transaction (both
+ * or neither); otherwise `commit` records it on its own, before the driver's operation.
  */
-export interface SettleEffect {
+export interface SharedWrite {
   /** The connection `run` writes through; undefined when only `commit` can record it. */
   readonly writer?: SharedSqliteWriter;
-  /** Synchronously, inside a transaction on `writer`. Answers whether the outcome applied. */
+  /** Synchronously, inside a transaction on `writer`. Answers whether the write applied. */
   run(): boolean;
-  /** On its own: resolves once committed, with whether the outcome applied. */
+  /** On its own: resolves once committed, with whether the write applied. */
   commit(): Promise<boolean>;
   /** After the write committed, either way, with what `run` or `commit` answered. */
   committed(applied: boolean): void;
