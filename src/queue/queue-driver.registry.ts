@@ -4,7 +4,7 @@ import { connectDriver, createDriver } from './drivers/driver.factory';
 import { UnknownQueueError } from './errors/unknown-queue.error';
 import type { QueueDriver } from './interfaces/queue-driver.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
-import type { SharedSqliteWriter } from './interfaces/settle-effect.interface';
+import type { SharedSqliteWriter } from './interfaces/shared-write.interface';
 import { QUEUE_MODULE_OPTIONS } from './queue.module-definition';
 
 const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
