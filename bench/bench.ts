@@ -35,6 +35,7 @@ import {
   runBrokerJob,
 } from './lib/brokers';
 import { createBenchSchema } from './lib/pg-schema';
+import { timeServiceDrain } from './lib/service-process';
 import { intArg, mapLimit, parseArgs, quantile, RssSampler, sleep } from './lib/util';
 
 const ROOT = resolve(__dirname, '..');
@@ -377,34 +378,79 @@ async function backlogJob(
   rss: RssSampler,
   send: (message: ChildMessage) => void,
 ): Promise<void> {
-  const bench = await createBenchApp(appEnv(job.driver, dir, workers(job.concurrency)));
-  await bench.driver.pauseQueue(bench.queue);
+  const env = appEnv(job.driver, dir, workers(job.concurrency));
+  const scenario = `process noop, ${job.backlog} waiting (first ${job.measure})`;
+  const base = { driver: job.driver, scenario, concurrency: job.concurrency, tasks: job.measure };
   const loadStarted = performance.now();
+  if (job.driver !== 'memory') {
+    // Durable drivers: one process writes the backlog and exits; then the built service
+    // (`node dist/main.js`, no bench code in it) starts on those files as a restarted service
+    // would and drains it. Its rate, CPU and peak RSS are the service's own.
+    await preloadElsewhere(env, job.backlog);
+    const loadSeconds = (performance.now() - loadStarted) / 1000;
+    const drained = await timeServiceDrain(env, env.QUEUE_NAME, job.measure);
+    send({
+      type: 'row',
+      row: row({
+        ...base,
+        seconds: drained.seconds,
+        p50Ms: null,
+        p99Ms: null,
+        rssMB: drained.rssMB,
+        note: `backlog loaded in ${loadSeconds.toFixed(1)} s by another process; measured in node dist/main.js (fallback handler); RSS = that service's peak (VmHWM); cpu ${Math.round(drained.cpuMicrosPerTask)} µs/task`,
+      }),
+    });
+    return;
+  }
+  // The memory driver keeps nothing across processes: it loads its backlog itself.
+  const bench = await createBenchApp(env);
+  await bench.driver.pauseQueue(bench.queue);
   await preload(bench, job.backlog, 5000);
   const loadSeconds = (performance.now() - loadStarted) / 1000;
   const times = timeProcessing(bench);
   const before = bench.succeeded();
+  const cpu = process.cpuUsage();
   const started = performance.now();
   await bench.driver.resumeQueue(bench.queue);
   await waitUntil(() => bench.succeeded() - before >= job.measure, 600_000, 'processing');
   const seconds = (performance.now() - started) / 1000;
+  const cpuNote = cpuPerTask(cpu, job.measure);
   const sorted = sortedLatencies(times);
   send({
     type: 'row',
     row: row({
-      driver: job.driver,
-      scenario: `process noop, ${job.backlog} waiting (first ${job.measure})`,
-      concurrency: job.concurrency,
-      tasks: job.measure,
+      ...base,
       seconds,
       p50Ms: quantile(sorted, 0.5),
       p99Ms: quantile(sorted, 0.99),
       rssMB: rss.peakMB(),
-      note: `backlog loaded in ${loadSeconds.toFixed(1)} s (${Math.round(job.backlog / loadSeconds)}/s bulk); p = claim→result recorded`,
+      note: `backlog loaded in ${loadSeconds.toFixed(1)} s in this process; p = claim→result recorded; ${cpuNote}`,
     }),
   });
   // The rest of the backlog is left behind: pause so close() does not wait on it.
   await bench.driver.pauseQueue(bench.queue);
+  await bench.close();
+}
+
+/** Runs `--preload`: a service process that writes a paused backlog of noop tasks and exits. */
+function preloadElsewhere(env: Record<string, string>, backlog: number): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = fork(__filename, ['--preload', JSON.stringify({ env, backlog })], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    child.once('exit', (code, signal) =>
+      code === 0
+        ? resolvePromise()
+        : reject(new Error(`backlog preload exited with ${code ?? signal}`)),
+    );
+  });
+}
+
+async function preloadMain(env: Record<string, string>, backlog: number): Promise<void> {
+  const bench = await createBenchApp(env);
+  await bench.driver.pauseQueue(bench.queue);
+  await preload(bench, backlog, 5000);
   await bench.close();
 }
 
@@ -443,6 +489,27 @@ async function httpJob(
 
 // =============================================================================================
 // Parent side: plans the jobs, runs each in a child, prints rows.
+
+/** Per driver: the rate with the largest backlog waiting, as a share of the smallest's. */
+function backlogSummary(rows: Row[]): string[] {
+  const byDriver = new Map<string, Row[]>();
+  for (const r of rows) {
+    if (!r.scenario.includes(' waiting (first ')) continue;
+    byDriver.set(r.driver, [...(byDriver.get(r.driver) ?? []), r]);
+  }
+  const lines: string[] = [];
+  for (const [driver, group] of byDriver) {
+    if (group.length < 2) continue;
+    const waiting = (r: Row) => Number(/(\d+) waiting/.exec(r.scenario)?.[1] ?? 0);
+    group.sort((a, b) => waiting(a) - waiting(b));
+    const [low, high] = [group[0], group[group.length - 1]];
+    const share = Math.round((high.tasksPerSec / low.tasksPerSec) * 100);
+    lines.push(
+      `${driver}: ${high.tasksPerSec} tasks/s with ${waiting(high)} waiting = ${share}% of ${low.tasksPerSec} with ${waiting(low)} waiting; service RSS ${high.rssMB} MB`,
+    );
+  }
+  return lines;
+}
 
 function runChild(job: Job, timeoutMs: number, onRow: (row: Row) => void): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -612,7 +679,11 @@ async function parent(): Promise<number> {
     jobs.push({ kind: 'enqueue', driver, n: enqueueN });
     for (const concurrency of [1, 16, 64]) jobs.push({ kind: 'process', driver, n, concurrency });
     jobs.push({ kind: 'latency', driver, rate, seconds: latencySeconds, concurrency: 16 });
-    jobs.push({ kind: 'backlog', driver, backlog, measure, concurrency: 16 });
+    // The same measurement over a small and a large backlog: their ratio is what matters.
+    for (const size of new Set([Math.min(10_000, backlog), backlog])) {
+      const sized = Math.min(size, measure);
+      jobs.push({ kind: 'backlog', driver, backlog: size, measure: sized, concurrency: 16 });
+    }
     for (const adapter of ['express', 'fastify'] as const) {
       jobs.push({ kind: 'http', driver, adapter, seconds: httpSeconds });
     }
@@ -653,6 +724,7 @@ async function parent(): Promise<number> {
   for (const r of rows) peak.set(r.driver, Math.max(peak.get(r.driver) ?? 0, r.rssMB));
   const summary = [...peak].map(([driver, mb]) => `${driver} ${mb} MB`).join(', ');
   console.log(`\npeak RSS of any scenario process: ${summary}`);
+  for (const line of backlogSummary(rows)) console.log(line);
   const ratios = brokerSummary(rows);
   for (const ratio of ratios) console.log(ratio);
   const total = `total ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${load()}`;
@@ -672,7 +744,19 @@ async function parent(): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
-if (process.argv[2] === '--child') {
+if (process.argv[2] === '--preload') {
+  const { env, backlog } = JSON.parse(process.argv[3]) as {
+    env: Record<string, string>;
+    backlog: number;
+  };
+  preloadMain(env, backlog).then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error('bench backlog preload failed:', error);
+      process.exit(1);
+    },
+  );
+} else if (process.argv[2] === '--child') {
   const job = JSON.parse(process.argv[3]) as Job;
   // IPC sends are asynchronous: exit only once every row has left the process.
   const sending: Promise<void>[] = [];
