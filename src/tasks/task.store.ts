@@ -7,6 +7,13 @@ import { betterSqliteHandle, SqliteTaskStatements } from './sqlite-task-statemen
 import { TaskStatus } from './task-status.enum';
 import { TaskEntity } from './task.entity';
 
+/** Where a queued task sits in the sweep's order, and which queue it belongs to. */
+export interface TaskKey {
+  id: string;
+  queue: string;
+  createdAt: number;
+}
+
 export interface ListTasksFilter {
   status?: TaskStatus;
   action?: string;
@@ -350,10 +357,14 @@ export class TaskStore {
     return result.affected ?? 0;
   }
 
-  /** Queued rows oldest first, a page at a time (keyset on created_at, id). */
-  queuedPage(limit: number, after?: { createdAt: number; id: string }): Promise<TaskEntity[]> {
+  /**
+   * Queued tasks oldest first, a page at a time (keyset on created_at, id): only their keys,
+   * so a sweep over a long backlog reads little and builds no entities.
+   */
+  async queuedKeys(limit: number, after?: TaskKey): Promise<TaskKey[]> {
     const query = this.repo
       .createQueryBuilder('task')
+      .select(['task.id AS id', 'task.queue AS queue', 'task.created_at AS "createdAt"'])
       .where('task.status = :queued', { queued: TaskStatus.Queued })
       .orderBy('task.created_at', 'ASC')
       .addOrderBy('task.id', 'ASC')
@@ -361,10 +372,22 @@ export class TaskStore {
     if (after) {
       query.andWhere(
         '(task.created_at > :createdAt OR (task.created_at = :createdAt AND task.id > :id))',
-        after,
+        { createdAt: after.createdAt, id: after.id },
       );
     }
-    return query.getMany();
+    const rows = await query.getRawMany<{
+      id: string;
+      queue: string;
+      createdAt: number | string;
+    }>();
+    // PostgreSQL answers bigint columns as strings.
+    return rows.map((row) => ({ ...row, createdAt: Number(row.createdAt) }));
+  }
+
+  /** The queued ones among `ids`. */
+  queuedByIds(ids: string[]): Promise<TaskEntity[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.repo.findBy({ id: In(ids), status: TaskStatus.Queued });
   }
 
   private async updateClaimed(id: string, token: string, values: TaskChanges): Promise<boolean> {

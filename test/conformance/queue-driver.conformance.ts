@@ -307,6 +307,23 @@ export function describeQueueDriverConformance(
         expect((await recorder.waitFor(3)).body).toBe(3);
       });
 
+      it('answers which keys have no live message, when it can tell', async () => {
+        if (!driver.missingKeys) return; // optional: recovery then offers every key to publish
+        await driver.publish(queue, [
+          { body: 'acked', deduplicationKey: 'acked', priority: 9 },
+          { body: 'held', deduplicationKey: 'held', priority: 5 },
+          { body: 'waiting', deduplicationKey: 'waiting' },
+          { body: 'later', deduplicationKey: 'later', delayMs: 60_000 },
+        ]);
+        const recorder = new Recorder(driver).consume(queue, 2);
+        await recorder.waitFor(2);
+        expect(recorder.bodies()).toEqual(['acked', 'held']);
+        await recorder.ack(await recorder.waitFor(1));
+        const keys = ['waiting', 'held', 'acked', 'later', 'gone'];
+        expect((await driver.missingKeys(queue, keys)).sort()).toEqual(['acked', 'gone']);
+        expect(await driver.missingKeys(`test-${randomUUID()}`, ['held'])).toEqual(['held']);
+      });
+
       it('scopes the key to one queue', async () => {
         const other = `test-${randomUUID()}`;
         const [a] = await driver.publish(queue, [{ body: 1, deduplicationKey: 'k' }]);

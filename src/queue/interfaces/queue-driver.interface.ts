@@ -111,6 +111,13 @@ export interface QueueDriver {
   /** Lease-based drivers: keeps the delivery ours for `ms` more. Others resolve at once. */
   extendLease(delivery: Delivery, ms: number): Promise<void>;
 
+  /**
+   * Optional, for drivers with exact deduplication: which of `keys` no live message on `queue`
+   * (waiting, delayed or in flight) carries as its deduplication key. Recovery then publishes
+   * only what is missing instead of offering every queued task to the deduplication.
+   */
+  missingKeys?(queue: string, keys: string[]): Promise<string[]>;
+
   /** Counts for one queue. */
   stats(queue: string): Promise<QueueStats>;
 

@@ -104,6 +104,12 @@ export class MemoryQueueDriver implements QueueDriver {
     return ids;
   }
 
+  missingKeys(queue: string, keys: string[]): Promise<string[]> {
+    this.assertOpen();
+    const dedup = this.queues.get(queue)?.dedup;
+    return Promise.resolve(dedup ? keys.filter((key) => !dedup.has(key)) : keys);
+  }
+
   consume<T>(
     queue: string,
     onDelivery: DeliveryCallback<T>,

@@ -116,6 +116,12 @@ export class SqliteShard {
            (id, queue, body, headers, priority, attempt, dedup_key, state, available_at, created_at)
          VALUES (@id, @queue, @body, @headers, @priority, @attempt, @dedupKey, @state, @availableAt, @now)`,
       ),
+      liveKeys: db
+        .prepare(
+          `SELECT dedup_key FROM queue_messages
+           WHERE queue = ? AND dedup_key IN (SELECT value FROM json_each(?))`,
+        )
+        .pluck(),
       findDedup: db
         .prepare(`SELECT id FROM queue_messages WHERE queue = ? AND dedup_key = ?`)
         .pluck(),
@@ -243,6 +249,11 @@ export class SqliteShard {
     const state = row.availableAt > now ? Delayed : Ready;
     this.s.insert.run({ ...row, queue, state, now });
     return row.id;
+  }
+
+  /** Which of `keys` a message on `queue` holds as its deduplication key (one index probe each). */
+  liveKeys(queue: string, keys: string[]): Set<string> {
+    return new Set(this.s.liveKeys.all(queue, JSON.stringify(keys)) as string[]);
   }
 
   /** A cheap read: is anything claimable (or due for promotion) on this queue? */

@@ -211,6 +211,23 @@ export class SqliteQueueDriver implements QueueDriver {
     if (!extended) throw new StaleDeliveryError(delivery.queue, delivery.id);
   }
 
+  async missingKeys(queue: string, keys: string[]): Promise<string[]> {
+    await this.ready();
+    const byShard = new Map<number, string[]>();
+    for (const key of keys) {
+      const shard = shardOf(key, this.shards.length);
+      const group = byShard.get(shard);
+      if (group) group.push(key);
+      else byShard.set(shard, [key]);
+    }
+    const missing: string[] = [];
+    for (const [index, group] of byShard) {
+      const live = this.shards[index].liveKeys(queue, group);
+      for (const key of group) if (!live.has(key)) missing.push(key);
+    }
+    return missing;
+  }
+
   async stats(queue: string): Promise<QueueStats> {
     await this.ready();
     const now = Date.now();
