@@ -8,7 +8,8 @@
  *
  * - throughput: publish N in batches of 500 (each batch resolved on the broker's confirm, as
  *   driver.publish does), then consume them with a no-op handler at concurrency 64 and prefetch
- *   128, acknowledging each. Two rows: the publish rate and the consume rate.
+ *   128, acknowledging each; then publish N more while that consumer runs (the loop). Three
+ *   rows: the publish, consume and loop rates.
  * - pickup: an open loop publishes one message at a time at a steady rate; the latency is from
  *   the publish call to the delivery callback (handler start for BullMQ).
  */
@@ -98,6 +99,7 @@ export function brokerJobs(
 interface Measured {
   publish?: { seconds: number; batchMs: number[] };
   consume?: { seconds: number };
+  loop?: { seconds: number };
   pickup?: { seconds: number; latencies: number[]; sent: number };
 }
 
@@ -156,6 +158,19 @@ export async function runBrokerJob(
       }),
     );
   }
+  if (measured.loop) {
+    sendRow(
+      brokerRow(job, driver, `${LABEL[job.system]}: loop, publish and consume at once`, {
+        concurrency: job.concurrency,
+        tasks: job.n,
+        seconds: measured.loop.seconds,
+        p50Ms: null,
+        p99Ms: null,
+        rssMB,
+        note: `${tag}; batches of ${BATCH} published while the consumer runs; time to the last handled`,
+      }),
+    );
+  }
   if (measured.pickup) {
     const sorted = Float64Array.from(measured.pickup.latencies).sort();
     sendRow(
@@ -190,13 +205,13 @@ function brokerRow(
   };
 }
 
-async function throughput(job: BrokerJob, system: System, out: Measured): Promise<void> {
+/** Publishes n messages in batches, each awaited; returns each batch's time (ms). */
+async function publishAll(system: System, n: number): Promise<number[]> {
   const batchMs: number[] = [];
-  let started = performance.now();
-  for (let done = 0; done < job.n; done += BATCH) {
+  for (let done = 0; done < n; done += BATCH) {
     // The shape TasksService publishes (a task id is a UUID): size matters to RabbitMQ, which
     // handles bodies under 64 bytes more cheaply.
-    const bodies = Array.from({ length: Math.min(BATCH, job.n - done) }, () => ({
+    const bodies = Array.from({ length: Math.min(BATCH, n - done) }, () => ({
       taskId: randomUUID(),
       action: 'noop',
       data: {},
@@ -205,18 +220,36 @@ async function throughput(job: BrokerJob, system: System, out: Measured): Promis
     await system.publish(bodies);
     batchMs.push(performance.now() - t0);
   }
+  return batchMs;
+}
+
+/**
+ * Three phases on one queue: publish N with nobody consuming; consume those N; then, with the
+ * consumer still running, publish N more and time until the last is handled (the loop).
+ */
+async function throughput(job: BrokerJob, system: System, out: Measured): Promise<void> {
+  let started = performance.now();
+  const batchMs = await publishAll(system, job.n);
   out.publish = { seconds: (performance.now() - started) / 1000, batchMs };
 
   let received = 0;
+  let target = job.n;
   let finish!: () => void;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
+  let finished = new Promise<void>((resolve) => (finish = resolve));
   started = performance.now();
   await system.consume(() => {
     received += 1;
-    if (received === job.n) finish();
+    if (received === target) finish();
   });
   await finished;
   out.consume = { seconds: (performance.now() - started) / 1000 };
+
+  target = 2 * job.n;
+  finished = new Promise<void>((resolve) => (finish = resolve));
+  started = performance.now();
+  await publishAll(system, job.n);
+  await finished;
+  out.loop = { seconds: (performance.now() - started) / 1000 };
 }
 
 async function pickup(job: BrokerJob, system: System, out: Measured): Promise<void> {
@@ -440,7 +473,7 @@ export function brokerSummary(rows: Row[]): string[] {
   const lines: string[] = [];
   for (const driver of ['redis', 'amqp'] as const) {
     const baseline = BASELINE[driver];
-    for (const kind of ['publish', 'consume', 'pickup'] as const) {
+    for (const kind of ['publish', 'consume', 'loop', 'pickup'] as const) {
       const pick = (who: string, system: BrokerSystem): Row[] =>
         rows.filter(
           (r) =>

@@ -13,6 +13,7 @@ export interface AmqpConsumerHost {
 
 /** A delivery still held on the consumer's current channel. */
 export interface HeldMessage {
+  consumer: AmqpConsumer;
   channel: Channel;
   message: ConsumeMessage;
   /** The decoded message, for republishing it (nack, dead letter). */
@@ -24,6 +25,10 @@ export interface HeldMessage {
  * closed channel (connection lost, channel error) is reopened with backoff and the consumer
  * subscribes again; deliveries of the old channel are forgotten, because RabbitMQ requeued them
  * and settling them would be refused (StaleDeliveryError).
+ *
+ * Acks are gathered for one event-loop turn: the oldest unsettled deliveries that were all
+ * acked go out as one basic.ack with `multiple`, the rest one by one. A delivery being nacked
+ * (its copy waiting for a confirm) stays unsettled on the channel, so no `multiple` covers it.
  */
 export class AmqpConsumer implements ConsumerHandle {
   private channel?: Channel;
@@ -35,6 +40,10 @@ export class AmqpConsumer implements ConsumerHandle {
   private reopenTimer?: NodeJS.Timeout;
   private syncing: Promise<void> = Promise.resolve();
   private readonly held = new Map<string, HeldMessage>();
+  /** Deliveries of the current channel not yet acked or nacked to the broker, oldest first. */
+  private readonly unsettled = new Map<number, ConsumeMessage>();
+  private acks: number[] = [];
+  private flushScheduled = false;
 
   constructor(
     private readonly host: AmqpConsumerHost,
@@ -87,6 +96,53 @@ export class AmqpConsumer implements ConsumerHandle {
     return held;
   }
 
+  /**
+   * Settles a held delivery on its channel: `ack` in the next batch, `requeue` at once
+   * (basic.nack with requeue). False when that channel is gone (RabbitMQ requeued it).
+   */
+  settle(held: HeldMessage, how: 'ack' | 'requeue'): boolean {
+    if (held.channel !== this.channel) return false;
+    const tag = held.message.fields.deliveryTag;
+    if (how === 'requeue') {
+      this.unsettled.delete(tag);
+      held.channel.nack(held.message, false, true);
+      return true;
+    }
+    this.acks.push(tag);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushAcks());
+    }
+    return true;
+  }
+
+  private flushAcks(): void {
+    this.flushScheduled = false;
+    const channel = this.channel;
+    const tags = this.acks;
+    this.acks = [];
+    if (!channel || tags.length === 0) return;
+    const acked = new Set(tags);
+    let last: ConsumeMessage | undefined;
+    for (const [tag, message] of this.unsettled) {
+      if (!acked.has(tag)) break;
+      last = message;
+      acked.delete(tag);
+      this.unsettled.delete(tag);
+    }
+    try {
+      if (last) channel.ack(last, true);
+      for (const tag of acked) {
+        const message = this.unsettled.get(tag);
+        if (!message) continue;
+        this.unsettled.delete(tag);
+        channel.ack(message);
+      }
+    } catch {
+      // The channel closed under us: RabbitMQ requeues what it held.
+    }
+  }
+
   async close(): Promise<void> {
     this.cancelled = true;
     clearTimeout(this.reopenTimer);
@@ -104,6 +160,8 @@ export class AmqpConsumer implements ConsumerHandle {
       await channel.prefetch(this.prefetch);
       this.generation += 1;
       this.channel = channel;
+      this.unsettled.clear();
+      this.acks = [];
       this.consumerTag = undefined;
       this.failures = 0;
       this.sync();
@@ -121,6 +179,8 @@ export class AmqpConsumer implements ConsumerHandle {
     this.channel = undefined;
     this.consumerTag = undefined;
     this.held.clear();
+    this.unsettled.clear();
+    this.acks = [];
     this.scheduleReopen();
   }
 
@@ -166,15 +226,31 @@ export class AmqpConsumer implements ConsumerHandle {
       return;
     }
     const receipt = `${this.id}:${generation}:${message.fields.deliveryTag}`;
-    const envelope = decodeMessage(message);
-    this.held.set(receipt, { channel, message, envelope });
+    let envelope: Envelope;
+    try {
+      envelope = decodeMessage(message);
+    } catch (error) {
+      // Not a message any taskq driver wrote. Requeued it would come back forever; left
+      // unsettled it would hold a prefetch slot. Rejected, RabbitMQ drops it.
+      this.host.logError(
+        `dropped a message of ${this.queue} that is not JSON (message id ${String(message.properties.messageId)})`,
+        error,
+      );
+      channel.nack(message, false, false);
+      return;
+    }
+    this.unsettled.set(message.fields.deliveryTag, message);
+    this.held.set(receipt, { consumer: this, channel, message, envelope });
     this.onDelivery(toDelivery(this.queue, envelope, message.fields.redelivered, receipt));
   }
 
   private async closeChannel(): Promise<void> {
+    // Acks still gathered must leave before the close, or their messages come back.
+    this.flushAcks();
     const channel = this.channel;
     this.channel = undefined;
     this.held.clear();
+    this.unsettled.clear();
     await channel?.close().catch(() => undefined);
   }
 }

@@ -245,6 +245,73 @@ describeWithService(RABBITMQ_SERVICE, AmqpQueueDriver.name, () => {
     });
   });
 
+  it('drops a message that is not JSON instead of redelivering it forever', async () => {
+    const errors: string[] = [];
+    const sut = makeDriver({ logger: { error: (message) => errors.push(message) } });
+    await sut.ensureQueue(queue);
+    const channel = await admin.createConfirmChannel();
+    channel.sendToQueue(queue, Buffer.from('not json'), { messageId: 'junk' });
+    await channel.waitForConfirms();
+    await channel.close();
+    await sut.publish(queue, [{ body: 'good' }]);
+
+    const got = collect(sut);
+    await waitFor(() => got.length === 1);
+    expect(got[0].body).toBe('good');
+    await sut.ack(got[0]);
+    await waitFor(async () => (await sut.stats(queue)).ready === 0);
+    expect(errors).toEqual([expect.stringContaining('message id junk')]);
+  });
+
+  it('acks out of order without acking a delivery still being nacked', async () => {
+    const sut = makeDriver();
+    await sut.publish(
+      queue,
+      Array.from({ length: 6 }, (_, i) => ({ body: i })),
+    );
+    const got = collect(sut, 6);
+    await waitFor(() => got.length === 6);
+
+    // 1 is held while the others are acked in one turn: one ack covers 0, the rest go singly.
+    await Promise.all([0, 2, 3, 5].map((i) => sut.ack(got[i])));
+    await sut.release(got[4]);
+    await waitFor(() => got.length === 7);
+    expect(got[6].body).toBe(4);
+    await sut.nack(got[1]);
+    await waitFor(() => got.length === 8);
+    expect(got[7]).toMatchObject({ body: 1, attempt: 2 });
+    await Promise.all([sut.ack(got[6]), sut.ack(got[7])]);
+    await waitFor(async () => (await sut.stats(queue)).inFlight === 0);
+
+    // Nothing comes back: every ack reached the broker, and only those.
+    const channel = await admin.createChannel();
+    const check = await channel.checkQueue(queue);
+    await channel.close();
+    expect(check.messageCount).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(got).toHaveLength(8);
+  });
+
+  it('sends the acks gathered so far before a cancelled consumer closes its channel', async () => {
+    const sut = makeDriver();
+    await sut.publish(queue, [{ body: 'a' }, { body: 'b' }]);
+    const got: Delivery[] = [];
+    const handle = sut.consume(queue, (d) => got.push(d), { prefetch: 10 });
+    await waitFor(() => got.length === 2);
+    const cancelled = handle.cancel();
+    await sut.ack(got[0]);
+    await new Promise((resolve) => setImmediate(resolve));
+    // The last ack lets the channel close: its own ack must go out first.
+    await sut.ack(got[1]);
+    await cancelled;
+    await sut.close();
+
+    const channel = await admin.createChannel();
+    const check = await channel.checkQueue(queue);
+    await channel.close();
+    expect(check.messageCount).toBe(0);
+  });
+
   it('moves a message to the dead-letter queue with its reason', async () => {
     const sut = makeDriver();
     const [id] = await sut.publish(queue, [{ body: { a: 1 }, attempt: 3 }]);

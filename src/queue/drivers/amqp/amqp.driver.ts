@@ -171,7 +171,7 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
   async ack(delivery: Delivery): Promise<void> {
     const held = this.take(delivery);
     this.forgetDedup(delivery.queue, held.envelope.k, delivery.id);
-    this.onChannel(delivery, () => held.channel.ack(held.message));
+    this.settleHeld(delivery, held, 'ack');
   }
 
   async nack(delivery: Delivery, options: { delayMs?: number } = {}): Promise<void> {
@@ -184,12 +184,12 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
         delayMs: options.delayMs ?? 0,
       },
     ]);
-    this.onChannel(delivery, () => held.channel.ack(held.message));
+    this.settleHeld(delivery, held, 'ack');
   }
 
   async release(delivery: Delivery): Promise<void> {
     const held = this.take(delivery);
-    this.onChannel(delivery, () => held.channel.nack(held.message, false, true));
+    this.settleHeld(delivery, held, 'requeue');
   }
 
   async deadLetter(delivery: Delivery, reason: string): Promise<void> {
@@ -202,7 +202,7 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
       },
     ]);
     this.forgetDedup(delivery.queue, held.envelope.k, delivery.id);
-    this.onChannel(delivery, () => held.channel.ack(held.message));
+    this.settleHeld(delivery, held, 'ack');
   }
 
   /** AMQP has no leases: a delivery is ours until our channel closes. */
@@ -331,12 +331,8 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
   }
 
   /** A settle on a channel that closed meanwhile: RabbitMQ has requeued the message. */
-  private onChannel(delivery: Delivery, settle: () => void): void {
-    try {
-      settle();
-    } catch {
-      throw new StaleDeliveryError(delivery.queue, delivery.id);
-    }
+  private settleHeld(delivery: Delivery, held: HeldMessage, how: 'ack' | 'requeue'): void {
+    if (!held.consumer.settle(held, how)) throw new StaleDeliveryError(delivery.queue, delivery.id);
   }
 
   /**
