@@ -248,6 +248,21 @@ describeWithService(POSTGRES, 'PgTaskStatements (TaskStore on PostgreSQL)', () =
     expect(counts.rows).toEqual([{ status: 'completed', n: String(rows.length) }]);
   });
 
+  it('sends a statement again when PostgreSQL chose it as a deadlock victim', async () => {
+    const row = task();
+    await pg.insert([row]);
+    const pool = pgPool(dataSource)!;
+    const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
+    const spy = jest.spyOn(pool, 'query').mockRejectedValueOnce(deadlock as never);
+    try {
+      expect(await pg.claim(row.id, 1, 'd1', false)).toBe(true);
+      expect(spy).toHaveBeenCalledTimes(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await committed(row.id)).toMatchObject({ claim_token: 'd1' });
+  });
+
   it('refuses a bad value to its own caller only, as QueryFailedError', async () => {
     const huge = task();
     huge.status = 'x'.repeat(100) as TaskStatus; // longer than varchar(16)
