@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { startTestApp, tempDir, type TestApp } from '../helpers/create-test-app';
 import { waitFor } from '../helpers/wait-for';
 
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+/** Task ids are UUIDv7: time-ordered, so new rows append to the id indexes. */
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const TERMINAL = ['completed', 'failed', 'cancelled'];
 
 describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
@@ -30,7 +31,7 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
   describe('the tutorial flow', () => {
     it('queues an uppercase task and stores its result', async () => {
       const res = await submit({ action: 'uppercase', data: { text: 'hello world' } }).expect(202);
-      expect(res.body).toEqual({ id: expect.stringMatching(UUID_V4), status: 'queued' });
+      expect(res.body).toEqual({ id: expect.stringMatching(UUID_V7), status: 'queued' });
 
       const task = await settled(res.body.id);
       expect(task).toEqual({
