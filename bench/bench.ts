@@ -60,7 +60,14 @@ type Job =
   | { kind: 'process'; driver: string; n: number; concurrency: number }
   | { kind: 'latency'; driver: string; rate: number; seconds: number; concurrency: number }
   | { kind: 'backlog'; driver: string; backlog: number; measure: number; concurrency: number }
-  | { kind: 'http'; driver: string; adapter: 'express' | 'fastify'; seconds: number }
+  | {
+      kind: 'http';
+      driver: string;
+      adapter: 'express' | 'fastify';
+      seconds: number;
+      /** `api`: HTTP only, as behind a load balancer with workers elsewhere. Default `all`. */
+      role?: 'all' | 'api';
+    }
   | BrokerJob;
 
 type ChildMessage =
@@ -462,7 +469,9 @@ async function httpJob(
 ): Promise<void> {
   // The service as configured by default (worker concurrency and prefetch untouched), so the
   // consumers process what the POSTs queue, as they would in production (APP_ROLE=all).
-  const bench = await createBenchApp(appEnv(job.driver, dir, { HTTP_ADAPTER: job.adapter }));
+  const bench = await createBenchApp(
+    appEnv(job.driver, dir, { HTTP_ADAPTER: job.adapter, APP_ROLE: job.role ?? 'all' }),
+  );
   await bench.app.listen(0, '127.0.0.1');
   const address = (bench.app.getHttpServer() as import('node:net').Server).address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -586,7 +595,7 @@ async function loadHttp(
     const ok = result.requests.total - result.non2xx - result.errors - result.timeouts;
     onRow({
       driver: job.driver,
-      scenario: `${scenario}, ${job.adapter}`,
+      scenario: `${scenario}, ${job.adapter}${job.role === 'api' ? ', APP_ROLE=api' : ''}`,
       concurrency: 100,
       tasks: ok,
       seconds: result.duration,
@@ -686,6 +695,8 @@ async function parent(): Promise<number> {
     }
     for (const adapter of ['express', 'fastify'] as const) {
       jobs.push({ kind: 'http', driver, adapter, seconds: httpSeconds });
+      // The API alone: what one API process accepts when the workers run elsewhere.
+      jobs.push({ kind: 'http', driver, adapter, seconds: httpSeconds, role: 'api' });
     }
     jobs.push(...brokerJobs(driver, args, { small, rate, seconds: latencySeconds }));
   }
