@@ -312,6 +312,32 @@ describeWithService(RABBITMQ_SERVICE, AmqpQueueDriver.name, () => {
     expect(check.messageCount).toBe(0);
   });
 
+  it('sends a burst of frames in one socket write', async () => {
+    const sut = makeDriver();
+    await sut.ensureQueue(queue);
+    const model = await sut.connection();
+    const socket = (model as unknown as { connection: { stream: Record<string, unknown> } })
+      .connection.stream;
+    const writes = { single: 0, vectored: 0 };
+    for (const [name, key] of [
+      ['_write', 'single'],
+      ['_writev', 'vectored'],
+    ] as const) {
+      const original = socket[name] as (...args: unknown[]) => unknown;
+      socket[name] = (...args: unknown[]) => {
+        writes[key] += 1;
+        return original.apply(socket, args);
+      };
+    }
+
+    await sut.publish(
+      queue,
+      Array.from({ length: 50 }, (_, i) => ({ body: i })),
+    );
+    expect(writes.vectored).toBeGreaterThan(0);
+    expect(writes.single + writes.vectored).toBeLessThan(10);
+  });
+
   it('moves a message to the dead-letter queue with its reason', async () => {
     const sut = makeDriver();
     const [id] = await sut.publish(queue, [{ body: { a: 1 }, attempt: 3 }]);

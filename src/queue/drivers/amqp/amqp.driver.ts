@@ -17,6 +17,7 @@ import type {
 } from '../../interfaces/queue-message.interface';
 import { AmqpConsumer, type AmqpConsumerHost, type HeldMessage } from './amqp-consumer';
 import { decodeMessage, encodeEnvelope, ENVELOPE_TYPE, type Envelope } from './amqp-envelope';
+import { coalesceWrites } from './amqp-socket';
 import { deadQueue, delayBucket, delayQueue, mainQueue, MAX_PRIORITY } from './amqp-topology';
 
 export interface AmqpDriverOptions {
@@ -91,6 +92,7 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
       noDelay: true,
     }).then(
       (model) => {
+        coalesceWrites(model);
         model.on('error', () => undefined);
         model.on('close', () => {
           this.conn = this.confirm = this.admin = undefined;
