@@ -253,9 +253,7 @@ export class WorkerPool<T = unknown> {
   private async recordAndAck(delivery: Delivery<T>, outcome: SharedWrite): Promise<void> {
     let recorded = false;
     const counted: SharedWrite = {
-      writer: outcome.writer,
-      run: () => outcome.run(),
-      commit: () => outcome.commit(),
+      ...outcome,
       committed: (applied) => {
         recorded = true;
         this.counters.succeeded += 1;

@@ -20,17 +20,29 @@ export class TaskReconcileStore {
 
   /**
    * Queued rows of `queue` untouched since `before` and due since then (a delayed task waiting
-   * for its time is not suspect), oldest first.
+   * for its time is not suspect), oldest first; from just after `after` when given.
    */
-  staleQueued(queue: string, before: number, limit: number): Promise<TaskEntity[]> {
-    return this.repo
+  staleQueued(
+    queue: string,
+    before: number,
+    limit: number,
+    after?: { updatedAt: number; id: string },
+  ): Promise<TaskEntity[]> {
+    const query = this.repo
       .createQueryBuilder('task')
       .where('task.status = :queued AND task.queue = :queue', { queued: TaskStatus.Queued, queue })
       .andWhere('task.updated_at < :before', { before })
       .andWhere('(task.run_at IS NULL OR task.run_at < :before)', { before })
       .orderBy('task.updated_at', 'ASC')
-      .limit(limit)
-      .getMany();
+      .addOrderBy('task.id', 'ASC')
+      .limit(limit);
+    if (after) {
+      query.andWhere(
+        '(task.updated_at > :afterAt OR (task.updated_at = :afterAt AND task.id > :afterId))',
+        { afterAt: after.updatedAt, afterId: after.id },
+      );
+    }
+    return query.getMany();
   }
 
   /** Running rows of `queue` whose claim has not been touched (claimed, progress) since `before`. */

@@ -54,6 +54,8 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
   private readonly logger = new Logger(TaskReconciler.name);
   private timer?: NodeJS.Timeout;
   private running?: Promise<unknown>;
+  /** Per queue, the last queued row the previous pass looked at. */
+  private readonly cursors = new Map<string, { updatedAt: number; id: string }>();
 
   constructor(
     @InjectAppConfig() private readonly config: AppConfig,
@@ -88,7 +90,22 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
       const driver = this.queues.driverFor(queue);
       const exact = driver.capabilities.deduplication !== 'best-effort';
 
-      let queued = await this.store.staleQueued(queue, before, PAGE);
+      // Each pass goes on where the last one stopped and wraps at the end: a long backlog of
+      // healthy old tasks must not hide, pass after pass, the few behind it that lost their
+      // message.
+      let queued = await this.store.staleQueued(queue, before, PAGE, this.cursors.get(queue));
+      const last = queued.at(-1);
+      if (queued.length < PAGE || !last) this.cursors.delete(queue);
+      else this.cursors.set(queue, { updatedAt: last.updatedAt, id: last.id });
+      if (exact && driver.missingKeys && queued.length > 0) {
+        const missing = new Set(
+          await driver.missingKeys(
+            queue,
+            queued.map((task) => task.id),
+          ),
+        );
+        queued = queued.filter((task) => missing.has(task.id));
+      }
       if (!exact && queued.length > 0) {
         const stats = await driver.stats(queue);
         const shortfall =
