@@ -19,6 +19,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { createBenchSchema } from './lib/pg-schema';
 import { freePort, intArg, mapLimit, parseArgs, sleep } from './lib/util';
 
 const ROOT = resolve(__dirname, '..');
@@ -38,7 +39,10 @@ const args = parseArgs(process.argv.slice(2), {
   'deadline-s': 'string',
   concurrency: 'string',
   keep: 'boolean',
+  db: 'string',
 });
+const DB = typeof args.db === 'string' ? args.db : 'sqlite';
+if (DB !== 'sqlite' && DB !== 'postgres') throw new Error('--db must be sqlite or postgres');
 const small = args.small === true;
 const TASKS = intArg(args, 'tasks', small ? 300 : 3000, 1);
 const KILLS = intArg(args, 'kills', 5, 0);
@@ -207,6 +211,8 @@ async function main(): Promise<number> {
   // code out from under a restart; NODE_PATH finds the repository's node_modules from there.
   await cp(join(ROOT, 'dist'), join(work, 'dist'), { recursive: true });
   const DRIVER = pickDriver(args.driver, join(work, 'dist'));
+  // --db postgres: the tasks in a fresh schema of DATABASE_URL's database, dropped at the end.
+  const schema = DB === 'postgres' ? await createBenchSchema() : undefined;
   const logPath = join(work, 'service.log');
   const log = createWriteStream(logPath);
   const port = await freePort();
@@ -219,6 +225,7 @@ async function main(): Promise<number> {
       PORT: String(port),
       HOST: '127.0.0.1',
       DATABASE_PATH: join(work, 'tasks.db'),
+      ...(schema ? { DATABASE_URL: schema.url } : {}),
       QUEUE_DRIVER: DRIVER,
       // Its own queue, so a broker (redis, amqp) brings nothing in from an earlier run.
       QUEUE_NAME: `chaos-${process.pid}-${Date.now()}`,
@@ -255,7 +262,7 @@ async function main(): Promise<number> {
   hardDeadline.unref();
 
   console.log(
-    `chaos: driver ${DRIVER}, ${TASKS} tasks, ${KILLS} kills, port ${port}, work dir ${work}`,
+    `chaos: driver ${DRIVER}, database ${DB}, ${TASKS} tasks, ${KILLS} kills, port ${port}, work dir ${work}`,
   );
   await service.start();
 
@@ -429,6 +436,8 @@ async function main(): Promise<number> {
   } else {
     console.log(`work dir kept: ${work} (service log: ${logPath})`);
   }
+  if (ok) await schema?.drop();
+  else if (schema) console.log(`schema kept: ${schema.url}`);
   console.log(ok ? 'chaos: PASS' : 'chaos: FAIL');
   return ok ? 0 : 1;
 }
