@@ -130,8 +130,8 @@ export async function runBrokerJob(
   const used = process.cpuUsage(cpu);
   const driver = job.system === 'taskq' ? job.driver : job.system;
   const tag = `round ${job.round}/${job.rounds}; ${job.driver === 'redis' ? 'Redis' : 'RabbitMQ'}`;
-  const cpuNote = (tasks: number): string =>
-    `cpu ${Math.round((used.user + used.system) / tasks)} µs/msg (whole job)`;
+  const cpuNote = (messages: number): string =>
+    `cpu ${Math.round((used.user + used.system) / messages)} µs/msg published and consumed (whole job)`;
   const rssMB = Math.round(rss.peakMB());
   if (measured.publish && measured.consume) {
     const sorted = Float64Array.from(measured.publish.batchMs).sort();
@@ -143,7 +143,7 @@ export async function runBrokerJob(
         p50Ms: quantile(sorted, 0.5),
         p99Ms: quantile(sorted, 0.99),
         rssMB,
-        note: `${tag}; p = per confirmed batch; ${cpuNote(job.n)}`,
+        note: `${tag}; p = per confirmed batch; ${cpuNote(2 * job.n)}`,
       }),
     );
     sendRow(
