@@ -72,8 +72,11 @@ export class WorkerPool<T = unknown> {
   /** Subscribes to the queue. */
   start(): void {
     if (this.handle) return;
+    const { prefetch, concurrency } = this.options;
     this.handle = this.driver.consume<T>(this.queue, (d) => this.accept(d), {
-      prefetch: this.options.prefetch,
+      prefetch,
+      // Refill once half the buffered slack beyond the running handlers is used up.
+      lowWater: prefetch - Math.max(1, (prefetch - concurrency) >> 1),
     });
     if (this.driver.capabilities.leases) {
       const leaseMs = this.options.leaseMs ?? 30_000;

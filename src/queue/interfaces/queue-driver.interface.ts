@@ -7,6 +7,12 @@ export type DeliveryCallback<T = unknown> = (delivery: Delivery<T>) => void;
 export interface ConsumeOptions {
   /** The most unacknowledged deliveries this consumer may hold at once (buffered + running). */
   prefetch: number;
+  /**
+   * Optional hint: a consumer that still holds more than this many has work buffered, so the
+   * driver may wait to refill until it holds at most this many and then fetch the freed slots
+   * in one go, instead of one message per settle. Default prefetch - 1 (refill on every settle).
+   */
+  lowWater?: number;
 }
 
 /** A running subscription to one queue. */

@@ -12,6 +12,8 @@ interface SqliteConsumer {
   queue: QueueRuntime;
   onDelivery: DeliveryCallback<unknown>;
   prefetch: number;
+  /** Refill once unsettled is down to this (ConsumeOptions.lowWater). */
+  lowWater: number;
   unsettled: number;
   paused: boolean;
   cancelled: boolean;
@@ -25,6 +27,8 @@ interface QueueRuntime {
   nextConsumer: number;
   nextShard: number;
   scheduled: boolean;
+  /** Fill every free slot on the next pump, not only at the low-water mark. */
+  eager: boolean;
   timer?: NodeJS.Timeout;
   /** The current idle poll interval, doubling from pollMinMs to pollMaxMs. */
   idleDelayMs: number;
@@ -86,6 +90,7 @@ export class SqliteDispatcher {
       queue: runtime,
       onDelivery,
       prefetch: options.prefetch,
+      lowWater: Math.min(options.prefetch - 1, Math.max(0, options.lowWater ?? options.prefetch)),
       unsettled: 0,
       paused: false,
       cancelled: false,
@@ -134,7 +139,7 @@ export class SqliteDispatcher {
         if (this.held.get(receipt) !== held) return;
         this.held.delete(receipt);
         held.consumer.unsettled -= 1;
-        if (!held.consumer.cancelled) this.schedule(held.consumer.queue);
+        if (!held.consumer.cancelled) this.schedule(held.consumer.queue, false);
       },
       failed: () => {
         held.settling = false;
@@ -151,6 +156,7 @@ export class SqliteDispatcher {
         nextConsumer: 0,
         nextShard: 0,
         scheduled: false,
+        eager: true,
         idleDelayMs: this.options.pollMinMs,
       };
       this.queues.set(queue, runtime);
@@ -158,7 +164,13 @@ export class SqliteDispatcher {
     return runtime;
   }
 
-  private schedule(runtime: QueueRuntime): void {
+  /**
+   * Claims on the next turn. `eager`: new work may have arrived (a publish, a resume, freed
+   * leases), so fill every free slot now, giving the consumers' buffers the chance to put a
+   * higher priority first. A settle alone refills only at the low-water mark (see pump).
+   */
+  private schedule(runtime: QueueRuntime, eager = true): void {
+    if (eager) runtime.eager = true;
     runtime.idleDelayMs = this.options.pollMinMs;
     if (runtime.timer) {
       clearTimeout(runtime.timer);
@@ -176,6 +188,7 @@ export class SqliteDispatcher {
     if (runtime.scheduled || runtime.timer || !this.running) return;
     runtime.timer = setTimeout(() => {
       runtime.timer = undefined;
+      runtime.eager = true; // other processes may have published meanwhile
       this.pump(runtime);
     }, delayMs);
   }
@@ -189,6 +202,13 @@ export class SqliteDispatcher {
     );
     // With no room, a settle or a resume wakes the queue; there is nothing to poll for.
     if (room === 0) return;
+    // Refill at the consumers' low-water marks: one still holding more has work buffered, and
+    // topping it up message by message would cost a claim transaction per task. The next
+    // settles wake the queue again.
+    if (!runtime.eager && !runtime.consumers.some((c) => !c.paused && c.unsettled <= c.lowWater)) {
+      return;
+    }
+    runtime.eager = false;
     let claimed: Claimed[];
     try {
       if (this.shards[0].isPaused(runtime.name)) {

@@ -325,6 +325,29 @@ describe(SqliteQueueDriver.name, () => {
       expect(writes).toHaveBeenCalledTimes(1);
     });
 
+    it('refills at the low-water mark in one claim, not one claim per settle', async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.publish(
+        queue,
+        Array.from({ length: 30 }, (_, i) => ({ body: i })),
+      );
+      const received: Delivery[] = [];
+      driver.consume(queue, (d) => received.push(d), { prefetch: 10, lowWater: 6 });
+      await until(() => received.length === 10, '10 deliveries');
+      const writes = jest.spyOn(SqliteShard.prototype, 'write');
+      // Holding 7 (> 6): nothing new.
+      for (const d of received.slice(0, 3)) await driver.ack(d);
+      await sleep(50);
+      expect(received).toHaveLength(10);
+      // Down to 6: the four free slots come in one claim.
+      await driver.ack(received[3]);
+      await until(() => received.length === 14, '4 more deliveries');
+      await sleep(50);
+      expect(received).toHaveLength(14);
+      const claims = writes.mock.calls.length - 4; // the four acks each committed alone
+      expect(claims).toBe(1);
+    });
+
     it('commits the settles and publishes of one turn together', async () => {
       const driver = open({ heartbeatMs: 600_000 });
       await driver.publish(
