@@ -183,6 +183,26 @@ describe(WorkerPool.name, () => {
       expect(driver.settles).toEqual(['ack', 'ack']);
     });
 
+    it('commits a failure handed back by onFailure before the nack, then the dead-letter', async () => {
+      const log: string[] = [];
+      const { sut, driver, publish } = track(
+        setup(
+          { maxAttempts: 2 },
+          {
+            process: () => Promise.reject(new Error('boom')),
+            onFailure: (_d, _e, decision) =>
+              Promise.resolve(effect(() => Promise.resolve(decision.kind !== undefined), log)),
+          },
+        ),
+      );
+      await publish(1);
+      sut.start();
+      await waitFor(() => driver.settles.length === 2, { what: 'a nack and a dead-letter' });
+      expect(driver.settles).toEqual(['nack:8', 'dead']); // backoff as in the retry test below
+      expect(log).toEqual(['commit', 'committed:true', 'commit', 'committed:true']);
+      expect(sut.stats()).toMatchObject({ succeeded: 0, retried: 1, deadLettered: 1 });
+    });
+
     it('releases, never acks, a delivery whose outcome could not be recorded', async () => {
       const log: string[] = [];
       const { sut, driver, publish } = track(

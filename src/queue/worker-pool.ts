@@ -2,7 +2,7 @@ import { backoffDelay, type BackoffOptions } from './backoff';
 import { NonRetryableError } from './errors/non-retryable.error';
 import { StaleDeliveryError } from './errors/stale-delivery.error';
 import type { FailureDecision, MessageProcessor } from './interfaces/message-processor.interface';
-import type { ConsumerHandle, QueueDriver } from './interfaces/queue-driver.interface';
+import type { ConsumerHandle, QueueDriver, Settle } from './interfaces/queue-driver.interface';
 import type { Delivery } from './interfaces/queue-message.interface';
 import type { SharedWrite } from './interfaces/shared-write.interface';
 
@@ -180,8 +180,8 @@ export class WorkerPool<T = unknown> {
     try {
       const outcome = await this.processor.process(delivery, controller.signal);
       if (outcome) {
-        // The worker moves on; the outcome is recorded with the ack (see recordAndAck).
-        this.track(this.recordAndAck(delivery, outcome));
+        // The worker moves on; the outcome is recorded with the ack (see recordAndSettle).
+        this.track(this.recordAndSettle(delivery, outcome, { kind: 'ack' }));
       } else {
         this.counters.succeeded += 1;
         this.settle(delivery, 'ack');
@@ -202,8 +202,9 @@ export class WorkerPool<T = unknown> {
   private async fail(delivery: Delivery<T>, error: unknown): Promise<void> {
     const decision = this.decide(delivery, error);
     const message = error instanceof Error ? error.message : String(error);
+    let outcome: SharedWrite | void;
     try {
-      await this.processor.onFailure?.(delivery, error, decision);
+      outcome = await this.processor.onFailure?.(delivery, error, decision);
     } catch (hookError) {
       this.logger.error(
         `queue ${this.queue}: recording the failure of message ${delivery.id} failed; releasing it`,
@@ -212,20 +213,24 @@ export class WorkerPool<T = unknown> {
       this.settle(delivery, 'release');
       return;
     }
+    let settle: Settle;
     if (decision.kind === 'retry') {
       this.counters.retried += 1;
       this.logger.warn(
         `queue ${this.queue}: message ${delivery.id} attempt ${delivery.attempt} failed (${message}); retry in ${decision.delayMs} ms`,
       );
-      this.settle(delivery, 'nack', decision.delayMs);
+      settle = { kind: 'nack', delayMs: decision.delayMs };
     } else {
       this.counters.deadLettered += 1;
       this.logger.error(
         `queue ${this.queue}: message ${delivery.id} dead-lettered: ${decision.reason}`,
         error instanceof Error ? error.stack : undefined,
       );
-      this.settle(delivery, 'dead', decision.reason);
+      settle = { kind: 'dead', reason: decision.reason };
     }
+    if (outcome) this.track(this.recordAndSettle(delivery, outcome, settle));
+    else if (settle.kind === 'nack') this.settle(delivery, 'nack', settle.delayMs);
+    else if (settle.kind === 'dead') this.settle(delivery, 'dead', settle.reason);
   }
 
   private decide(delivery: Delivery<T>, error: unknown): FailureDecision {
@@ -249,26 +254,33 @@ export class WorkerPool<T = unknown> {
   }
 
   /**
-   * Commits the processor's outcome and the ack together where the driver can, else the
-   * outcome first and the ack after it ("ack last"). An outcome that could not be recorded
-   * releases the delivery, so it is tried again rather than acknowledged unrecorded.
+   * Commits the processor's outcome and the settle together where the driver can, else the
+   * outcome first and the settle after it ("ack last"). An outcome that could not be recorded
+   * releases the delivery, so it is tried again rather than settled unrecorded.
    */
-  private async recordAndAck(delivery: Delivery<T>, outcome: SharedWrite): Promise<void> {
+  private async recordAndSettle(
+    delivery: Delivery<T>,
+    outcome: SharedWrite,
+    settle: Settle,
+  ): Promise<void> {
     let recorded = false;
     const counted: SharedWrite = {
       ...outcome,
       committed: (applied) => {
         recorded = true;
-        this.counters.succeeded += 1;
+        if (settle.kind === 'ack') this.counters.succeeded += 1;
         outcome.committed(applied);
       },
     };
     try {
-      if (this.driver.ackWith) {
-        await this.driver.ackWith(delivery, counted);
+      if (this.driver.settleWith) {
+        await this.driver.settleWith(delivery, counted, settle);
       } else {
         counted.committed(await counted.commit());
-        await this.driver.ack(delivery);
+        if (settle.kind === 'ack') await this.driver.ack(delivery);
+        else if (settle.kind === 'nack')
+          await this.driver.nack(delivery, { delayMs: settle.delayMs });
+        else await this.driver.deadLetter(delivery, settle.reason);
       }
     } catch (error) {
       if (!recorded) {
@@ -279,7 +291,7 @@ export class WorkerPool<T = unknown> {
         this.settle(delivery, 'release');
         return;
       }
-      this.reportSettleError(delivery, 'ack', error);
+      this.reportSettleError(delivery, settle.kind, error);
     }
   }
 

@@ -96,7 +96,7 @@ describe.each([
         );
       });
       const ack = jest.spyOn(driver, 'ack');
-      await driver.ackWith(delivery, effect);
+      await driver.settleWith(delivery, effect, { kind: 'ack' });
       expect(ack).not.toHaveBeenCalled(); // one transaction, not the commit-then-ack fallback
       expect(await driver.stats('q')).toMatchObject({ ready: 0, inFlight: 0 });
     } else {

@@ -170,9 +170,14 @@ export class SqliteTaskStatements {
   }
 
   fail(id: string, token: string, error: string, final: boolean, now: number): Promise<boolean> {
+    return this.submit(this.failNow(id, token, error, final, now));
+  }
+
+  /** The failing UPDATE as a synchronous step, for a caller's own transaction on `db`. */
+  failNow(id: string, token: string, error: string, final: boolean, now: number): () => boolean {
     const stmt = final ? this.s.failFinal : this.s.failRetry;
     const params = { id, token, error, now: Math.trunc(now) };
-    return this.submit(() => stmt.run(params).changes === 1);
+    return () => stmt.run(params).changes === 1;
   }
 
   progress(id: string, token: string, percent: number, message: string | null): Promise<boolean> {

@@ -137,7 +137,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleDes
     delivery: Delivery<TaskMessage>,
     error: unknown,
     decision: FailureDecision,
-  ): Promise<void> {
+  ): Promise<SharedWrite | void> {
     const { taskId, action } = delivery.body;
     const token = this.tokens.get(delivery);
     const message = error instanceof Error ? error.message : String(error);
@@ -150,11 +150,12 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleDes
     // Without a token the row was never claimed (the claim itself failed): nothing to record.
     if (!token) return;
     const final = decision.kind === 'dead';
-    if (await this.store.fail(taskId, token, message, final)) {
-      this.emit(taskId, action, final ? TaskStatus.Failed : TaskStatus.Queued);
-    } else {
-      this.lostClaims += 1;
-    }
+    // Recorded by the worker pool, with the nack or dead-letter where the driver shares this
+    // database: a crash in between cannot leave a queued row whose message is still leased.
+    return this.store.failure(taskId, token, message, final, (applied) => {
+      if (applied) this.emit(taskId, action, final ? TaskStatus.Failed : TaskStatus.Queued);
+      else this.lostClaims += 1;
+    });
   }
 
   /** A reconciler's message for a running row whose delivery was lost (TaskReconciler). */

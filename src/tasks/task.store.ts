@@ -116,17 +116,16 @@ export class TaskStore {
    * QueuePublisher.publishWith): `run` where the driver shares this SQLite file, else `commit`.
    */
   insertion(tasks: TaskEntity[]): SharedWrite {
-    const run = this.sqlite?.insertNow(tasks);
-    return {
-      writer: this.sqlite?.writer,
-      run: () => {
-        if (!run) throw new Error('no synchronous path to the task table');
-        run();
-        return true;
-      },
-      commit: () => this.insert(tasks).then(() => true),
-      committed: () => undefined,
-    };
+    const insert = this.sqlite?.insertNow(tasks);
+    return this.sharedWrite(
+      insert &&
+        (() => {
+          insert();
+          return true;
+        }),
+      () => this.insert(tasks).then(() => true),
+      () => undefined,
+    );
   }
 
   async findById(id: string): Promise<TaskEntity | null> {
@@ -238,15 +237,41 @@ export class TaskStore {
     committed: (applied: boolean) => void,
   ): SharedWrite {
     const json = JSON.stringify(result ?? null);
-    const sqlite = this.sqlite;
-    const run = sqlite?.completeNow(id, token, json, Date.now());
+    return this.sharedWrite(
+      this.sqlite?.completeNow(id, token, json, Date.now()),
+      () => this.completeJson(id, token, json),
+      committed,
+    );
+  }
+
+  /** A failed attempt as a write for the worker pool to commit with the nack or dead-letter. */
+  failure(
+    id: string,
+    token: string,
+    error: string,
+    final: boolean,
+    committed: (applied: boolean) => void,
+  ): SharedWrite {
+    return this.sharedWrite(
+      this.sqlite?.failNow(id, token, error, final, Date.now()),
+      () => this.fail(id, token, error, final),
+      committed,
+    );
+  }
+
+  /** `run` on the shared connection when there is one, `commit` on its own otherwise. */
+  private sharedWrite(
+    run: (() => boolean) | undefined,
+    commit: () => Promise<boolean>,
+    committed: (applied: boolean) => void,
+  ): SharedWrite {
     return {
-      writer: sqlite?.writer,
+      writer: this.sqlite?.writer,
       run: () => {
         if (!run) throw new Error('no synchronous path to the task table');
         return run();
       },
-      commit: () => this.completeJson(id, token, json),
+      commit,
       committed,
     };
   }

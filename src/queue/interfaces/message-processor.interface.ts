@@ -20,8 +20,13 @@ export interface MessageProcessor<T = unknown> {
 
   /**
    * Called after a failed attempt, before the message is nacked or dead-lettered, so the
-   * outcome can be recorded first ("ack last"). If it throws, the delivery is released to be
-   * tried again later.
+   * outcome can be recorded first ("ack last"). It may resolve with the write that records the
+   * failure instead, which the pool commits with the nack or dead-letter where the driver can.
+   * If it throws, the delivery is released to be tried again later.
    */
-  onFailure?(delivery: Delivery<T>, error: unknown, decision: FailureDecision): Promise<void>;
+  onFailure?(
+    delivery: Delivery<T>,
+    error: unknown,
+    decision: FailureDecision,
+  ): Promise<void | SharedWrite>;
 }

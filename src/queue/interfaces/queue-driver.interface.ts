@@ -1,6 +1,10 @@
 import type { DeadLetter, Delivery, PublishMessage, QueueStats } from './queue-message.interface';
 import type { SharedWrite, SharedSqliteWriter } from './shared-write.interface';
 
+/** How a delivery ends: acked, nacked for a retry after `delayMs`, or dead-lettered. */
+export type Settle =
+  { kind: 'ack' } | { kind: 'nack'; delayMs: number } | { kind: 'dead'; reason: string };
+
 /** Called by a driver for each delivery; the consumer settles it later through the driver. */
 export type DeliveryCallback<T = unknown> = (delivery: Delivery<T>) => void;
 
@@ -86,12 +90,13 @@ export interface QueueDriver {
   ack(delivery: Delivery): Promise<void>;
 
   /**
-   * Optional: acks in one transaction with the consumer's `write` (the delivery's outcome) when
-   * it goes through this driver's own connection (see sharedWriter), so the outcome and the
-   * ack commit together. Otherwise the write is committed first, then the ack. Either way
-   * `write.committed` is called once the write is durable.
+   * Optional: settles in one transaction with the consumer's `write` (the delivery's outcome:
+   * a result with an ack, a failure with a nack or a dead-letter) when it goes through this
+   * driver's own connection (see sharedWriter), so the outcome and the settle commit together.
+   * Otherwise the write is committed first, then the settle. Either way `write.committed` is
+   * called once the write is durable.
    */
-  ackWith?(delivery: Delivery, write: SharedWrite): Promise<void>;
+  settleWith?(delivery: Delivery, write: SharedWrite, settle: Settle): Promise<void>;
 
   /**
    * Optional: when this driver keeps its messages in the SQLite file at `path`, its connection

@@ -17,7 +17,7 @@ export interface SharedSqliteWriter {
 
 /**
  * A write of the application's that a driver may commit in the same transaction as its own
- * operation: the outcome that goes with an ack (ackWith), the task rows that go with their
+ * operation: the outcome that goes with a settle (settleWith), the task rows that go with their
  * messages (publishWith). A driver that owns `writer` runs `run` inside its transaction (both
  * or neither); otherwise `commit` records it on its own, before the driver's operation.
  */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Delivery } from '../../interfaces/queue-message.interface';
+import type { SharedWrite } from '../../interfaces/shared-write.interface';
 import { decodeReceipt } from './receipt';
 import { SqliteQueueDriver } from './sqlite.driver';
 import {
@@ -367,7 +368,10 @@ describe(SqliteQueueDriver.name, () => {
     });
   });
 
-  describe('shared writer and ackWith', () => {
+  describe('shared writer and settleWith', () => {
+    const ackWith = (driver: SqliteQueueDriver, delivery: Delivery, write: SharedWrite) =>
+      driver.settleWith(delivery, write, { kind: 'ack' });
+
     /** An outcome table on the driver's own connection, like taskq's task rows. */
     const outcomes = (driver: SqliteQueueDriver) => {
       const writer = driver.sharedWriter(path)!;
@@ -404,7 +408,7 @@ describe(SqliteQueueDriver.name, () => {
       const [delivery] = received;
       const committed = jest.fn();
       let inTransaction = false;
-      await driver.ackWith(delivery, {
+      await ackWith(driver, delivery, {
         writer,
         run: () => {
           inTransaction = writer.db.inTransaction;
@@ -437,13 +441,13 @@ describe(SqliteQueueDriver.name, () => {
         commit: () => Promise.resolve(true),
         committed,
       };
-      await expect(driver.ackWith(delivery, failing)).rejects.toThrow('effect failed');
+      await expect(ackWith(driver, delivery, failing)).rejects.toThrow('effect failed');
       expect(committed).not.toHaveBeenCalled();
       expect(read(delivery.id)).toBeUndefined(); // the savepoint undid the effect's insert
       expect(await driver.stats(queue)).toMatchObject({ inFlight: 1 });
 
       // The same delivery can still be settled, effect and ack together.
-      await driver.ackWith(delivery, {
+      await ackWith(driver, delivery, {
         ...failing,
         run: () => insert.run(delivery.id, 'ok').changes === 1,
       });
@@ -462,7 +466,7 @@ describe(SqliteQueueDriver.name, () => {
       await driver.release(delivery); // the lease is gone: this receipt is stale now
       const committed = jest.fn();
       await expect(
-        driver.ackWith(delivery, {
+        ackWith(driver, delivery, {
           writer,
           run: () => insert.run(delivery.id, 'late').changes === 1,
           commit: () => Promise.reject(new Error('must not be called')),
@@ -475,6 +479,37 @@ describe(SqliteQueueDriver.name, () => {
       await until(() => received.length === 2, 'the released message again');
     });
 
+    it('commits a failure with its nack, or with its dead-letter, in one transaction', async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.ping();
+      const { writer, insert, read } = outcomes(driver);
+      await driver.publish(queue, [{ body: 'retry' }, { body: 'dead' }]);
+      const { received } = hold(driver);
+      await until(() => received.length === 2, 'two deliveries');
+      const [retry, dead] = received;
+      const record = (d: Delivery, result: string): SharedWrite => ({
+        writer,
+        run: () => {
+          expect(writer.db.inTransaction).toBe(true);
+          return insert.run(d.id, result).changes === 1;
+        },
+        commit: () => Promise.reject(new Error('must not be called')),
+        committed: () => undefined,
+      });
+      await driver.settleWith(retry, record(retry, 'failed once'), { kind: 'nack', delayMs: 0 });
+      await driver.settleWith(dead, record(dead, 'failed for good'), {
+        kind: 'dead',
+        reason: 'attempts exhausted',
+      });
+      expect(read(retry.id)).toBe('failed once');
+      expect(read(dead.id)).toBe('failed for good');
+      await until(() => received.length === 3, 'the nacked message again');
+      expect(received[2]).toMatchObject({ id: retry.id, attempt: 2 });
+      expect((await driver.deadLetters(queue)).map((d) => d.reason)).toEqual([
+        'attempts exhausted',
+      ]);
+    });
+
     it('commits a foreign effect first, then acks', async () => {
       const driver = open({ heartbeatMs: 600_000 });
       await driver.publish(queue, [{ body: 'a' }]);
@@ -482,7 +517,7 @@ describe(SqliteQueueDriver.name, () => {
       await until(() => received.length === 1, 'a delivery');
       const [delivery] = received;
       const order: string[] = [];
-      await driver.ackWith(delivery, {
+      await ackWith(driver, delivery, {
         run: () => {
           throw new Error('must not run inside the driver');
         },
@@ -490,7 +525,7 @@ describe(SqliteQueueDriver.name, () => {
           order.push('commit');
           return Promise.resolve(false);
         },
-        committed: (applied) => order.push(`committed:${applied}`),
+        committed: (applied: boolean) => order.push(`committed:${applied}`),
       });
       expect(order).toEqual(['commit', 'committed:false']);
       expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });

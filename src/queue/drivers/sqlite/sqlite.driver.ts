@@ -8,6 +8,7 @@ import type {
   DeliveryCallback,
   DriverCapabilities,
   QueueDriver,
+  Settle,
 } from '../../interfaces/queue-driver.interface';
 import type {
   DeadLetter,
@@ -145,26 +146,33 @@ export class SqliteQueueDriver implements QueueDriver {
   }
 
   /**
-   * The ack and the consumer's outcome in one transaction when the write goes through this
+   * The settle and the consumer's outcome in one transaction when the write goes through this
    * driver's shard 0 and the delivery lives there: both commit or neither does. The write is
-   * fenced on its own (taskq's task rows by claim token), so it commits even when the ack is
+   * fenced on its own (taskq's task rows by claim token), so it commits even when the settle is
    * refused as stale.
    */
-  async ackWith(delivery: Delivery, write: SharedWrite): Promise<void> {
+  async settleWith(delivery: Delivery, write: SharedWrite, settle: Settle): Promise<void> {
     const receipt = decodeReceipt(delivery.receipt);
     if (!this.shared || write.writer !== this.shared || receipt?.shard !== 0) {
       write.committed(await write.commit());
-      return this.ack(delivery);
+      if (settle.kind === 'ack') return this.ack(delivery);
+      if (settle.kind === 'nack') return this.nack(delivery, { delayMs: settle.delayMs });
+      return this.deadLetter(delivery, settle.reason);
     }
     let applied: boolean | undefined;
     try {
       await this.settle(
         delivery,
-        (shard, ref) => {
+        (shard, ref, now) => {
           const outcome = write.run();
-          const acked = shard.ack(ref);
+          const settled =
+            settle.kind === 'ack'
+              ? shard.ack(ref)
+              : settle.kind === 'nack'
+                ? shard.nack(ref, now + Math.max(0, settle.delayMs), now)
+                : shard.bury(ref, settle.reason, now);
           applied = outcome;
-          return acked;
+          return settled;
         },
         true,
       );
