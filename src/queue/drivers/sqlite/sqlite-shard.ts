@@ -114,7 +114,8 @@ export class SqliteShard {
       insert: db.prepare(
         `INSERT INTO queue_messages
            (id, queue, body, headers, priority, attempt, dedup_key, state, available_at, created_at)
-         VALUES (@id, @queue, @body, @headers, @priority, @attempt, @dedupKey, @state, @availableAt, @now)`,
+         VALUES (@id, @queue, @body, @headers, @priority, @attempt, @dedupKey, @state, @availableAt, @now)
+         ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING`,
       ),
       liveKeys: db
         .prepare(
@@ -242,13 +243,10 @@ export class SqliteShard {
 
   /** Inserts one message, or answers the id of the live message holding its dedup key. */
   insert(queue: string, row: NewRow, now: number): string {
-    if (row.dedupKey !== null) {
-      const existing = this.s.findDedup.get(queue, row.dedupKey) as string | undefined;
-      if (existing !== undefined) return existing;
-    }
     const state = row.availableAt > now ? Delayed : Ready;
-    this.s.insert.run({ ...row, queue, state, now });
-    return row.id;
+    // The unique dedup index decides: a fresh key costs no lookup before the insert.
+    if (this.s.insert.run({ ...row, queue, state, now }).changes === 1) return row.id;
+    return this.s.findDedup.get(queue, row.dedupKey) as string;
   }
 
   /** Which of `keys` a message on `queue` holds as its deduplication key (one index probe each). */
