@@ -388,6 +388,16 @@ describe(SqliteQueueDriver.name, () => {
       return { writer, insert, read };
     };
 
+    /** A driver holding one delivery, with the outcome table on its connection. */
+    const oneDelivery = async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.ping();
+      await driver.publish(queue, [{ body: 'a' }]);
+      const { received } = hold(driver);
+      await until(() => received.length === 1, 'a delivery');
+      return { driver, ...outcomes(driver), received, delivery: received[0] };
+    };
+
     it('is lent only for its own file', async () => {
       const driver = open();
       await driver.ping();
@@ -399,13 +409,7 @@ describe(SqliteQueueDriver.name, () => {
     });
 
     it('commits the effect and the ack in one transaction', async () => {
-      const driver = open({ heartbeatMs: 600_000 });
-      await driver.ping();
-      const { writer, insert, read } = outcomes(driver);
-      await driver.publish(queue, [{ body: 'a' }]);
-      const { received } = hold(driver);
-      await until(() => received.length === 1, 'a delivery');
-      const [delivery] = received;
+      const { driver, writer, insert, read, delivery } = await oneDelivery();
       const committed = jest.fn();
       let inTransaction = false;
       await ackWith(driver, delivery, {
@@ -424,13 +428,7 @@ describe(SqliteQueueDriver.name, () => {
     });
 
     it('acks nothing when the effect throws, and the delivery can be settled again', async () => {
-      const driver = open({ heartbeatMs: 600_000 });
-      await driver.ping();
-      const { writer, insert, read } = outcomes(driver);
-      await driver.publish(queue, [{ body: 'a' }]);
-      const { received } = hold(driver);
-      await until(() => received.length === 1, 'a delivery');
-      const [delivery] = received;
+      const { driver, writer, insert, read, delivery } = await oneDelivery();
       const committed = jest.fn();
       const failing = {
         writer,
@@ -456,13 +454,7 @@ describe(SqliteQueueDriver.name, () => {
     });
 
     it('commits the effect even when the ack is refused as stale', async () => {
-      const driver = open({ heartbeatMs: 600_000 });
-      await driver.ping();
-      const { writer, insert, read } = outcomes(driver);
-      await driver.publish(queue, [{ body: 'a' }]);
-      const { received } = hold(driver);
-      await until(() => received.length === 1, 'a delivery');
-      const [delivery] = received;
+      const { driver, writer, insert, read, received, delivery } = await oneDelivery();
       await driver.release(delivery); // the lease is gone: this receipt is stale now
       const committed = jest.fn();
       await expect(
