@@ -56,8 +56,9 @@ export interface Row {
 }
 
 type Job =
-  | { kind: 'enqueue'; driver: string; n: number }
-  | { kind: 'process'; driver: string; n: number; concurrency: number }
+  /** `shards`: QUEUE_SQLITE_SHARDS for the sqlite driver (default 1). */
+  | { kind: 'enqueue'; driver: string; n: number; shards?: number }
+  | { kind: 'process'; driver: string; n: number; concurrency: number; shards?: number }
   | { kind: 'latency'; driver: string; rate: number; seconds: number; concurrency: number }
   | { kind: 'backlog'; driver: string; backlog: number; measure: number; concurrency: number }
   | {
@@ -105,6 +106,11 @@ const workers = (concurrency: number): Record<string, string> => ({
   WORKER_CONCURRENCY: String(concurrency),
   WORKER_PREFETCH: String(Math.max(10, concurrency * 2)),
 });
+
+const sharded = (job: { shards?: number }): Record<string, string> =>
+  job.shards ? { QUEUE_SQLITE_SHARDS: String(job.shards) } : {};
+const shardTag = (job: { shards?: number }): string =>
+  job.shards ? `, ${job.shards} shard files` : '';
 
 const ms = (value: number): number => Math.round(value * 100) / 100;
 
@@ -203,7 +209,8 @@ async function enqueueJob(
   rss: RssSampler,
   send: (message: ChildMessage) => void,
 ): Promise<void> {
-  const bench = await createBenchApp(appEnv(job.driver, dir, workers(1)));
+  const bench = await createBenchApp(appEnv(job.driver, dir, { ...workers(1), ...sharded(job) }));
+  const tag = shardTag(job);
   // Publishing only: no consumer takes messages meanwhile.
   await bench.driver.pauseQueue(bench.queue);
   const dto = { action: 'noop', data: {} } as CreateTaskDto;
@@ -225,7 +232,7 @@ async function enqueueJob(
     type: 'row',
     row: row({
       driver: job.driver,
-      scenario: 'enqueue single: TasksService.create',
+      scenario: `enqueue single: TasksService.create${tag}`,
       concurrency: 64,
       tasks: job.n,
       seconds,
@@ -253,7 +260,7 @@ async function enqueueJob(
     type: 'row',
     row: row({
       driver: job.driver,
-      scenario: 'enqueue bulk: TasksService.createMany',
+      scenario: `enqueue bulk: TasksService.createMany${tag}`,
       concurrency: 1,
       tasks: job.n,
       seconds,
@@ -282,7 +289,7 @@ async function enqueueJob(
     type: 'row',
     row: row({
       driver: job.driver,
-      scenario: 'enqueue bulk: driver.publish only (no rows)',
+      scenario: `enqueue bulk: driver.publish only (no rows)${tag}`,
       concurrency: 1,
       tasks: job.n,
       seconds,
@@ -301,7 +308,9 @@ async function processJob(
   rss: RssSampler,
   send: (message: ChildMessage) => void,
 ): Promise<void> {
-  const bench = await createBenchApp(appEnv(job.driver, dir, workers(job.concurrency)));
+  const bench = await createBenchApp(
+    appEnv(job.driver, dir, { ...workers(job.concurrency), ...sharded(job) }),
+  );
   await bench.driver.pauseQueue(bench.queue);
   await preload(bench, job.n);
   const times = timeProcessing(bench);
@@ -317,7 +326,7 @@ async function processJob(
     type: 'row',
     row: row({
       driver: job.driver,
-      scenario: `process noop, ${job.n} waiting`,
+      scenario: `process noop, ${job.n} waiting${shardTag(job)}`,
       concurrency: job.concurrency,
       tasks: job.n,
       seconds,
@@ -687,6 +696,11 @@ async function parent(): Promise<number> {
   for (const driver of drivers) {
     jobs.push({ kind: 'enqueue', driver, n: enqueueN });
     for (const concurrency of [1, 16, 64]) jobs.push({ kind: 'process', driver, n, concurrency });
+    if (driver === 'sqlite') {
+      // Whether spreading the queue over several files helps one process (see README).
+      jobs.push({ kind: 'enqueue', driver, n: enqueueN, shards: 4 });
+      jobs.push({ kind: 'process', driver, n, concurrency: 16, shards: 4 });
+    }
     jobs.push({ kind: 'latency', driver, rate, seconds: latencySeconds, concurrency: 16 });
     // The same measurement over a small and a large backlog: their ratio is what matters.
     for (const size of new Set([Math.min(10_000, backlog), backlog])) {
