@@ -502,6 +502,39 @@ describe(SqliteQueueDriver.name, () => {
       ]);
     });
 
+    it('publishes with a write in one transaction, or not at all when the write throws', async () => {
+      const driver = open({ heartbeatMs: 600_000 });
+      await driver.ping();
+      const { writer, insert, read } = outcomes(driver);
+      const rows = (id: string, fail = false): SharedWrite => ({
+        writer,
+        run: () => {
+          insert.run(id, 'row');
+          if (fail) throw new Error('unique violation');
+          return true;
+        },
+        commit: () => Promise.reject(new Error('must not be called')),
+        committed: () => undefined,
+      });
+      const writes = jest.spyOn(SqliteShard.prototype, 'write');
+      const [id] = (await driver.publishWith(queue, [{ body: 'a' }], rows('r1')))!;
+      expect(writes).toHaveBeenCalledTimes(1);
+      expect(read('r1')).toBe('row');
+      await expect(driver.publishWith(queue, [{ body: 'b' }], rows('r2', true))).rejects.toThrow(
+        'unique violation',
+      );
+      expect(read('r2')).toBeUndefined();
+      expect(await driver.stats(queue)).toMatchObject({ ready: 1 });
+      const { received } = hold(driver);
+      await until(() => received.length === 1, 'the one published message');
+      expect(received[0]).toMatchObject({ id, body: 'a' });
+      // A write through another connection is not joined: the caller publishes on its own.
+      expect(
+        await driver.publishWith(queue, [{ body: 'c' }], { ...rows('r3'), writer: undefined }),
+      ).toBeUndefined();
+      expect(read('r3')).toBeUndefined();
+    });
+
     it('commits a foreign effect first, then acks', async () => {
       const driver = open({ heartbeatMs: 600_000 });
       await driver.publish(queue, [{ body: 'a' }]);
