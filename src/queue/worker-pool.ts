@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { backoffDelay, type BackoffOptions } from './backoff';
 import { NonRetryableError } from './errors/non-retryable.error';
 import { StaleDeliveryError } from './errors/stale-delivery.error';
@@ -52,7 +53,12 @@ export interface WorkerPoolStats {
  */
 export class WorkerPool<T = unknown> {
   private readonly buffer: Delivery<T>[] = [];
-  private readonly running = new Map<Delivery<T>, AbortController>();
+  private readonly running = new Set<Delivery<T>>();
+  /**
+   * One signal for every handler of this pool: it aborts only on shutdown, for all of them at
+   * once, so a controller per delivery would cost CPU and buy nothing.
+   */
+  private readonly shutdown = new AbortController();
   private readonly settling = new Set<Promise<void>>();
   private handle?: ConsumerHandle;
   private leaseTimer?: NodeJS.Timeout;
@@ -67,7 +73,10 @@ export class WorkerPool<T = unknown> {
     private readonly options: WorkerPoolOptions,
     private readonly logger: WorkerPoolLogger,
     private readonly random: () => number = Math.random,
-  ) {}
+  ) {
+    // Each running handler may listen to the shared signal; that many are expected.
+    setMaxListeners(options.concurrency + 10, this.shutdown.signal);
+  }
 
   /** Subscribes to the queue. */
   start(): void {
@@ -86,7 +95,7 @@ export class WorkerPool<T = unknown> {
   }
 
   private renewLeases(leaseMs: number): void {
-    for (const delivery of [...this.buffer, ...this.running.keys()]) {
+    for (const delivery of [...this.buffer, ...this.running]) {
       this.driver.extendLease(delivery, leaseMs).catch((error: unknown) => {
         // A lost lease is not fatal: fencing stops this holder from recording anything.
         this.logger.warn(
@@ -132,7 +141,7 @@ export class WorkerPool<T = unknown> {
       this.logger.warn(
         `queue ${this.queue}: ${this.running.size} handler(s) still running after ${timeoutMs} ms; aborting them`,
       );
-      for (const controller of this.running.values()) controller.abort(new ShutdownAbort());
+      this.shutdown.abort(new ShutdownAbort());
       // A handler that honours its signal unwinds at once; one that ignores it is not waited for.
       await this.waitIdle(Math.min(1000, timeoutMs));
     }
@@ -175,10 +184,10 @@ export class WorkerPool<T = unknown> {
   }
 
   private async run(delivery: Delivery<T>): Promise<void> {
-    const controller = new AbortController();
-    this.running.set(delivery, controller);
+    const signal = this.shutdown.signal;
+    this.running.add(delivery);
     try {
-      const outcome = await this.processor.process(delivery, controller.signal);
+      const outcome = await this.processor.process(delivery, signal);
       if (outcome) {
         // The worker moves on; the outcome is recorded with the ack (see recordAndSettle).
         this.track(this.recordAndSettle(delivery, outcome, { kind: 'ack' }));
@@ -187,7 +196,7 @@ export class WorkerPool<T = unknown> {
         this.settle(delivery, 'ack');
       }
     } catch (error) {
-      if (controller.signal.reason instanceof ShutdownAbort) {
+      if (signal.reason instanceof ShutdownAbort) {
         // Left unsettled on purpose: the attempt did not fail, the process is going away.
         return;
       }
