@@ -263,6 +263,37 @@ describeWithService(POSTGRES, 'PgTaskStatements (TaskStore on PostgreSQL)', () =
     expect(await committed(row.id)).toMatchObject({ claim_token: 'd1' });
   });
 
+  it('finds the rows of every UPDATE by primary key, never by scanning a status', async () => {
+    // Thousands queued, none analysed yet: the case in which plain status conditions made the
+    // planner read every queued (or ever-running) row's index entry for each batch.
+    await pg.insert(Array.from({ length: 3000 }, () => task()));
+    const ids = Array.from({ length: 16 }, () => task().id);
+    const texts = (pg as unknown as { sql: Record<string, { text: string }> }).sql;
+    const client = await outside.connect();
+    try {
+      await client.query(`SET search_path = ${schema}`);
+      const plan = async (name: string, values: unknown[][]) =>
+        JSON.stringify(
+          (await client.query(`EXPLAIN (FORMAT JSON) ${texts[name].text}`, values)).rows,
+        );
+      const s = ids.map(() => 'x');
+      const n = ids.map(() => 1);
+      for (const [name, values] of [
+        ['claim', [ids, n, s, n, ids.map(() => true)]],
+        ['complete', [ids, s, s, n]],
+        ['fail', [ids, s, s, n, ids.map(() => false)]],
+        ['progress', [ids, s, n, s, n]],
+      ] as const) {
+        expect(await plan(name, values as unknown as unknown[][])).not.toContain(
+          'idx_tasks_status_created',
+        );
+      }
+    } finally {
+      await client.query('RESET search_path');
+      client.release();
+    }
+  });
+
   it('refuses a bad value to its own caller only, as QueryFailedError', async () => {
     const huge = task();
     huge.status = 'x'.repeat(100) as TaskStatus; // longer than varchar(16)

@@ -5,8 +5,11 @@ import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { TaskStatus } from './task-status.enum';
 import { TaskEntity } from './task.entity';
 
-/** Callers per UPDATE at most, so one statement never holds many row locks for long. */
-const MAX_UPDATES = 500;
+/**
+ * Callers per UPDATE at most: one statement holds few row locks, and stays a batch of primary-key
+ * probes (larger ones, on a table not yet analysed, get planned as a scan of the whole table).
+ */
+const MAX_UPDATES = 128;
 /** Rows per INSERT at most when several callers share it (one caller's rows always go together). */
 const MAX_INSERT_ROWS = 2000;
 /**
@@ -241,10 +244,15 @@ export class PgTaskStatements {
       ? `${q(metadata.schema)}.${q(metadata.tableName)}`
       : q(metadata.tableName);
     const status = (value: TaskStatus) => `'${value}'`;
+    // The status conditions below are CASE expressions on purpose: the planner cannot make an
+    // index scan of them, so every statement finds its rows through the primary key, one probe
+    // per id of v. Written plainly, a table without statistics yet (any new one) or with stale
+    // ones looks to the planner as if few rows were queued or running, and it scanned every
+    // queued row for each batch of claims, and every index entry ever made for a running row
+    // (dead ones too, until a vacuum) for each batch of results: O(backlog) per statement.
+    const isRunning = `CASE t.${c('status')} WHEN ${status(TaskStatus.Running)} THEN true ELSE false END`;
     // Same WHERE as TaskStore.updateClaimed, per row of v.
-    const claimed =
-      `WHERE t.${c('id')} = v.id AND t.${c('claimToken')} = v.token ` +
-      `AND t.${c('status')} = ${status(TaskStatus.Running)}`;
+    const claimed = `WHERE t.${c('id')} = v.id AND t.${c('claimToken')} = v.token AND ${isRunning}`;
     // Same CASE as callbackPending(): a terminal task with a callback URL queues its callback.
     const callbackStatus = `CASE WHEN t.${c('callbackUrl')} IS NULL THEN NULL ELSE 'pending' END`;
     const callbackNextAt = `CASE WHEN t.${c('callbackUrl')} IS NULL THEN NULL ELSE v.now END`;
@@ -302,10 +310,10 @@ export class PgTaskStatements {
            ${c('attempt')} = v.attempt, ${c('claimToken')} = v.token,
            ${c('startedAt')} = v.now, ${c('updatedAt')} = v.now
          FROM ${unnest(claimFields)}
-         WHERE t.${c('id')} = v.id AND (
-           (t.${c('status')} = ${status(TaskStatus.Queued)} AND t.${c('attempt')} < v.attempt)
-           OR (v.redelivered AND t.${c('status')} = ${status(TaskStatus.Running)}
-               AND t.${c('attempt')} = v.attempt))
+         WHERE t.${c('id')} = v.id AND CASE t.${c('status')}
+           WHEN ${status(TaskStatus.Queued)} THEN t.${c('attempt')} < v.attempt
+           WHEN ${status(TaskStatus.Running)} THEN v.redelivered AND t.${c('attempt')} = v.attempt
+           ELSE false END
          ${returning}`,
       ),
       complete: updating(
