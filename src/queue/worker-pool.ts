@@ -6,6 +6,7 @@ import type { FailureDecision, MessageProcessor } from './interfaces/message-pro
 import type { ConsumerHandle, QueueDriver, Settle } from './interfaces/queue-driver.interface';
 import type { Delivery } from './interfaces/queue-message.interface';
 import type { SharedWrite } from './interfaces/shared-write.interface';
+import { settleBy } from './settle';
 
 /** Header a publisher may set to bound one message's attempts below or above the consumer's default. */
 export const MAX_ATTEMPTS_HEADER = 'x-max-attempts';
@@ -136,7 +137,7 @@ export class WorkerPool<T = unknown> {
 
   private async drain(timeoutMs: number): Promise<void> {
     await this.handle?.cancel();
-    for (const delivery of this.buffer.splice(0)) this.settle(delivery, 'release');
+    for (const delivery of this.buffer.splice(0)) this.settle(delivery, { kind: 'release' });
     if (this.running.size > 0 && !(await this.waitIdle(timeoutMs))) {
       this.logger.warn(
         `queue ${this.queue}: ${this.running.size} handler(s) still running after ${timeoutMs} ms; aborting them`,
@@ -162,7 +163,7 @@ export class WorkerPool<T = unknown> {
 
   private accept(delivery: Delivery<T>): void {
     if (this.stopping) {
-      this.settle(delivery, 'release');
+      this.settle(delivery, { kind: 'release' });
       return;
     }
     // Higher priority first, FIFO within one: prefetched deliveries must not jump the order
@@ -193,7 +194,7 @@ export class WorkerPool<T = unknown> {
         this.track(this.recordAndSettle(delivery, outcome, { kind: 'ack' }));
       } else {
         this.counters.succeeded += 1;
-        this.settle(delivery, 'ack');
+        this.settle(delivery, { kind: 'ack' });
       }
     } catch (error) {
       if (signal.reason instanceof ShutdownAbort) {
@@ -219,7 +220,7 @@ export class WorkerPool<T = unknown> {
         `queue ${this.queue}: recording the failure of message ${delivery.id} failed; releasing it`,
         hookError instanceof Error ? hookError.stack : String(hookError),
       );
-      this.settle(delivery, 'release');
+      this.settle(delivery, { kind: 'release' });
       return;
     }
     let settle: Settle;
@@ -238,8 +239,7 @@ export class WorkerPool<T = unknown> {
       settle = { kind: 'dead', reason: decision.reason };
     }
     if (outcome) this.track(this.recordAndSettle(delivery, outcome, settle));
-    else if (settle.kind === 'nack') this.settle(delivery, 'nack', settle.delayMs);
-    else if (settle.kind === 'dead') this.settle(delivery, 'dead', settle.reason);
+    else this.settle(delivery, settle);
   }
 
   private decide(delivery: Delivery<T>, error: unknown): FailureDecision {
@@ -286,10 +286,7 @@ export class WorkerPool<T = unknown> {
         await this.driver.settleWith(delivery, counted, settle);
       } else {
         counted.committed(await counted.commit());
-        if (settle.kind === 'ack') await this.driver.ack(delivery);
-        else if (settle.kind === 'nack')
-          await this.driver.nack(delivery, { delayMs: settle.delayMs });
-        else await this.driver.deadLetter(delivery, settle.reason);
+        await settleBy(this.driver, delivery, settle);
       }
     } catch (error) {
       if (!recorded) {
@@ -297,7 +294,7 @@ export class WorkerPool<T = unknown> {
           `queue ${this.queue}: recording the outcome of message ${delivery.id} failed; releasing it`,
           error instanceof Error ? error.stack : String(error),
         );
-        this.settle(delivery, 'release');
+        this.settle(delivery, { kind: 'release' });
         return;
       }
       this.reportSettleError(delivery, settle.kind, error);
@@ -305,20 +302,10 @@ export class WorkerPool<T = unknown> {
   }
 
   /** Settles without blocking the worker; a refused settle is counted, never thrown. */
-  private settle(
-    delivery: Delivery<T>,
-    how: 'ack' | 'nack' | 'release' | 'dead',
-    arg?: number | string,
-  ): void {
+  private settle(delivery: Delivery<T>, how: Settle | { kind: 'release' }): void {
     const call =
-      how === 'ack'
-        ? this.driver.ack(delivery)
-        : how === 'nack'
-          ? this.driver.nack(delivery, { delayMs: arg as number })
-          : how === 'release'
-            ? this.driver.release(delivery)
-            : this.driver.deadLetter(delivery, arg as string);
-    this.track(call.catch((error: unknown) => this.reportSettleError(delivery, how, error)));
+      how.kind === 'release' ? this.driver.release(delivery) : settleBy(this.driver, delivery, how);
+    this.track(call.catch((error: unknown) => this.reportSettleError(delivery, how.kind, error)));
   }
 
   private reportSettleError(delivery: Delivery<T>, how: string, error: unknown): void {

@@ -27,6 +27,7 @@ import {
 import { isBusyError, SqliteShard, type LeaseRef, type NewRow } from './sqlite-shard';
 import { SqliteDispatcher } from './sqlite-dispatcher';
 import { WriteBatcher } from './write-batcher';
+import { settleBy } from '../../settle';
 
 /** A process is presumed dead once it has missed this many heartbeats. */
 const HEARTBEATS_UNTIL_STALE = 5;
@@ -155,9 +156,7 @@ export class SqliteQueueDriver implements QueueDriver {
     const receipt = decodeReceipt(delivery.receipt);
     if (!this.shared || write.writer !== this.shared || receipt?.shard !== 0) {
       write.committed(await write.commit());
-      if (settle.kind === 'ack') return this.ack(delivery);
-      if (settle.kind === 'nack') return this.nack(delivery, { delayMs: settle.delayMs });
-      return this.deadLetter(delivery, settle.reason);
+      return settleBy(this, delivery, settle);
     }
     let applied: boolean | undefined;
     try {
