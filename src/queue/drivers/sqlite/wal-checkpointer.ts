@@ -1,9 +1,12 @@
 import { Worker } from 'node:worker_threads';
 
 /**
- * WAL pages the writing connection may pile up before it checkpoints by itself. Normally the
- * checkpointer thread keeps the log far shorter; this only bounds it if that thread falls
- * behind or dies. SQLite's default is 1000.
+ * WAL pages the writing connection lets pile up before it checkpoints by itself (SQLite's
+ * default is 1000). The thread copies pages back as they come, but under constant writes a
+ * passive checkpoint never reaches the log's end, and only one that does lets the log restart
+ * from its beginning. The committing connection does that at this size; by then the thread has
+ * copied all but the last few milliseconds of pages, so little is left to do on the event loop.
+ * It also bounds the log if the thread dies.
  */
 export const BACKSTOP_AUTOCHECKPOINT_PAGES = 20_000;
 
