@@ -114,7 +114,7 @@ export class SqliteShard {
       insert: db.prepare(
         `INSERT INTO queue_messages
            (id, queue, body, headers, priority, attempt, dedup_key, state, available_at, created_at)
-         VALUES (@id, @queue, @body, @headers, @priority, @attempt, @dedupKey, @state, @availableAt, @now)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING`,
       ),
       liveKeys: db
@@ -245,7 +245,11 @@ export class SqliteShard {
   insert(queue: string, row: NewRow, now: number): string {
     const state = row.availableAt > now ? Delayed : Ready;
     // The unique dedup index decides: a fresh key costs no lookup before the insert.
-    if (this.s.insert.run({ ...row, queue, state, now }).changes === 1) return row.id;
+    // Positional parameters: binding ten named ones from a fresh object cost a quarter of a
+    // bulk enqueue's CPU (createMany, 500 a batch: 17 -> 13 µs/task).
+    const { id, body, headers, priority, attempt, dedupKey, availableAt } = row;
+    const params = [id, queue, body, headers, priority, attempt, dedupKey, state, availableAt, now];
+    if (this.s.insert.run(params).changes === 1) return row.id;
     return this.s.findDedup.get(queue, row.dedupKey) as string;
   }
 
