@@ -36,7 +36,7 @@ import {
 } from './lib/brokers';
 import { createBenchSchema } from './lib/pg-schema';
 import { timeServiceDrain } from './lib/service-process';
-import { intArg, mapLimit, parseArgs, quantile, RssSampler, sleep } from './lib/util';
+import { intArg, mapLimit, openLoop, parseArgs, quantile, RssSampler, sleep } from './lib/util';
 
 const ROOT = resolve(__dirname, '..');
 const KNOWN_DRIVERS = ['memory', 'sqlite', 'redis', 'amqp'];
@@ -347,27 +347,15 @@ async function latencyJob(
 ): Promise<void> {
   const bench = await createBenchApp(appEnv(job.driver, dir, workers(job.concurrency)));
   const total = job.rate * job.seconds;
-  const sent = new Float64Array(total);
   recordStarts.enabled = true;
-  let failures = 0;
-  const interval = 1000 / job.rate;
-  const started = performance.now();
-  let i = 0;
-  // Open loop: each task is due at started + i * interval, whatever the previous ones did.
-  while (i < total) {
-    const now = performance.now();
-    while (i < total && started + i * interval <= now) {
-      const seq = i;
-      sent[seq] = performance.now();
-      bench.tasks.create({ action: 'noop', data: { seq } }).catch(() => {
-        failures += 1;
-      });
-      i += 1;
-    }
-    await sleep(1);
-  }
-  const sendSeconds = (performance.now() - started) / 1000;
-  await waitUntil(() => handlerStarts.size + failures >= total, 60_000, 'handlers to start');
+  const {
+    sent,
+    seconds: sendSeconds,
+    failures,
+  } = await openLoop(job.rate, total, (seq) =>
+    bench.tasks.create({ action: 'noop', data: { seq } }),
+  );
+  await waitUntil(() => handlerStarts.size + failures() >= total, 60_000, 'handlers to start');
   const latencies: number[] = [];
   for (const [seq, at] of handlerStarts) latencies.push(at - sent[seq]);
   const sorted = sortedLatencies(latencies);
@@ -382,7 +370,7 @@ async function latencyJob(
       p50Ms: quantile(sorted, 0.5),
       p99Ms: quantile(sorted, 0.99),
       rssMB: rss.peakMB(),
-      note: `open loop ${job.seconds} s; tasks/s = offered rate achieved${failures ? `; ${failures} create() failed` : ''}`,
+      note: `open loop ${job.seconds} s; tasks/s = offered rate achieved${failures() ? `; ${failures()} create() failed` : ''}`,
     }),
   });
   await bench.close();

@@ -24,7 +24,7 @@ import { RedisQueueDriver } from '../../src/queue/drivers/redis/redis.driver';
 import type { QueueDriver } from '../../src/queue/interfaces/queue-driver.interface';
 import type { Delivery } from '../../src/queue/interfaces/queue-message.interface';
 import type { Row } from '../bench';
-import { intArg, quantile, type RssSampler, sleep } from './util';
+import { intArg, openLoop, quantile, type RssSampler, sleep } from './util';
 
 export type BrokerDriver = 'redis' | 'amqp';
 /** Who moves the messages: taskq's driver, or the broker's usual client as the baseline. */
@@ -264,24 +264,16 @@ async function pickup(job: BrokerJob, system: System, out: Measured): Promise<vo
   for (let i = 0; i < 20; i += 1) await system.publish([{ seq: -1 }]);
   await sleep(100);
   latencies.length = 0;
-  let failures = 0;
-  const interval = 1000 / job.rate;
-  const started = performance.now();
-  let i = 0;
-  while (i < total) {
-    const now = performance.now();
-    while (i < total && started + i * interval <= now) {
-      sent[i] = performance.now();
-      system.publish([{ seq: i }]).catch(() => (failures += 1));
-      i += 1;
-    }
-    await sleep(1);
-  }
-  const seconds = (performance.now() - started) / 1000;
+  const { seconds, failures } = await openLoop(
+    job.rate,
+    total,
+    (i) => system.publish([{ seq: i }]),
+    sent,
+  );
   const deadline = Date.now() + 30_000;
-  while (latencies.length + failures < total && Date.now() < deadline) await sleep(5);
-  if (latencies.length + failures < total) {
-    throw new Error(`pickup: ${total - latencies.length - failures} messages never arrived`);
+  while (latencies.length + failures() < total && Date.now() < deadline) await sleep(5);
+  if (latencies.length + failures() < total) {
+    throw new Error(`pickup: ${total - latencies.length - failures()} messages never arrived`);
   }
   out.pickup = { seconds, latencies, sent: total };
 }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { createServer } from 'node:net';
 
 /** Minimal `--flag value` / `--flag=value` / `--switch` parser; unknown flags fail loudly. */
@@ -106,4 +107,31 @@ export class RssSampler {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+/**
+ * Open loop: call `fire(i)` for i = 0..total-1, each due at start + i / rate seconds, whatever
+ * the earlier calls did. `sent[i]` is when call i was made (pass `sent` to read it while the
+ * loop runs); failures are counted, not thrown.
+ */
+export async function openLoop(
+  rate: number,
+  total: number,
+  fire: (i: number) => Promise<unknown>,
+  sent = new Float64Array(total),
+): Promise<{ sent: Float64Array; seconds: number; failures: () => number }> {
+  let failures = 0;
+  const interval = 1000 / rate;
+  const started = performance.now();
+  let i = 0;
+  while (i < total) {
+    const now = performance.now();
+    while (i < total && started + i * interval <= now) {
+      sent[i] = performance.now();
+      fire(i).catch(() => (failures += 1));
+      i += 1;
+    }
+    await sleep(1);
+  }
+  return { sent, seconds: (performance.now() - started) / 1000, failures: () => failures };
 }
