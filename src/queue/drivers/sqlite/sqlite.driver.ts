@@ -27,7 +27,6 @@ import {
 import { isBusyError, SqliteShard, type LeaseRef, type NewRow } from './sqlite-shard';
 import { SqliteDispatcher } from './sqlite-dispatcher';
 import { WriteBatcher } from './write-batcher';
-import { settleBy } from '../../settle';
 
 /** A process is presumed dead once it has missed this many heartbeats. */
 const HEARTBEATS_UNTIL_STALE = 5;
@@ -143,7 +142,7 @@ export class SqliteQueueDriver implements QueueDriver {
   }
 
   ack(delivery: Delivery): Promise<void> {
-    return this.settle(delivery, (shard, ref) => shard.ack(ref));
+    return this.settle(delivery, settleStep({ kind: 'ack' }));
   }
 
   /**
@@ -153,10 +152,11 @@ export class SqliteQueueDriver implements QueueDriver {
    * refused as stale.
    */
   async settleWith(delivery: Delivery, write: SharedWrite, settle: Settle): Promise<void> {
+    const step = settleStep(settle);
     const receipt = decodeReceipt(delivery.receipt);
     if (!this.shared || write.writer !== this.shared || receipt?.shard !== 0) {
       write.committed(await write.commit());
-      return settleBy(this, delivery, settle);
+      return this.settle(delivery, step, settle.kind === 'dead');
     }
     let applied: boolean | undefined;
     try {
@@ -164,12 +164,7 @@ export class SqliteQueueDriver implements QueueDriver {
         delivery,
         (shard, ref, now) => {
           const outcome = write.run();
-          const settled =
-            settle.kind === 'ack'
-              ? shard.ack(ref)
-              : settle.kind === 'nack'
-                ? shard.nack(ref, now + Math.max(0, settle.delayMs), now)
-                : shard.bury(ref, settle.reason, now);
+          const settled = step(shard, ref, now);
           applied = outcome;
           return settled;
         },
@@ -198,8 +193,7 @@ export class SqliteQueueDriver implements QueueDriver {
   }
 
   nack(delivery: Delivery, options: { delayMs?: number } = {}): Promise<void> {
-    const delayMs = Math.max(0, options.delayMs ?? 0);
-    return this.settle(delivery, (shard, ref, now) => shard.nack(ref, now + delayMs, now));
+    return this.settle(delivery, settleStep({ kind: 'nack', delayMs: options.delayMs ?? 0 }));
   }
 
   release(delivery: Delivery): Promise<void> {
@@ -207,7 +201,7 @@ export class SqliteQueueDriver implements QueueDriver {
   }
 
   deadLetter(delivery: Delivery, reason: string): Promise<void> {
-    return this.settle(delivery, (shard, ref, now) => shard.bury(ref, reason, now), true);
+    return this.settle(delivery, settleStep({ kind: 'dead', reason }), true);
   }
 
   async extendLease(delivery: Delivery, ms: number): Promise<void> {
@@ -404,6 +398,17 @@ export class SqliteQueueDriver implements QueueDriver {
     // Each file closes on its own; one failure must not keep the others open.
     await Promise.allSettled(this.shards.map((shard) => shard.close()));
   }
+}
+
+/** The statement that ends a lease the way `settle` says; true if the lease was still ours. */
+function settleStep(settle: Settle): (shard: SqliteShard, ref: LeaseRef, now: number) => boolean {
+  if (settle.kind === 'ack') return (shard, ref) => shard.ack(ref);
+  if (settle.kind === 'nack') {
+    const delayMs = Math.max(0, settle.delayMs);
+    return (shard, ref, now) => shard.nack(ref, now + delayMs, now);
+  }
+  // Two statements (copy to queue_dead, then delete): its callers run it atomically.
+  return (shard, ref, now) => shard.bury(ref, settle.reason, now);
 }
 
 function newRow(message: PublishMessage<unknown>, now: number): NewRow {
