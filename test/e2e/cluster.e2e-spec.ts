@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import request from 'supertest';
 import { distFile, finished, startNode } from '../helpers/child-process';
-import { tempDir } from '../helpers/create-test-app';
+import { tempDir, withPg } from '../helpers/create-test-app';
 import {
   describeWithService,
   RABBITMQ_SERVICE,
@@ -22,15 +22,7 @@ const TASKS = 40;
 
 type Child = ReturnType<typeof startNode>;
 
-async function pg<T>(work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: PG_URL });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+const pg = <T>(work: (client: Client) => Promise<T>): Promise<T> => withPg(work, PG_URL);
 
 /** A fresh schema; the processes find it through search_path in their DATABASE_URL. */
 async function freshSchema(): Promise<{ schema: string; url: string }> {

@@ -54,9 +54,12 @@ export async function databaseEnv(dbPath: string): Promise<Record<string, string
   return { DATABASE_PATH: dbPath, DATABASE_URL: url.toString() };
 }
 
-/** Runs `work` with a client of E2E_DATABASE_URL's database. */
-export async function withPg<T>(work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: E2E_DATABASE_URL });
+/** Runs `work` with a client of `url`'s database (E2E_DATABASE_URL's unless told). */
+export async function withPg<T>(
+  work: (client: Client) => Promise<T>,
+  url = E2E_DATABASE_URL,
+): Promise<T> {
+  const client = new Client({ connectionString: url });
   await client.connect();
   try {
     return await work(client);
