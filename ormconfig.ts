@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
 import { loadConfig } from './src/config/app.config';
-import { buildDataSourceOptions } from './src/database/data-source.options';
+import { buildDataSourceOptions } from './src/persistence/data-source.options';
 
 /** The DataSource the TypeORM CLI uses (`npm run migration:generate|run|revert`). */
 export default new DataSource(buildDataSourceOptions(loadConfig()));

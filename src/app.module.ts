@@ -1,11 +1,29 @@
 import { type DynamicModule, Module, type Type } from '@nestjs/common';
-import type { AppConfig } from './config/app.config';
+import { ApiModule } from './api/api.module';
+import { CallbacksModule } from './callbacks/callbacks.module';
+import type { AppConfig, AppRole } from './config/app.config';
 import { ConfigModule } from './config/config.module';
-import { DatabaseModule } from './database/database.module';
 import { HandlersModule } from './handlers/handlers.module';
 import { HealthModule } from './health/health.module';
+import { PersistenceModule } from './persistence/persistence.module';
 import { QueueModule } from './queue';
-import { TasksModule } from './tasks';
+import { QueuesModule } from './queues/queues.module';
+import { TasksModule } from './tasks/tasks.module';
+import { WorkerModule } from './worker/worker.module';
+
+/**
+ * The modules each role constructs. An `api` process has no processor, consumers, reconciler,
+ * retention or callback dispatcher; a `worker` process has no REST API (only /health).
+ */
+export function roleModules(role: AppRole): Type[] {
+  const api = [ApiModule, QueuesModule];
+  // The maintenance module (reconciler, retention) comes with WorkerModule, which needs its
+  // start-up sweep before consuming.
+  const worker = [WorkerModule, CallbacksModule];
+  if (role === 'api') return api;
+  if (role === 'worker') return worker;
+  return [...api, ...worker];
+}
 
 /**
  * Composes the application for one role (`all`, `api` or `worker`) from the parsed config.
@@ -19,7 +37,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        DatabaseModule,
+        PersistenceModule,
         QueueModule.forRoot({
           isGlobal: true,
           // From QUEUE_TOPOLOGY's file, or the one driver and queue the environment describes.
@@ -36,8 +54,9 @@ export class AppModule {
           },
           shutdownTimeoutMs: config.shutdownTimeoutMs,
         }),
-        TasksModule.forRole(config.role),
         HandlersModule,
+        TasksModule,
+        ...roleModules(config.role),
         HealthModule,
         ...extraModules,
       ],

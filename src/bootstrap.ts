@@ -11,8 +11,8 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import type { AppConfig } from './config/app.config';
-import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './http/invalid-json.filter';
-import { JsonObjectBodyPipe } from './http/json-object-body.pipe';
+import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
+import { JsonObjectBodyPipe } from './api/json-object-body.pipe';
 
 /** Largest accepted request body, the same on both adapters. */
 const BODY_LIMIT = 1024 * 1024;

@@ -16,8 +16,11 @@ import { AppModule } from '../../src/app.module';
 import { createApp } from '../../src/bootstrap';
 import { type AppConfig, loadConfig } from '../../src/config/app.config';
 import { QUEUE_DRIVER, QueueConsumerService, type QueueDriver } from '../../src/queue';
-import { newTask, TaskEntity, TaskHandler, TaskProcessor, TasksService } from '../../src/tasks';
-import { TaskStore } from '../../src/tasks/task.store';
+import { TaskHandler } from '../../src/handlers';
+import { TaskEntity } from '../../src/persistence';
+import { newTask, TasksService } from '../../src/tasks';
+import { TaskProcessor } from '../../src/worker';
+import { TaskStore } from '../../src/persistence/task.store';
 
 /** Bench-only handler state: when each `noop` task's handler started, by its `seq`. */
 export const handlerStarts = new Map<number, number>();

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FALLBACK_ACTION, type TaskContext, TaskHandler } from '../tasks';
+import type { TaskContext } from './task-context.interface';
+import { FALLBACK_ACTION, TaskHandler } from './task-handler.decorator';
 import { FailData, SleepData, SumData, UppercaseData } from './handler-data.dto';
 
 /** The tutorial's handlers, plus `sleep` and `fail` for demos and tests. */

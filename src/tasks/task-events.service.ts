@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
-import type { TaskStatus } from './task-status.enum';
+import type { TaskStatus } from '../persistence/task-status.enum';
 
 /** A change of one task, as this process saw it happen. */
 export interface TaskEvent {

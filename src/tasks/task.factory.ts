@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
-import { TaskStatus } from './task-status.enum';
-import { TaskEntity } from './task.entity';
+import { TaskStatus } from '../persistence/task-status.enum';
+import { TaskEntity } from '../persistence/task.entity';
 
 export interface NewTaskInput {
   action: string;

@@ -2,11 +2,12 @@ import { Injectable, Logger } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate, type ValidationError } from 'class-validator';
 import { createHash } from 'node:crypto';
+import { groupBy } from '../common/group-by';
 import { QueryFailedError } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
 import { MAX_ATTEMPTS_HEADER, type PublishMessage, QueuePublisher } from '../queue';
-import { checkCallbackUrl } from './callbacks/callback-url';
+import { checkCallbackUrl } from '../callbacks/callback-url';
 import type { CreateTaskDto } from './dto/create-task.dto';
 import { IdempotencyConflictError } from './errors/idempotency-conflict.error';
 import { InvalidTaskRequestError } from './errors/invalid-task-request.error';
@@ -15,13 +16,12 @@ import { TaskNotFoundError } from './errors/task-not-found.error';
 import { TaskStateConflictError } from './errors/task-state-conflict.error';
 import { UnknownActionError } from './errors/unknown-action.error';
 import { TaskEvents } from './task-events.service';
-import { TaskHandlerExplorer } from './task-handler.explorer';
+import { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
 import type { TaskMessage } from './task-message.interface';
-import { TaskProcessor } from './task.processor';
-import { TERMINAL_STATUSES } from './task-status.enum';
-import type { TaskEntity } from './task.entity';
+import { TERMINAL_STATUSES } from '../persistence/task-status.enum';
+import type { TaskEntity } from '../persistence/task.entity';
 import { newTask } from './task.factory';
-import { type ListTasksFilter, TaskStore } from './task.store';
+import { type ListTasksFilter, TaskStore } from '../persistence/task.store';
 
 export interface CreateResult {
   task: TaskEntity;
@@ -45,7 +45,6 @@ export class TasksService {
     private readonly explorer: TaskHandlerExplorer,
     private readonly publisher: QueuePublisher,
     private readonly events: TaskEvents,
-    private readonly processor: TaskProcessor,
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
@@ -101,13 +100,7 @@ export class TasksService {
     tasks: TaskEntity[],
     headersFor?: (task: TaskEntity) => Record<string, string>,
   ): Promise<void> {
-    const byQueue = new Map<string, TaskEntity[]>();
-    for (const task of tasks) {
-      const group = byQueue.get(task.queue);
-      if (group) group.push(task);
-      else byQueue.set(task.queue, [task]);
-    }
-    for (const [queue, group] of byQueue) {
+    for (const [queue, group] of groupBy(tasks, (task) => task.queue)) {
       await this.publisher.publish<TaskMessage>(queue, messagesFor(group, headersFor));
     }
   }
@@ -155,7 +148,6 @@ export class TasksService {
       const task = await this.findOne(id);
       throw new TaskStateConflictError(id, task.status, 'cancelled');
     }
-    this.processor.abortIfRunning(id);
     const task = await this.findOne(id);
     this.events.emit({
       type: 'status',
@@ -310,7 +302,7 @@ function messagesFor(
     attempt: task.attempt + 1,
     headers: { [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts), ...headersFor?.(task) },
     // A task has at most one live message: publishing it again while one waits, is delayed
-    // for a retry or is in flight changes nothing (see TaskRecoveryService).
+    // for a retry or is in flight changes nothing (see TaskReconciler).
     deduplicationKey: task.id,
   }));
 }

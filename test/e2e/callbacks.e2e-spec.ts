@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { verifyCallbackSignature } from '../../src/tasks/callbacks';
+import { verifyCallbackSignature } from '../../src/callbacks';
 import { startCallbackReceiver } from '../helpers/callback-receiver';
 import { E2E_QUEUE_DRIVER, startTestApp, tempDir, type TestApp } from '../helpers/create-test-app';
 import { deferred, waitFor } from '../helpers/wait-for';

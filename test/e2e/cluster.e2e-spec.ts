@@ -234,7 +234,7 @@ describeWithService(POSTGRES_SERVICE, 'migrate on PostgreSQL', () => {
     try {
       const runs = await Promise.all(
         [1, 2, 3].map(() =>
-          finished(startNode(distFile('database/migrate.js'), { DATABASE_URL: url })),
+          finished(startNode(distFile('persistence/migrate.js'), { DATABASE_URL: url })),
         ),
       );
       expect(runs.map((r) => r.code)).toEqual([0, 0, 0]);

@@ -11,10 +11,10 @@ describe('processes', () => {
   afterAll(() => dir.remove());
   const base = { QUEUE_DRIVER: E2E_QUEUE_DRIVER, LOG_LEVEL: 'log', HOST: '127.0.0.1' };
 
-  describe('npm run migrate (dist/database/migrate.js)', () => {
+  describe('npm run migrate (dist/persistence/migrate.js)', () => {
     it('migrates an empty database and exits 0, then finds nothing to do', async () => {
       const dbPath = join(dir.path, 'fresh', 'tasks.db');
-      const first = await runNode(distFile('database/migrate.js'), {
+      const first = await runNode(distFile('persistence/migrate.js'), {
         ...base,
         DATABASE_PATH: dbPath,
       });
@@ -30,7 +30,7 @@ describe('processes', () => {
         expect.arrayContaining(['id', 'payload', 'status', 'result', 'created_at', 'processed_at']),
       );
 
-      const second = await runNode(distFile('database/migrate.js'), {
+      const second = await runNode(distFile('persistence/migrate.js'), {
         ...base,
         DATABASE_PATH: dbPath,
       });
@@ -39,7 +39,7 @@ describe('processes', () => {
     });
 
     it('exits non-zero when it cannot migrate', async () => {
-      const result = await runNode(distFile('database/migrate.js'), {
+      const result = await runNode(distFile('persistence/migrate.js'), {
         ...base,
         DATABASE_PATH: '/dev/null/taskq-cannot-write-here/tasks.db',
       });

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { QueueDriverRegistry, QueuePublisher } from '../../src/queue';
-import { TaskProcessor } from '../../src/tasks/task.processor';
-import { TaskReconciler } from '../../src/tasks/task-reconciler.service';
+import { TaskProcessor } from '../../src/worker/task.processor';
+import { TaskReconciler } from '../../src/maintenance/task-reconciler.service';
 import { E2E_QUEUE_DRIVER, startTestApp, tempDir, type TestApp } from '../helpers/create-test-app';
 import { waitFor } from '../helpers/wait-for';
 

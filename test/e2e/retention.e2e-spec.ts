@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { TaskRetentionService } from '../../src/tasks/task-retention.service';
+import { TaskRetentionService } from '../../src/maintenance/task-retention.service';
 import { startTestApp, tempDir } from '../helpers/create-test-app';
 import { waitFor } from '../helpers/wait-for';
 

@@ -1,7 +1,7 @@
 import { Injectable, Module } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { type TaskContext, TaskHandler } from '../../src/tasks';
+import { type TaskContext, TaskHandler } from '../../src/handlers';
 import { startTestApp, tempDir, type TestApp } from '../helpers/create-test-app';
 import { deferred, waitFor } from '../helpers/wait-for';
 

@@ -1,5 +1,5 @@
 import { Injectable, Module } from '@nestjs/common';
-import { type TaskContext, TaskHandler } from '../../src/tasks';
+import { type TaskContext, TaskHandler } from '../../src/handlers';
 import { deferred } from './wait-for';
 
 /** Shared state the tests steer the handlers below with; `reset()` before each test. */

@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { type CallbackStatus, TaskStatus } from '../task-status.enum';
-import type { TaskEntity } from '../task.entity';
+import { type CallbackStatus, TaskStatus } from '../../persistence/task-status.enum';
+import type { TaskEntity } from '../../persistence/task.entity';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

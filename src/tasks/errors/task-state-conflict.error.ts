@@ -1,4 +1,4 @@
-import type { TaskStatus } from '../task-status.enum';
+import type { TaskStatus } from '../../persistence/task-status.enum';
 
 /** The operation does not apply to a task in its current status (e.g. cancelling a completed one). */
 export class TaskStateConflictError extends Error {

@@ -1,2 +1,0 @@
-export * from './data-source.options';
-export * from './database.module';

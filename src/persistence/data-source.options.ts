@@ -1,0 +1,44 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import type { AppConfig } from '../config/app.config';
+import { redactUrl } from '../config/app.config';
+import { TaskEntity } from './task.entity';
+import { migrations } from './migrations';
+
+/**
+ * The one description of the database, shared by the app, `ormconfig.ts` (TypeORM CLI) and the
+ * standalone migrate command. Migrations only: `synchronize` stays off. `DATABASE_URL` selects
+ * PostgreSQL; otherwise SQLite at `DATABASE_PATH`. The same migrations run on both.
+ */
+export function buildDataSourceOptions(config: AppConfig): DataSourceOptions {
+  const common = {
+    entities: [TaskEntity],
+    migrations,
+    migrationsTransactionMode: 'each' as const,
+    synchronize: false,
+  };
+  if (config.databaseUrl) {
+    // A `?options=-c search_path=...` in the URL reaches the server: tables follow it.
+    return { ...common, type: 'postgres', url: config.databaseUrl, extra: { max: 10 } };
+  }
+  if (config.databasePath !== ':memory:')
+    mkdirSync(dirname(config.databasePath), { recursive: true });
+  return {
+    ...common,
+    type: 'better-sqlite3',
+    database: config.databasePath,
+    // WAL lets readers (GET /tasks) run while a writer commits; NORMAL is durable across a
+    // process crash, and busy_timeout makes concurrent writers wait instead of failing.
+    enableWAL: true,
+    prepareDatabase: (db: { pragma(sql: string): unknown }) => {
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+    },
+  };
+}
+
+/** Where the tasks live, for messages: the SQLite file or the PostgreSQL URL without credentials. */
+export function describeDatabase(config: AppConfig): string {
+  return config.databaseUrl ? redactUrl(config.databaseUrl) : config.databasePath;
+}

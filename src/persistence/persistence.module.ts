@@ -1,0 +1,47 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { CallbackStore } from './callback.store';
+import type { AppConfig } from '../config/app.config';
+import { APP_CONFIG } from '../config/config.constants';
+import { buildDataSourceOptions } from './data-source.options';
+import { runMigrationsLocked } from './migration-lock';
+import { TaskReconcileStore } from './task-reconcile.store';
+import { TaskEntity } from './task.entity';
+import { TaskStore } from './task.store';
+
+/**
+ * The TypeORM connection and the task table's one owner: every read and write of `tasks` goes
+ * through the stores exported here. Pending migrations run (under a cross-process lock) while the
+ * DataSource initialises, which Nest finishes before any `onApplicationBootstrap` hook, so
+ * consumers never start on an old schema.
+ */
+@Module({
+  imports: [
+    TypeOrmModule.forRootAsync({
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => ({
+        ...buildDataSourceOptions(config),
+        migrationsRun: config.migrationsRun,
+        logging: ['error', 'warn', 'migration'],
+        retryAttempts: 0,
+      }),
+      // TypeORM's own migrationsRun takes no lock: the factory runs them instead, under one.
+      dataSourceFactory: async (options) => {
+        if (!options) throw new Error('database: no DataSource options');
+        const dataSource = await new DataSource({ ...options, migrationsRun: false }).initialize();
+        try {
+          if (options.migrationsRun) await runMigrationsLocked(dataSource);
+        } catch (error) {
+          await dataSource.destroy().catch(() => undefined);
+          throw error;
+        }
+        return dataSource;
+      },
+    }),
+    TypeOrmModule.forFeature([TaskEntity]),
+  ],
+  providers: [TaskStore, TaskReconcileStore, CallbackStore],
+  exports: [TypeOrmModule, TaskStore, TaskReconcileStore, CallbackStore],
+})
+export class PersistenceModule {}

@@ -1,4 +1,0 @@
-export * from './callback-dispatcher.service';
-export * from './callback-signature';
-export * from './callback-url';
-export * from './callback.store';
