@@ -12,6 +12,7 @@ export default tseslint.config(
       'data/**',
       'jest.config.js',
       'eslint.config.mjs',
+      '.dependency-cruiser.js',
     ],
   },
   js.configs.recommended,
