@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue 3): not a test, a measurement. Prints a markdown table, one row as each
+ * Benchmark: not a test, a measurement. Prints a markdown table, one row as each
  * scenario completes; writes bench/results/bench-<time>.{md,json}, and `--json FILE` too.
  *
  *   npm run bench                                  # every driver the config accepts

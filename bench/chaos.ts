@@ -1,5 +1,5 @@
 /**
- * Chaos proof (issue 3): "a task the API accepted is never lost, and its result is right".
+ * Chaos proof: "a task the API accepted is never lost, and its result is right".
  *
  * Starts the real service (`node dist/main.js`, built by `npm run build`) as a child process on
  * a free loopback port with a temporary database, submits tasks over HTTP, SIGKILLs the process

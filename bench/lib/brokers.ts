@@ -1,5 +1,5 @@
 /**
- * Broker-only rows (issue 4): the redis and amqp drivers alone, without task rows, side by side
+ * Broker-only rows: the redis and amqp drivers alone, without task rows, side by side
  * with what the same broker does without taskq in the same run: BullMQ on Redis and a bare
  * amqplib loop on RabbitMQ. Each (system, test, round) is one bench job, so one child process;
  * the rounds interleave the systems, so a busy spell on the shared machine hits both sides.

@@ -27,7 +27,7 @@ const LEASE_MARGIN_MS = 30_000;
 const SHUTDOWN_ERROR = 'interrupted by shutdown';
 
 /**
- * Sends result callbacks (the seed library's CALLBACKED state, made durable). The update that
+ * Sends result callbacks, their delivery state kept in the task row. The update that
  * makes a task terminal also marks its callback `pending` and due, so the callback is in the
  * table before anybody tries to send it; this dispatcher (worker roles) picks due ones,
  * POSTs the task's JSON (as `GET /tasks/:id` shows it) signed with `CALLBACK_SECRET`, and records

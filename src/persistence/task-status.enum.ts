@@ -14,5 +14,5 @@ export const TERMINAL_STATUSES: readonly TaskStatus[] = [
   TaskStatus.Cancelled,
 ];
 
-/** Delivery of a task's result callback (the seed library's CALLBACKED state, made durable). */
+/** Delivery of a task's result callback, recorded in its row so a restart cannot lose it. */
 export type CallbackStatus = 'pending' | 'delivered' | 'failed';

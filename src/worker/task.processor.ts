@@ -28,7 +28,7 @@ interface RunningTask {
   cancelled: boolean;
 }
 
-/** What AbortSignal.timeout() aborts with, so handlers see the same reason as before. */
+/** What AbortSignal.timeout() aborts with: handlers see a time limit's usual reason. */
 function timeoutReason(): DOMException {
   return new DOMException('The operation was aborted due to timeout', 'TimeoutError');
 }

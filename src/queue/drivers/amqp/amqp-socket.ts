@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
  * at the first write of a burst and uncorked on the next tick, after amqplib's write loop.
  *
  * The socket is amqplib's internal `connection.stream`; if a later amqplib hides it, this does
- * nothing and frames go out one by one as before.
+ * nothing and frames go out one by one, as amqplib sends them itself.
  */
 export function coalesceWrites(model: ChannelModel): void {
   const stream = (model as unknown as { connection?: { stream?: unknown } }).connection?.stream;
