@@ -81,7 +81,7 @@ export function resolveTopology(input: TopologyInput): QueueTopology {
     // A separate API or worker process would never meet the messages of an in-process driver.
     throw new ConfigError(
       file
-        ? `APP_ROLE=${input.role} is invalid with ${file}: driver "${local.name}" is queue.driver.${local.kind}, which needs APP_ROLE=all`
+        ? `APP_ROLE=${input.role} is invalid with ${file}: driver "${local.name}" is ${KIND_PREFIX}${local.kind}, which needs APP_ROLE=all`
         : `APP_ROLE=${input.role} is invalid with QUEUE_DRIVER=${local.kind}: the ${local.kind} driver needs APP_ROLE=all`,
     );
   }

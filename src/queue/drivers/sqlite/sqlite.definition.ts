@@ -19,7 +19,7 @@ export const sqliteDriver = defineDriver({
     try {
       return { ...resolveSqliteDriverOptions(options) };
     } catch (error) {
-      // The resolver's messages name the option; the caller's `fail` names it again.
+      // `fail` names the option itself, so the resolver's own prefix is dropped.
       const message = (error as Error).message.replace(/^sqlite queue driver: option (\w+) /, '');
       const key = /option (\w+)/.exec((error as Error).message)?.[1] ?? 'path';
       return fail(key, message);
