@@ -24,7 +24,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { loadConfig } from '../src/config/app.config';
+import { loadAppConfig } from '../src/app.config.loader';
 import type { CreateTaskDto } from '../src/tasks';
 import { type BenchApp, createBenchApp, handlerStarts, recordStarts } from './lib/bench-app';
 import {
@@ -658,7 +658,10 @@ async function parent(): Promise<number> {
   const small = args.small === true;
   const accepts = (driver: string): boolean => {
     try {
-      loadConfig({ QUEUE_DRIVER: driver, DATABASE_PATH: join(tmpdir(), 'taskq-bench-probe.db') });
+      loadAppConfig({
+        QUEUE_DRIVER: driver,
+        DATABASE_PATH: join(tmpdir(), 'taskq-bench-probe.db'),
+      });
       return true;
     } catch {
       return false;

@@ -23,7 +23,7 @@ import { createBenchSchema } from './lib/pg-schema';
 import { freePort, intArg, mapLimit, parseArgs, sleep } from './lib/util';
 
 const ROOT = resolve(__dirname, '..');
-type ConfigModule = typeof import('../src/config/app.config');
+type ConfigLoader = typeof import('../src/app.config.loader');
 const DRIVERS = ['memory', 'sqlite', 'redis', 'amqp'] as const;
 type Driver = (typeof DRIVERS)[number];
 
@@ -62,10 +62,13 @@ function pickDriver(requested: string | boolean | undefined, dist: string): Driv
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   (require('node:module') as { _initPaths(): void })._initPaths();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { loadConfig } = require(join(dist, 'config', 'app.config.js')) as ConfigModule;
+  const { loadAppConfig } = require(join(dist, 'app.config.loader.js')) as ConfigLoader;
   const accepts = (driver: string): boolean => {
     try {
-      loadConfig({ QUEUE_DRIVER: driver, DATABASE_PATH: join(tmpdir(), 'taskq-chaos-probe.db') });
+      loadAppConfig({
+        QUEUE_DRIVER: driver,
+        DATABASE_PATH: join(tmpdir(), 'taskq-chaos-probe.db'),
+      });
       return true;
     } catch {
       return false;

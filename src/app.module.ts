@@ -1,7 +1,8 @@
 import { type DynamicModule, Module, type Type } from '@nestjs/common';
 import { ApiModule } from './api/api.module';
 import { CallbacksModule } from './callbacks/callbacks.module';
-import type { AppConfig, AppRole } from './config/app.config';
+import type { BootConfig } from './app.config.loader';
+import type { AppRole } from './config/app.config';
 import { ConfigModule } from './config/config.module';
 import { HandlersModule } from './handlers/handlers.module';
 import { HealthModule } from './health/health.module';
@@ -31,7 +32,7 @@ export function roleModules(role: AppRole): Type[] {
  */
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig, extraModules: Type[] = []): DynamicModule {
+  static forRoot(config: BootConfig, extraModules: Type[] = []): DynamicModule {
     const { topology } = config.queue;
     return {
       module: AppModule,

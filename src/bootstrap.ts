@@ -9,8 +9,8 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
-import type { AppConfig } from './config/app.config';
 import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
 import { JsonObjectBodyPipe } from './api/json-object-body.pipe';
 
@@ -24,7 +24,7 @@ const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose']
  * adapter runs; everything else is adapter-neutral. Used by `main.ts` and by the e2e tests.
  */
 export async function createApp(
-  config: AppConfig,
+  config: BootConfig,
   extraModules: Type[] = [],
 ): Promise<INestApplication> {
   const adapter =

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { type INestApplication, Logger } from '@nestjs/common';
 import { createApp } from './bootstrap';
-import { type AppConfig, ConfigError, loadConfig } from './config/app.config';
+import { type BootConfig, loadAppConfig } from './app.config.loader';
+import { ConfigError } from './config/app.config';
 
 const logger = new Logger('taskq');
 
@@ -31,9 +32,9 @@ function exitOnSignals(app: INestApplication): void {
   process.on('SIGINT', onSignal);
 }
 
-function configOrExit(): AppConfig {
+function configOrExit(): BootConfig {
   try {
-    return loadConfig();
+    return loadAppConfig();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // One line naming the variable, no stack: this is the operator's mistake, not a bug.
@@ -46,7 +47,7 @@ function configOrExit(): AppConfig {
  * "database postgres, driver redis" or, with several queues, "queues emails on amqp, reports on
  * sqlite". Kinds and names only: URLs may carry passwords and are never printed.
  */
-function describeStores(config: AppConfig): string {
+function describeStores(config: BootConfig): string {
   const database = `database ${config.databaseUrl ? 'postgres' : 'sqlite'}`;
   const { drivers, queues } = config.queue.topology;
   const kindOf = (driver: string): string => drivers.find((d) => d.name === driver)?.kind ?? '?';

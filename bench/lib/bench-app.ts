@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { Repository } from 'typeorm';
 import { AppModule } from '../../src/app.module';
 import { createApp } from '../../src/bootstrap';
-import { type AppConfig, loadConfig } from '../../src/config/app.config';
+import { type BootConfig, loadAppConfig } from '../../src/app.config.loader';
 import { QUEUE_DRIVER, QueueConsumerService, type QueueDriver } from '../../src/queue';
 import { TaskHandler } from '../../src/handlers';
 import { TaskEntity } from '../../src/persistence';
@@ -58,9 +58,9 @@ export class BenchModule {}
  */
 export async function createBenchApp(env: Record<string, string>): Promise<BenchApp> {
   // The shell's environment passes through (broker URLs, tuning); `env` overrides it.
-  const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn', ...env });
+  const config = loadAppConfig({ ...process.env, LOG_LEVEL: 'warn', ...env });
   const original = AppModule.forRoot.bind(AppModule);
-  AppModule.forRoot = (cfg: AppConfig): DynamicModule => {
+  AppModule.forRoot = (cfg: BootConfig): DynamicModule => {
     const module = original(cfg);
     return { ...module, imports: [...(module.imports ?? []), BenchModule] };
   };
@@ -81,7 +81,7 @@ export class BenchApp {
 
   constructor(
     readonly app: INestApplication,
-    readonly config: AppConfig,
+    readonly config: BootConfig,
   ) {
     this.tasks = app.get(TasksService);
     this.driver = app.get<QueueDriver>(QUEUE_DRIVER);

@@ -72,13 +72,32 @@ describe(loadConfig.name, () => {
     expect(() => loadConfig({ [key]: value })).toThrow(new ConfigError(message));
   });
 
-  it('rejects a split role on the in-process memory driver', () => {
-    expect(() => loadConfig({ QUEUE_DRIVER: 'memory', APP_ROLE: 'api' })).toThrow(
-      'APP_ROLE=api is invalid with QUEUE_DRIVER=memory: the memory driver needs APP_ROLE=all',
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ PORT: '', APP_ROLE: '  ' })).toMatchObject({ port: 8080, role: 'all' });
+  });
+});
+
+describe('broker and database URLs', () => {
+  it('has loopback defaults', () => {
+    expect(loadConfig({}).queue).toMatchObject({
+      redis: { url: 'redis://127.0.0.1:6379' },
+      amqp: { url: 'amqp://guest:guest@127.0.0.1:5672' },
+    });
+    expect(loadConfig({}).databaseUrl).toBeUndefined();
+  });
+
+  it('never repeats a password in an error', () => {
+    const load = () => loadConfig({ AMQP_URL: 'http://user:hunter2@host' });
+    expect(load).toThrow('AMQP_URL=http://***@host/ is invalid');
+    expect(load).not.toThrow(/hunter2/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://u:hunter2@h/db' })).toThrow(
+      'DATABASE_URL=mysql://***@h/db is invalid',
     );
   });
 
-  it('treats empty values as unset', () => {
-    expect(loadConfig({ PORT: '', APP_ROLE: '  ' })).toMatchObject({ port: 8080, role: 'all' });
+  it('accepts a postgres URL', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://127.0.0.1:5432/test' }).databaseUrl).toBe(
+      'postgres://127.0.0.1:5432/test',
+    );
   });
 });

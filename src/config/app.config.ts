@@ -1,16 +1,15 @@
 import { resolve } from 'node:path';
-import { ConfigError } from './config-error';
+import { ConfigError } from '../common/config-error';
 import {
-  envTopology,
-  loadTopologyFile,
-  type QueueTopology,
-  type TopologyInput,
-} from './queue-topology';
+  MAX_CONCURRENCY,
+  MAX_PREFETCH,
+  QUEUE_NAME_PATTERN,
+  QUEUE_NAME_RULE,
+} from '../common/queue-rules';
+import { redactUrl } from '../common/redact-url';
 
 export type AppRole = 'all' | 'api' | 'worker';
 export type HttpAdapterKind = 'express' | 'fastify';
-export type QueueDriverKind = 'memory' | 'sqlite' | 'redis' | 'amqp';
-export const QUEUE_DRIVER_KINDS: readonly QueueDriverKind[] = ['memory', 'sqlite', 'redis', 'amqp'];
 
 /** Everything taskq reads from the environment, parsed and validated once at boot. */
 export interface AppConfig {
@@ -23,10 +22,20 @@ export interface AppConfig {
   databaseUrl?: string;
   migrationsRun: boolean;
   queue: {
-    /** QUEUE_DRIVER: the kind of the default driver when no topology file is given. */
-    driver: QueueDriverKind;
-    /** The queue every task goes to unless its handler names another. */
+    /**
+     * QUEUE_DRIVER: the kind of the default driver when no topology file is given. The queue
+     * module knows the kinds; it checks this when it resolves the topology.
+     */
+    driver: string;
+    /**
+     * The queue every task goes to unless its handler names another: QUEUE_NAME, or `tasks`.
+     * With a topology file and no QUEUE_NAME, the file's first queue once the topology is resolved.
+     */
     name: string;
+    /** Whether QUEUE_NAME was set. */
+    nameGiven: boolean;
+    /** QUEUE_TOPOLOGY, resolved: a file of drivers, queues and consumers. */
+    topologyFile?: string;
     /** How long a delivery stays a worker's before a lease-based driver redelivers it. */
     leaseMs: number;
     sqlite: {
@@ -40,11 +49,6 @@ export interface AppConfig {
     redis: { url: string };
     /** May carry credentials: never log it (see redactUrl). */
     amqp: { url: string };
-    /**
-     * Drivers, queues and consumers: from QUEUE_TOPOLOGY's file when set, otherwise the single
-     * driver, queue and consumer the variables above describe.
-     */
-    topology: QueueTopology;
   };
   reconcile: {
     /** How often a worker looks for queued tasks whose message went missing; 0 = never. */
@@ -81,7 +85,7 @@ export interface AppConfig {
 
 export type LogLevel = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 
-export { ConfigError };
+export { ConfigError, redactUrl };
 
 type Env = Record<string, string | undefined>;
 
@@ -109,6 +113,11 @@ function oneOf<T extends string>(env: Env, key: string, fallback: T, allowed: re
   return value as T;
 }
 
+function optionalPath(env: Env, key: string): string | undefined {
+  const value = raw(env, key);
+  return value === undefined ? undefined : resolve(value);
+}
+
 function bool(env: Env, key: string, fallback: boolean): boolean {
   const value = raw(env, key)?.toLowerCase();
   if (value === undefined) return fallback;
@@ -117,12 +126,10 @@ function bool(env: Env, key: string, fallback: boolean): boolean {
   throw new ConfigError(`${key}=${value} is invalid: expected true or false`);
 }
 
-function identifier(env: Env, key: string, fallback: string): string {
+function queueName(env: Env, key: string, fallback: string): string {
   const value = raw(env, key) ?? fallback;
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(value)) {
-    throw new ConfigError(
-      `${key}=${value} is invalid: expected 1-64 letters, digits, '_', '.', ':' or '-'`,
-    );
+  if (!QUEUE_NAME_PATTERN.test(value)) {
+    throw new ConfigError(`${key}=${value} is invalid: expected ${QUEUE_NAME_RULE}`);
   }
   return value;
 }
@@ -156,33 +163,12 @@ function databaseUrl(env: Env): string | undefined {
 }
 
 /**
- * The URL with its password (and user) replaced, for logs and error messages. Anything that is
- * not a URL comes back as `<url>`, so a malformed value with a secret in it is never echoed.
- */
-export function redactUrl(value: string): string {
-  try {
-    const url = new URL(value);
-    if (url.username || url.password) {
-      url.username = '***';
-      url.password = '';
-    }
-    return url.toString();
-  } catch {
-    return '<url>';
-  }
-}
-
-/** Limits from the Wippy consumer semantics the project was designed from. */
-export const MAX_CONCURRENCY = 1000;
-export const MAX_PREFETCH = 10000;
-
-/**
  * Parses the environment into a typed config. Throws {@link ConfigError} on the first bad value.
  * Services never read `process.env`; they get this object injected.
  */
 export function loadConfig(env: Env = process.env): AppConfig {
   const databasePath = resolve(raw(env, 'DATABASE_PATH') ?? './data/tasks.db');
-  const base = {
+  return {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: raw(env, 'HOST') ?? '0.0.0.0',
     role: oneOf(env, 'APP_ROLE', 'all', ['all', 'api', 'worker'] as const),
@@ -191,8 +177,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     databaseUrl: databaseUrl(env),
     migrationsRun: bool(env, 'MIGRATIONS_RUN', true),
     queue: {
-      driver: oneOf(env, 'QUEUE_DRIVER', 'sqlite', QUEUE_DRIVER_KINDS),
-      name: identifier(env, 'QUEUE_NAME', 'tasks'),
+      driver: raw(env, 'QUEUE_DRIVER') ?? 'sqlite',
+      name: queueName(env, 'QUEUE_NAME', 'tasks'),
+      nameGiven: raw(env, 'QUEUE_NAME') !== undefined,
+      topologyFile: optionalPath(env, 'QUEUE_TOPOLOGY'),
       leaseMs: int(env, 'QUEUE_LEASE_MS', 30_000, 1000, 86_400_000),
       sqlite: {
         path: resolve(raw(env, 'QUEUE_SQLITE_PATH') ?? databasePath),
@@ -228,23 +216,5 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
     logLevel: oneOf(env, 'LOG_LEVEL', 'log', ['error', 'warn', 'log', 'debug', 'verbose'] as const),
-  } satisfies Omit<AppConfig, 'queue'> & TopologyInput;
-  const topologyPath = raw(env, 'QUEUE_TOPOLOGY');
-  const topology = topologyPath
-    ? loadTopologyFile(resolve(topologyPath), base, raw(env, 'QUEUE_NAME'))
-    : envTopology(base);
-  const config: AppConfig = {
-    ...base,
-    queue: { ...base.queue, name: topology.defaultQueue, topology },
   };
-  const memory = config.queue.topology.drivers.find((d) => d.kind === 'memory');
-  if (memory && config.role !== 'all') {
-    // The memory driver lives inside one process: a separate API or worker would never meet it.
-    throw new ConfigError(
-      topologyPath
-        ? `APP_ROLE=${config.role} is invalid with ${topologyPath}: driver "${memory.name}" is queue.driver.memory, which needs APP_ROLE=all`
-        : `APP_ROLE=${config.role} is invalid with QUEUE_DRIVER=memory: the memory driver needs APP_ROLE=all`,
-    );
-  }
-  return config;
 }

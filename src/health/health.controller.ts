@@ -2,7 +2,6 @@ import {
   BeforeApplicationShutdown,
   Controller,
   Get,
-  Inject,
   ServiceUnavailableException,
 } from '@nestjs/common';
 import {
@@ -12,9 +11,12 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
-import { QUEUE_DRIVER, type QueueDriver } from '../queue';
+import { QueueDriverRegistry } from '../queue';
 
-/** Liveness for load balancers: database and queue reachable, not shutting down. */
+/**
+ * Liveness for load balancers: database and every driver that carries a queue reachable, not
+ * shutting down.
+ */
 @ApiTags('health')
 @Controller('health')
 export class HealthController implements BeforeApplicationShutdown {
@@ -22,7 +24,7 @@ export class HealthController implements BeforeApplicationShutdown {
 
   constructor(
     private readonly dataSource: DataSource,
-    @Inject(QUEUE_DRIVER) private readonly driver: QueueDriver,
+    private readonly registry: QueueDriverRegistry,
   ) {}
 
   beforeApplicationShutdown(): void {
@@ -39,10 +41,7 @@ export class HealthController implements BeforeApplicationShutdown {
         () => 'up',
         (error: Error) => `down: ${error.message}`,
       ),
-      this.driver.ping().then(
-        () => 'up',
-        (error: Error) => `down: ${error.message}`,
-      ),
+      this.queueDrivers(),
     ]);
     const status = this.shuttingDown
       ? 'shutting_down'
@@ -52,5 +51,23 @@ export class HealthController implements BeforeApplicationShutdown {
     const body = { status, database, queue };
     if (status !== 'ok') throw new ServiceUnavailableException(body);
     return body;
+  }
+
+  /** `up` when every driver carrying a queue answers, else `down: ` and each failing driver. */
+  private async queueDrivers(): Promise<string> {
+    // A driver no queue uses carries no work, so its state does not make this process unhealthy.
+    const carrying = new Set(this.registry.queueNames().map((q) => this.registry.driverFor(q)));
+    const failures = await Promise.all(
+      [...this.registry.allDrivers()]
+        .filter(([, driver]) => carrying.has(driver))
+        .map(([name, driver]) =>
+          driver.ping().then(
+            () => undefined,
+            (error: Error) => `${name}: ${error.message}`,
+          ),
+        ),
+    );
+    const down = failures.filter((failure) => failure !== undefined);
+    return down.length === 0 ? 'up' : `down: ${down.join('; ')}`;
   }
 }

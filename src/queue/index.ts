@@ -1,4 +1,5 @@
 export * from './backoff';
+export * from './drivers';
 export * from './errors';
 export * from './interfaces/message-processor.interface';
 export * from './interfaces/queue-driver.interface';
@@ -10,4 +11,5 @@ export * from './queue-driver.registry';
 export * from './queue-publisher.service';
 export * from './queue.constants';
 export * from './queue.module';
+export * from './topology/queue-topology';
 export * from './worker-pool';

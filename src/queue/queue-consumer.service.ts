@@ -1,5 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
-import { MAX_CONCURRENCY, MAX_PREFETCH } from '../config/app.config';
+import { MAX_CONCURRENCY, MAX_PREFETCH } from '../common/queue-rules';
 import { InvalidConsumerOptionsError } from './errors/invalid-consumer-options.error';
 import type { MessageProcessor } from './interfaces/message-processor.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';

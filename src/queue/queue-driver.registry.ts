@@ -1,13 +1,12 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { redactUrl } from '../config/app.config';
+import { QUEUE_NAME_PATTERN, QUEUE_NAME_RULE } from '../common/queue-rules';
+import { redactUrl } from '../common/redact-url';
 import { connectDriver, createDriver } from './drivers/driver.factory';
 import { UnknownQueueError } from './errors/unknown-queue.error';
 import type { QueueDriver } from './interfaces/queue-driver.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
 import type { SharedSqliteWriter } from './interfaces/shared-write.interface';
 import { QUEUE_MODULE_OPTIONS } from './queue.module-definition';
-
-const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 
 /**
  * Owns every driver instance and knows which driver carries which queue. Connects every driver
@@ -69,9 +68,9 @@ export class QueueDriverRegistry implements OnModuleInit, OnApplicationShutdown 
    */
   declareQueue(queue: string, driverName: string = this.defaultName): void {
     if (this.queues.has(queue)) return;
-    if (!QUEUE_NAME.test(queue)) {
+    if (!QUEUE_NAME_PATTERN.test(queue)) {
       throw new Error(
-        `queue module: queue name ${JSON.stringify(queue)} is invalid: expected 1-64 letters, digits, '_', '.', ':' or '-'`,
+        `queue module: queue name ${JSON.stringify(queue)} is invalid: expected ${QUEUE_NAME_RULE}`,
       );
     }
     const driver = this.drivers.get(driverName);

@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import request from 'supertest';
 import { createApp } from '../../src/bootstrap';
-import { type AppConfig, type HttpAdapterKind, loadConfig } from '../../src/config/app.config';
+import { type BootConfig, loadAppConfig } from '../../src/app.config.loader';
+import type { HttpAdapterKind } from '../../src/config/app.config';
 
 export interface TestApp {
   app: INestApplication;
-  config: AppConfig;
+  config: BootConfig;
   http: ReturnType<typeof request>;
   dbPath: string;
   /** Closes the app (idempotent); the database file stays for a restart. */
@@ -93,7 +94,7 @@ export async function startTestApp(options: {
   env?: Record<string, string>;
   modules?: Type[];
 }): Promise<TestApp> {
-  const config = loadConfig({
+  const config = loadAppConfig({
     ...(await databaseEnv(options.dbPath)),
     QUEUE_DRIVER: E2E_QUEUE_DRIVER,
     HTTP_ADAPTER: options.adapter ?? 'express',

@@ -1,6 +1,5 @@
+import type { DriverKind } from '../drivers';
 import type { WorkerPoolOptions } from '../worker-pool';
-
-export type DriverKind = 'memory' | 'sqlite' | 'redis' | 'amqp';
 
 /** A named driver instance; several queues may share one. */
 export interface DriverDefinition {

@@ -2,7 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { ConfigError, loadConfig, redactUrl } from './app.config';
+import { loadAppConfig } from './app.config.loader';
+import { ConfigError } from './config/app.config';
+import { DRIVER_KINDS } from './queue/drivers';
 
 /** Writes a topology document to a temporary file and loads the config with it. */
 function withTopology(document: unknown, env: Record<string, string> = {}) {
@@ -13,7 +15,7 @@ function withTopology(document: unknown, env: Record<string, string> = {}) {
       ? document
       : stringify({ namespace: 'app', ...(document as object) });
   writeFileSync(path, text);
-  return { path, load: () => loadConfig({ QUEUE_TOPOLOGY: path, ...env }) };
+  return { path, load: () => loadAppConfig({ QUEUE_TOPOLOGY: path, ...env }) };
 }
 
 const entries = [
@@ -26,7 +28,7 @@ const entries = [
 
 describe('queue topology', () => {
   it('builds one driver, queue and consumer from the environment without a file', () => {
-    const config = loadConfig({ QUEUE_DRIVER: 'redis', REDIS_URL: 'redis://:s3cret@h:6390' });
+    const config = loadAppConfig({ QUEUE_DRIVER: 'redis', REDIS_URL: 'redis://:s3cret@h:6390' });
     expect(config.queue.topology).toEqual({
       source: 'environment',
       drivers: [
@@ -65,7 +67,7 @@ describe('queue topology', () => {
   });
 
   it('loads the example file shipped in examples/', () => {
-    const config = loadConfig({ QUEUE_TOPOLOGY: join(__dirname, '../../examples/topology.yaml') });
+    const config = loadAppConfig({ QUEUE_TOPOLOGY: join(__dirname, '../examples/topology.yaml') });
     expect(config.queue.topology.queues.map((q) => q.name)).toEqual(['tasks', 'reports']);
   });
 
@@ -133,33 +135,19 @@ describe('queue topology', () => {
   });
 });
 
-describe('broker and database URLs', () => {
-  it('has loopback defaults', () => {
-    expect(loadConfig({}).queue).toMatchObject({
-      redis: { url: 'redis://127.0.0.1:6379' },
-      amqp: { url: 'amqp://guest:guest@127.0.0.1:5672' },
-    });
-    expect(loadConfig({}).databaseUrl).toBeUndefined();
-  });
-
-  it('never repeats a password in an error', () => {
-    const load = () => loadConfig({ AMQP_URL: 'http://user:hunter2@host' });
-    expect(load).toThrow('AMQP_URL=http://***@host/ is invalid');
-    expect(load).not.toThrow(/hunter2/);
-    expect(() => loadConfig({ DATABASE_URL: 'mysql://u:hunter2@h/db' })).toThrow(
-      'DATABASE_URL=mysql://***@h/db is invalid',
+describe('queue drivers from the environment', () => {
+  it('rejects a split role on the in-process memory driver', () => {
+    expect(() => loadAppConfig({ QUEUE_DRIVER: 'memory', APP_ROLE: 'api' })).toThrow(
+      'APP_ROLE=api is invalid with QUEUE_DRIVER=memory: the memory driver needs APP_ROLE=all',
     );
   });
 
-  it('redacts credentials', () => {
-    expect(redactUrl('amqp://guest:guest@127.0.0.1:5672')).toBe('amqp://***@127.0.0.1:5672');
-    expect(redactUrl('redis://127.0.0.1:6379')).toBe('redis://127.0.0.1:6379');
-    expect(redactUrl('not a url with hunter2')).toBe('<url>');
-  });
-
-  it('accepts a postgres URL', () => {
-    expect(loadConfig({ DATABASE_URL: 'postgres://127.0.0.1:5432/test' }).databaseUrl).toBe(
-      'postgres://127.0.0.1:5432/test',
+  it('accepts every registered driver kind and names them all when refusing another', () => {
+    for (const kind of DRIVER_KINDS) {
+      expect(loadAppConfig({ QUEUE_DRIVER: kind }).queue.topology.drivers[0].kind).toBe(kind);
+    }
+    expect(() => loadAppConfig({ QUEUE_DRIVER: 'kafka' })).toThrow(
+      new ConfigError(`QUEUE_DRIVER=kafka is invalid: expected one of ${DRIVER_KINDS.join(', ')}`),
     );
   });
 });

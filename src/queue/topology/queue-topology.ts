@@ -1,13 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { resolveSqliteDriverOptions } from '../queue/drivers/sqlite/sqlite-driver.options';
-import type { AppConfig, QueueDriverKind } from './app.config';
-import { ConfigError } from './config-error';
+import { ConfigError } from '../../common/config-error';
+import { MAX_CONCURRENCY, MAX_PREFETCH } from '../../common/queue-rules';
+import {
+  DRIVER_KINDS,
+  type DriverEnvironment,
+  type DriverKind,
+  type DriverKindDefinition,
+  driverKindDefinition,
+  type OptionFail,
+} from '../drivers';
 
 /** A named driver instance; several queues may share one. Options may hold credentials. */
 export interface TopologyDriver {
   name: string;
-  kind: QueueDriverKind;
+  kind: DriverKind;
   options: Record<string, unknown>;
 }
 
@@ -37,40 +44,62 @@ export interface QueueTopology {
   defaultQueue: string;
 }
 
-/** The parts of the config a topology is built from (everything but the topology itself). */
-export type TopologyInput = Pick<AppConfig, 'worker'> & {
-  queue: Omit<AppConfig['queue'], 'topology'>;
-};
-
-const KIND_PREFIX = 'queue.driver.';
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
-/** Driver options from the environment (QUEUE_DRIVER and its variables). */
-export function driverOptionsFromEnv(
-  kind: QueueDriverKind,
-  input: TopologyInput,
-): Record<string, unknown> {
-  const { queue } = input;
-  switch (kind) {
-    case 'memory':
-      return {};
-    case 'sqlite':
-      return { ...queue.sqlite, leaseMs: queue.leaseMs };
-    case 'redis':
-      return { url: queue.redis.url, leaseMs: queue.leaseMs };
-    case 'amqp':
-      return { url: queue.amqp.url };
-  }
+/** The parsed environment a topology is resolved from (config's values, plain). */
+export interface TopologyInput {
+  role: string;
+  queue: DriverEnvironment & {
+    /** QUEUE_DRIVER, not yet checked against the known kinds. */
+    driver: string;
+    name: string;
+    /** Whether QUEUE_NAME was set: with a topology file it must then name one of its queues. */
+    nameGiven: boolean;
+    /** QUEUE_TOPOLOGY, an absolute path. */
+    topologyFile?: string;
+  };
+  worker: { concurrency: number; prefetch: number };
 }
 
-/** Without a topology file: one driver (`default`), one queue, one consumer, as before. */
+const KIND_PREFIX = 'queue.driver.';
+/**
+ * Entry names are queue names without ':', because ':' joins a namespace to a name in
+ * references (`app.queue:broker`).
+ */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * The topology this process runs: QUEUE_TOPOLOGY's file, or the one driver, queue and consumer
+ * the environment describes. Also refuses a driver that lives in one process (memory) when
+ * API and workers are separate processes.
+ */
+export function resolveTopology(input: TopologyInput): QueueTopology {
+  const file = input.queue.topologyFile;
+  const topology = file
+    ? loadTopologyFile(file, input, input.queue.nameGiven ? input.queue.name : undefined)
+    : envTopology(input);
+  const local = topology.drivers.find((d) => driverKindDefinition(d.kind)?.inProcess);
+  if (local && input.role !== 'all') {
+    // A separate API or worker process would never meet the messages of an in-process driver.
+    throw new ConfigError(
+      file
+        ? `APP_ROLE=${input.role} is invalid with ${file}: driver "${local.name}" is ${KIND_PREFIX}${local.kind}, which needs APP_ROLE=all`
+        : `APP_ROLE=${input.role} is invalid with QUEUE_DRIVER=${local.kind}: the ${local.kind} driver needs APP_ROLE=all`,
+    );
+  }
+  return topology;
+}
+
+/** Without a topology file: one driver (`default`), one queue, one consumer. */
 export function envTopology(input: TopologyInput): QueueTopology {
   const { queue, worker } = input;
+  const definition = driverKindDefinition(queue.driver);
+  if (!definition) {
+    throw new ConfigError(
+      `QUEUE_DRIVER=${queue.driver} is invalid: expected one of ${DRIVER_KINDS.join(', ')}`,
+    );
+  }
   return {
     source: 'environment',
-    drivers: [
-      { name: 'default', kind: queue.driver, options: driverOptionsFromEnv(queue.driver, input) },
-    ],
+    drivers: [{ name: 'default', kind: definition.kind, options: definition.envOptions(queue) }],
     queues: [{ name: queue.name, driver: 'default' }],
     consumers: [
       {
@@ -187,17 +216,15 @@ export function parseTopology(
     };
 
     if (typeof kind === 'string' && kind.startsWith(KIND_PREFIX)) {
-      const driverKind = kind.slice(KIND_PREFIX.length) as QueueDriverKind;
-      if (!['memory', 'sqlite', 'redis', 'amqp'].includes(driverKind)) {
-        fail(field('kind'), `unknown driver kind ${kind}`);
-      }
+      const definition = driverKindDefinition(kind.slice(KIND_PREFIX.length));
+      if (!definition) return fail(field('kind'), `unknown driver kind ${kind}`);
       allow(['options']);
       const options = entry.options ?? {};
       if (!isRecord(options)) return fail(field('options'), 'expected a mapping');
       topology.drivers.push({
         name: name as string,
-        kind: driverKind,
-        options: driverOptions(driverKind, options, input, (key, message) =>
+        kind: definition.kind,
+        options: driverOptions(definition, options, input, (key, message) =>
           fail(field(`options.${key}`), message),
         ),
       });
@@ -209,14 +236,14 @@ export function parseTopology(
       const consumer: TopologyConsumer = {
         name: name as string,
         queue: reference('queue'),
-        concurrency: count('concurrency', input.worker.concurrency, 1000),
-        prefetch: count('prefetch', input.worker.prefetch, 10_000),
+        concurrency: count('concurrency', input.worker.concurrency, MAX_CONCURRENCY),
+        prefetch: count('prefetch', input.worker.prefetch, MAX_PREFETCH),
       };
       pendingConsumers.push({ at, consumer });
     } else {
       fail(
         field('kind'),
-        `expected queue.driver.memory|sqlite|redis|amqp, queue.queue or queue.consumer, got ${JSON.stringify(kind)}`,
+        `expected ${KIND_PREFIX}${DRIVER_KINDS.join('|')}, queue.queue or queue.consumer, got ${JSON.stringify(kind)}`,
       );
     }
   }
@@ -243,62 +270,20 @@ export function parseTopology(
   return topology;
 }
 
-type Fail = (key: string, message: string) => never;
-
 /** A driver entry's options, checked, with the environment's values filling the gaps. */
 function driverOptions(
-  kind: QueueDriverKind,
+  definition: DriverKindDefinition,
   given: Record<string, unknown>,
   input: TopologyInput,
-  fail: Fail,
+  fail: OptionFail,
 ): Record<string, unknown> {
-  const base = driverOptionsFromEnv(kind, input);
-  const known: Record<QueueDriverKind, string[]> = {
-    memory: [],
-    sqlite: Object.keys({ ...base, heartbeatMs: 0, maxStalls: 0, pollMinMs: 0, pollMaxMs: 0 }),
-    redis: ['url', 'keyPrefix', 'leaseMs', 'blockMs'],
-    amqp: ['url'],
-  };
   for (const key of Object.keys(given)) {
-    if (!known[kind].includes(key)) fail(key, `is not an option of queue.driver.${kind}`);
-  }
-  const options = { ...base, ...given };
-  if (kind === 'sqlite') {
-    try {
-      return { ...resolveSqliteDriverOptions(options) };
-    } catch (error) {
-      const message = (error as Error).message.replace(/^sqlite queue driver: option (\w+) /, '');
-      const key = /option (\w+)/.exec((error as Error).message)?.[1] ?? 'path';
-      return fail(key, message);
+    if (!definition.optionKeys.includes(key)) {
+      fail(key, `is not an option of ${KIND_PREFIX}${definition.kind}`);
     }
   }
-  if (kind === 'redis' || kind === 'amqp') {
-    const protocols = kind === 'redis' ? ['redis:', 'rediss:'] : ['amqp:', 'amqps:'];
-    const url = options.url;
-    let protocol: string | undefined;
-    try {
-      protocol = typeof url === 'string' ? new URL(url).protocol : undefined;
-    } catch {
-      protocol = undefined;
-    }
-    // Never echo the value: it may hold a password.
-    if (!protocol || !protocols.includes(protocol)) fail('url', `expected a ${protocols[0]}// URL`);
-  }
-  if (kind === 'redis') {
-    for (const [key, min] of [
-      ['leaseMs', 1000],
-      ['blockMs', 10],
-    ] as const) {
-      const value = options[key];
-      if (value !== undefined && (!Number.isInteger(value) || (value as number) < min)) {
-        fail(key, `expected an integer of at least ${min}`);
-      }
-    }
-    if (options.keyPrefix !== undefined && typeof options.keyPrefix !== 'string') {
-      fail('keyPrefix', 'expected a string');
-    }
-  }
-  return options;
+  const options = { ...definition.envOptions(input.queue), ...given };
+  return definition.validateOptions ? definition.validateOptions(options, fail) : options;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,0 +1,12 @@
+/**
+ * Rules of the queue module that config also checks the environment against. They live here,
+ * not in either module, so that config and queue need not import each other.
+ */
+
+/** A queue name: what QUEUE_NAME, topology queues and handlers' `queue` may be. */
+export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+export const QUEUE_NAME_RULE = "1-64 letters, digits, '_', '.', ':' or '-'";
+
+/** Limits from the Wippy consumer semantics the project was designed from. */
+export const MAX_CONCURRENCY = 1000;
+export const MAX_PREFETCH = 10000;

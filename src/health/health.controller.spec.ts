@@ -1,0 +1,65 @@
+import { ServiceUnavailableException } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import { QueueDriverRegistry } from '../queue';
+import { HealthController } from './health.controller';
+
+function setUp() {
+  const registry = new QueueDriverRegistry({
+    drivers: [
+      { name: 'default', kind: 'memory' },
+      { name: 'reports-driver', kind: 'memory' },
+      { name: 'spare', kind: 'memory' },
+    ],
+    queues: [
+      { name: 'tasks', driver: 'default' },
+      { name: 'reports', driver: 'reports-driver' },
+    ],
+    consumerDefaults: {
+      concurrency: 1,
+      prefetch: 1,
+      maxAttempts: 1,
+      backoff: { baseMs: 1, maxMs: 1 },
+    },
+    shutdownTimeoutMs: 0,
+  });
+  const dataSource = { query: () => Promise.resolve([{ '?column?': 1 }]) } as unknown as DataSource;
+  const driver = (name: string) => registry.allDrivers().get(name)!;
+  return { controller: new HealthController(dataSource, registry), driver };
+}
+
+async function failure(check: Promise<unknown>): Promise<unknown> {
+  const error: unknown = await check.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ServiceUnavailableException);
+  return (error as ServiceUnavailableException).getResponse();
+}
+
+describe(HealthController.name, () => {
+  it('is up when every driver carrying a queue answers', async () => {
+    const { controller } = setUp();
+    await expect(controller.check()).resolves.toEqual({
+      status: 'ok',
+      database: 'up',
+      queue: 'up',
+    });
+  });
+
+  it('answers 503 naming a failing driver that is not the default one', async () => {
+    const { controller, driver } = setUp();
+    jest.spyOn(driver('reports-driver'), 'ping').mockRejectedValue(new Error('connection lost'));
+    expect(await failure(controller.check())).toEqual({
+      status: 'error',
+      database: 'up',
+      queue: 'down: reports-driver: connection lost',
+    });
+  });
+
+  it('ignores a driver that carries no queue', async () => {
+    const { controller, driver } = setUp();
+    const ping = jest.spyOn(driver('spare'), 'ping').mockRejectedValue(new Error('gone'));
+    await expect(controller.check()).resolves.toMatchObject({ status: 'ok', queue: 'up' });
+    expect(ping).not.toHaveBeenCalled();
+  });
+});
