@@ -7,6 +7,6 @@
 export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export const QUEUE_NAME_RULE = "1-64 letters, digits, '_', '.', ':' or '-'";
 
-/** Limits from the Wippy consumer semantics the project was designed from. */
+/** A consumer runs at most this many handlers at once, and holds at most this many deliveries. */
 export const MAX_CONCURRENCY = 1000;
 export const MAX_PREFETCH = 10000;
