@@ -444,10 +444,12 @@ describe(WorkerPool.name, () => {
     driver.extendLease = single;
     const calls: { ids: string[]; ms: number }[] = [];
     let lostId = '';
-    driver.extendLeases = async (deliveries: Delivery[], ms: number) => {
-      calls.push({ ids: deliveries.map((d) => d.id).sort(), ms });
-      return deliveries.filter((d) => d.id === lostId);
-    };
+    Object.assign(driver, {
+      extendLeases: async (deliveries: Delivery[], ms: number) => {
+        calls.push({ ids: deliveries.map((d) => d.id).sort(), ms });
+        return deliveries.filter((d) => d.id === lostId);
+      },
+    });
     const logger = { warn: jest.fn(), error: jest.fn() };
     const sut = new WorkerPool<number>(
       driver,
@@ -491,11 +493,13 @@ describe(WorkerPool.name, () => {
     const driver = new CountingDriver();
     Object.defineProperty(driver, 'capabilities', { value: { durable: false, leases: true } });
     let calls = 0;
-    driver.extendLeases = async () => {
-      calls += 1;
-      await renewal.promise;
-      return [];
-    };
+    Object.assign(driver, {
+      extendLeases: async () => {
+        calls += 1;
+        await renewal.promise;
+        return [];
+      },
+    });
     const sut = new WorkerPool<number>(
       driver,
       QUEUE,
