@@ -228,11 +228,13 @@ export function describeQueueDriverConformance(
       await recorder.ack(delivery);
       await sleep(QUIET_MS);
       expect(recorder.received).toHaveLength(1);
-      expect(await driver.stats(queue)).toMatchObject({
+      expect(await driver.stats(queue)).toEqual({
+        queue,
         ready: 0,
         inFlight: 0,
         delayed: 0,
         dead: 0,
+        paused: false,
       });
     });
 
