@@ -1,5 +1,7 @@
 /**
- * Unit specs sit beside the code; e2e and conformance suites live in test/.
+ * Unit specs sit beside the code and need no outside service. Integration specs need Redis,
+ * RabbitMQ or PostgreSQL (`*.integration-spec.ts` beside the code) or run the driver
+ * conformance suite (test/conformance); e2e suites live in test/e2e.
  * Nest 12 and several of its dependencies ship as ES modules, which Jest cannot require on
  * Node 20 (it can from Node 24.9). So SWC compiles everything Jest loads, node_modules
  * included, to CommonJS; the result is cached, and a cold run costs a few seconds.
@@ -19,9 +21,11 @@ module.exports = {
     { ...common, displayName: 'unit', rootDir: 'src', testRegex: '.*\\.spec\\.ts$' },
     {
       ...common,
-      displayName: 'e2e',
-      rootDir: 'test',
-      testRegex: '.*\\.(e2e-spec|conformance-spec)\\.ts$',
+      displayName: 'integration',
+      rootDir: '.',
+      roots: ['<rootDir>/src', '<rootDir>/test/conformance'],
+      testRegex: '.*\\.(integration-spec|conformance-spec)\\.ts$',
     },
+    { ...common, displayName: 'e2e', rootDir: 'test', testRegex: '.*\\.e2e-spec\\.ts$' },
   ],
 };

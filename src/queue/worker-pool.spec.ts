@@ -435,6 +435,97 @@ describe(WorkerPool.name, () => {
     expect(extended.length).toBe(after);
   });
 
+  it('renews every held lease in one extendLeases call per interval where the driver has it', async () => {
+    // Arrange: a leasing memory driver with the batch call; the second message's lease is lost.
+    const gate = deferred();
+    const driver = new CountingDriver();
+    Object.defineProperty(driver, 'capabilities', { value: { durable: false, leases: true } });
+    const single = jest.fn(() => Promise.resolve());
+    driver.extendLease = single;
+    const calls: { ids: string[]; ms: number }[] = [];
+    let lostId = '';
+    Object.assign(driver, {
+      extendLeases: async (deliveries: Delivery[], ms: number) => {
+        calls.push({ ids: deliveries.map((d) => d.id).sort(), ms });
+        return deliveries.filter((d) => d.id === lostId);
+      },
+    });
+    const logger = { warn: jest.fn(), error: jest.fn() };
+    const sut = new WorkerPool<number>(
+      driver,
+      QUEUE,
+      { process: () => gate.promise },
+      {
+        concurrency: 1,
+        prefetch: 2,
+        maxAttempts: 1,
+        backoff: { baseMs: 1, maxMs: 1 },
+        leaseMs: 40,
+      },
+      logger,
+    );
+    track({ sut, driver });
+    const ids = await driver.publish(QUEUE, [{ body: 1 }, { body: 2 }]);
+    lostId = ids[1];
+    // Act
+    sut.start();
+    await waitFor(() => calls.some((c) => c.ids.length === 2), { what: 'a batch renewal' });
+    // Assert: one call carries both held deliveries for the full lease; none went singly.
+    expect(calls.find((c) => c.ids.length === 2)).toEqual({ ids: [...ids].sort(), ms: 40 });
+    expect(single).not.toHaveBeenCalled();
+    // A lost lease is reported and changes nothing else: the handlers still finish.
+    await waitFor(() => logger.warn.mock.calls.length > 0);
+    expect(logger.warn).toHaveBeenCalledWith(
+      expect.stringMatching(new RegExp(`lease of message ${ids[1]} not extended: .*no longer`)),
+    );
+    gate.resolve();
+    await waitFor(() => sut.stats().succeeded === 2);
+    await sut.stop(0);
+    const after = calls.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(calls.length).toBe(after);
+  });
+
+  it('does not start a renewal while the previous one is still in flight', async () => {
+    // Arrange: the first batch renewal hangs.
+    const gate = deferred();
+    const renewal = deferred();
+    const driver = new CountingDriver();
+    Object.defineProperty(driver, 'capabilities', { value: { durable: false, leases: true } });
+    let calls = 0;
+    Object.assign(driver, {
+      extendLeases: async () => {
+        calls += 1;
+        await renewal.promise;
+        return [];
+      },
+    });
+    const sut = new WorkerPool<number>(
+      driver,
+      QUEUE,
+      { process: () => gate.promise },
+      {
+        concurrency: 1,
+        prefetch: 1,
+        maxAttempts: 1,
+        backoff: { baseMs: 1, maxMs: 1 },
+        leaseMs: 20,
+      },
+      silent,
+    );
+    track({ sut, driver });
+    await driver.publish(QUEUE, [{ body: 1 }]);
+    // Act
+    sut.start();
+    await waitFor(() => calls === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    // Assert: five intervals passed, one call made; the next comes once it settled.
+    expect(calls).toBe(1);
+    renewal.resolve();
+    await waitFor(() => calls > 1);
+    gate.resolve();
+  });
+
   it('runs buffered deliveries by priority, FIFO within one priority', async () => {
     // Arrange: one worker held, so the rest wait in the pool's buffer.
     const gate = deferred();

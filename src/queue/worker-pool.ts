@@ -63,6 +63,7 @@ export class WorkerPool<T = unknown> {
   private readonly settling = new Set<Promise<void>>();
   private handle?: ConsumerHandle;
   private leaseTimer?: NodeJS.Timeout;
+  private renewing = false;
   private stopping?: Promise<void>;
   private idle?: () => void;
   private counters = { succeeded: 0, retried: 0, deadLettered: 0, staleSettles: 0 };
@@ -90,20 +91,48 @@ export class WorkerPool<T = unknown> {
     });
     if (this.driver.capabilities.leases) {
       const leaseMs = this.options.leaseMs ?? 30_000;
-      this.leaseTimer = setInterval(() => this.renewLeases(leaseMs), leaseMs / 2);
+      this.leaseTimer = setInterval(() => void this.renewLeases(leaseMs), leaseMs / 2);
       this.leaseTimer.unref();
     }
   }
 
-  private renewLeases(leaseMs: number): void {
-    for (const delivery of [...this.buffer, ...this.running]) {
-      this.driver.extendLease(delivery, leaseMs).catch((error: unknown) => {
-        // A lost lease is not fatal: fencing stops this holder from recording anything.
-        this.logger.warn(
-          `queue ${this.queue}: lease of message ${delivery.id} not extended: ${(error as Error).message}`,
+  /**
+   * Renews every delivery held, buffered or running, in one driver call where the driver has
+   * extendLeases, else one extendLease each. A renewal still in flight when the next falls due
+   * is not doubled, so a slow store is not sent a growing pile of them.
+   */
+  private async renewLeases(leaseMs: number): Promise<void> {
+    if (this.renewing || (this.buffer.length === 0 && this.running.size === 0)) return;
+    this.renewing = true;
+    const held = [...this.buffer, ...this.running];
+    try {
+      if (this.driver.extendLeases) {
+        for (const delivery of await this.driver.extendLeases(held, leaseMs)) {
+          this.leaseLost(delivery, new StaleDeliveryError(this.queue, delivery.id));
+        }
+      } else {
+        await Promise.all(
+          held.map((delivery) =>
+            this.driver
+              .extendLease(delivery, leaseMs)
+              .catch((error: unknown) => this.leaseLost(delivery, error)),
+          ),
         );
-      });
+      }
+    } catch (error) {
+      this.logger.warn(
+        `queue ${this.queue}: leases of ${held.length} message(s) not extended: ${(error as Error).message}`,
+      );
+    } finally {
+      this.renewing = false;
     }
+  }
+
+  /** A lost lease is not fatal: fencing stops this holder from recording anything. */
+  private leaseLost(delivery: Delivery, error: unknown): void {
+    this.logger.warn(
+      `queue ${this.queue}: lease of message ${delivery.id} not extended: ${(error as Error).message}`,
+    );
   }
 
   pause(): void {

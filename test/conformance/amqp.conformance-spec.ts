@@ -1,7 +1,7 @@
 import { connect } from 'amqplib';
 import { AmqpQueueDriver } from '../../src/queue/drivers/amqp/amqp.driver';
 import { RABBITMQ_SERVICE, describeWithService } from '../helpers/service-available';
-import { describeQueueDriverConformance } from './queue-driver.conformance';
+import { describeQueueDriverConformance } from '../../src/queue/testing';
 
 const URL = 'amqp://guest:guest@127.0.0.1:5672';
 const created = new Set<string>();
@@ -19,7 +19,8 @@ describeWithService(RABBITMQ_SERVICE, 'amqp conformance', () => {
     const model = await connect(URL);
     const channel = await model.createChannel();
     for (const queue of created) {
-      for (const name of [queue, `${queue}.dead`, `${queue}.delay.70000`, `${queue}.delay.100`]) {
+      const delays = [100, 500, 70000].map((ms) => `${queue}.delay.${ms}`);
+      for (const name of [queue, `${queue}.dead`, ...delays]) {
         await channel.deleteQueue(name);
       }
     }

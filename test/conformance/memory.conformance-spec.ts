@@ -1,4 +1,4 @@
 import { MemoryQueueDriver } from '../../src/queue/drivers/memory/memory.driver';
-import { describeQueueDriverConformance } from './queue-driver.conformance';
+import { describeQueueDriverConformance } from '../../src/queue/testing';
 
 describeQueueDriverConformance('memory', () => Promise.resolve(new MemoryQueueDriver()));

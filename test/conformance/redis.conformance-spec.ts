@@ -5,7 +5,7 @@ import {
   type RedisDriverOptions,
 } from '../../src/queue/drivers/redis/redis.driver';
 import { describeWithService, REDIS_SERVICE } from '../helpers/service-available';
-import { describeQueueDriverConformance } from './queue-driver.conformance';
+import { describeQueueDriverConformance } from '../../src/queue/testing';
 
 /** One key prefix for the file, so drivers built for one test share their queues. */
 const keyPrefix = `taskq-conformance-${randomUUID()}`;

@@ -123,6 +123,16 @@ export interface QueueDriver {
   extendLease(delivery: Delivery, ms: number): Promise<void>;
 
   /**
+   * Optional, for lease-based drivers: extendLease for many deliveries in one round trip per
+   * store (one transaction per file, one script call per queue), so a consumer renews all it
+   * holds at once. Each lease is extended or found lost on its own; a lost one never fails the
+   * others. Resolves with the deliveries whose lease was no longer ours (what extendLease would
+   * reject with StaleDeliveryError), in any order; every other one is extended by `ms`. Rejects
+   * only when the store cannot be reached, having extended some, all or none of them.
+   */
+  extendLeases?(deliveries: Delivery[], ms: number): Promise<Delivery[]>;
+
+  /**
    * Optional, for drivers with exact deduplication: which of `keys` no live message on `queue`
    * (waiting, delayed or in flight) carries as its deduplication key. Recovery then publishes
    * only what is missing instead of offering every queued task to the deduplication.

@@ -15,6 +15,7 @@ import type {
   QueueStats,
 } from '../../interfaces/queue-message.interface';
 import { MinHeap } from '../../min-heap';
+import { ConsumerCredit } from '../consumer-credit';
 
 interface StoredMessage {
   id: string;
@@ -31,10 +32,7 @@ interface StoredMessage {
 
 interface MemoryConsumer {
   onDelivery: DeliveryCallback<unknown>;
-  prefetch: number;
-  unsettled: number;
-  paused: boolean;
-  cancelled: boolean;
+  credit: ConsumerCredit;
 }
 
 interface InFlight {
@@ -119,23 +117,19 @@ export class MemoryQueueDriver implements QueueDriver {
     const state = this.queue(queue);
     const consumer: MemoryConsumer = {
       onDelivery: onDelivery as DeliveryCallback<unknown>,
-      prefetch: options.prefetch,
-      unsettled: 0,
-      paused: false,
-      cancelled: false,
+      // No low-water mark: a refill here is a heap pop, not a round trip worth batching.
+      credit: new ConsumerCredit({ prefetch: options.prefetch }),
     };
     state.consumers.push(consumer);
     this.scheduleDispatch(state);
     return {
-      pause: () => {
-        consumer.paused = true;
-      },
+      pause: () => consumer.credit.pause(),
       resume: () => {
-        consumer.paused = false;
+        consumer.credit.resume();
         this.scheduleDispatch(state);
       },
       cancel: () => {
-        consumer.cancelled = true;
+        consumer.credit.cancel();
         state.consumers = state.consumers.filter((c) => c !== consumer);
         return Promise.resolve();
       },
@@ -206,7 +200,7 @@ export class MemoryQueueDriver implements QueueDriver {
     this.closing ??= Promise.resolve().then(() => {
       for (const state of this.queues.values()) {
         if (state.timer) clearTimeout(state.timer);
-        for (const consumer of state.consumers) consumer.cancelled = true;
+        for (const consumer of state.consumers) consumer.credit.cancel();
         state.consumers = [];
       }
     });
@@ -246,7 +240,7 @@ export class MemoryQueueDriver implements QueueDriver {
     const entry = state?.inFlight.get(delivery.receipt);
     if (!state || !entry) throw new StaleDeliveryError(delivery.queue, delivery.id);
     state.inFlight.delete(delivery.receipt);
-    entry.consumer.unsettled -= 1;
+    entry.consumer.credit.give();
     this.scheduleDispatch(state);
     return { state, entry };
   }
@@ -291,7 +285,7 @@ export class MemoryQueueDriver implements QueueDriver {
       const message = state.ready.pop()!;
       message.deliveryCount += 1;
       const receipt = String(++this.receiptSeq);
-      consumer.unsettled += 1;
+      consumer.credit.take();
       state.inFlight.set(receipt, { message, consumer });
       consumer.onDelivery({
         id: message.id,
@@ -311,7 +305,7 @@ export class MemoryQueueDriver implements QueueDriver {
     for (let i = 0; i < count; i++) {
       const index = (state.nextConsumer + i) % count;
       const consumer = state.consumers[index];
-      if (!consumer.paused && !consumer.cancelled && consumer.unsettled < consumer.prefetch) {
+      if (consumer.credit.hasRoom) {
         state.nextConsumer = (index + 1) % count;
         return consumer;
       }

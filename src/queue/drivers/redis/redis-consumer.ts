@@ -1,6 +1,7 @@
 import type Redis from 'ioredis';
 import type { ConsumerHandle, DeliveryCallback } from '../../interfaces/queue-driver.interface';
 import type { Delivery } from '../../interfaces/queue-message.interface';
+import { ConsumerCredit } from '../consumer-credit';
 import { encodeReceipt, type RedisReceipt } from './redis-receipt';
 
 /** One entry handed out by the fetch script: level, entry id, stream deliveries, fields. */
@@ -31,10 +32,12 @@ export interface RedisConsumerHost {
  * expire. Errors never end the loop: ioredis reconnects and the loop fetches again.
  */
 export class RedisConsumer implements ConsumerHandle {
-  /** Receipts handed to the callback and not yet settled: the used prefetch credit. */
+  /**
+   * Receipts handed to the callback and not yet settled. The driver reports every settle
+   * attempt, a repeated one included, so credit returns only for a receipt still in here.
+   */
   private readonly outstanding = new Set<string>();
-  private paused = false;
-  private cancelled = false;
+  private readonly credit: ConsumerCredit;
   private blocking = false;
   private lastReclaim = 0;
   private signal?: () => void;
@@ -47,23 +50,26 @@ export class RedisConsumer implements ConsumerHandle {
     readonly queue: string,
     readonly name: string,
     private readonly onDelivery: DeliveryCallback<unknown>,
-    private readonly prefetch: number,
+    prefetch: number,
   ) {
+    // No low-water mark: an idle consumer blocks in XREAD, so waiting for more free slots
+    // would only delay the next fetch.
+    this.credit = new ConsumerCredit({ prefetch });
     this.done = this.run();
   }
 
   pause(): void {
-    this.paused = true;
+    this.credit.pause();
   }
 
   resume(): void {
-    this.paused = false;
+    this.credit.resume();
     this.wake();
   }
 
   cancel(): Promise<void> {
     this.cancelling ??= (async () => {
-      this.cancelled = true;
+      this.credit.cancel();
       this.wake();
       // A blocking XREAD holds nothing, so cutting it short loses nothing.
       if (this.blocking) this.conn.disconnect();
@@ -75,7 +81,9 @@ export class RedisConsumer implements ConsumerHandle {
 
   /** Called by the driver once a settle of one of this consumer's deliveries went through. */
   settled(receipt: string): void {
-    if (this.outstanding.delete(receipt)) this.wake();
+    if (!this.outstanding.delete(receipt)) return;
+    this.credit.give();
+    this.wake();
   }
 
   private wake(): void {
@@ -90,8 +98,8 @@ export class RedisConsumer implements ConsumerHandle {
 
   private async run(): Promise<void> {
     let failures = 0;
-    while (!this.cancelled) {
-      if (this.paused || this.outstanding.size >= this.prefetch) {
+    while (!this.credit.isCancelled) {
+      if (!this.credit.hasRoom) {
         await this.waitForWake();
         // Let the rest of this turn's settles land, so one fetch takes them all as credit.
         await new Promise((resolve) => setImmediate(resolve));
@@ -101,7 +109,7 @@ export class RedisConsumer implements ConsumerHandle {
         await this.once();
         failures = 0;
       } catch (error) {
-        if (this.cancelled) break;
+        if (this.credit.isCancelled) break;
         failures += 1;
         if (failures === 1 || failures % 20 === 0) {
           this.host.logError(`consumer of ${this.queue} failed (${failures}x); retrying`, error);
@@ -113,7 +121,7 @@ export class RedisConsumer implements ConsumerHandle {
 
   private async once(): Promise<void> {
     const reclaim = Date.now() - this.lastReclaim >= this.host.leaseMs / 2;
-    const credit = this.prefetch - this.outstanding.size;
+    const credit = this.credit.room;
     const [, nextDue, entries, wakeKeys, wakeIds] = (await this.host.fetch(
       this.conn,
       this.queue,
@@ -122,7 +130,7 @@ export class RedisConsumer implements ConsumerHandle {
       reclaim,
     )) as FetchReply;
     if (reclaim) this.lastReclaim = Date.now();
-    if (this.cancelled) {
+    if (this.credit.isCancelled) {
       this.host.releaseTaken(
         entries.map((e) => ({ queue: this.queue, receipt: this.receiptOf(e) })),
       );
@@ -131,9 +139,10 @@ export class RedisConsumer implements ConsumerHandle {
     for (const entry of entries) {
       const delivery = this.toDelivery(entry);
       this.outstanding.add(delivery.receipt);
+      this.credit.take();
       this.onDelivery(delivery);
     }
-    if (entries.length > 0 || this.cancelled || this.paused) return;
+    if (entries.length > 0 || this.credit.isCancelled || this.credit.isPaused) return;
     // Sleep no longer than the next delay's due time or the next reclaim pass.
     const reclaimIn = this.lastReclaim + this.host.leaseMs / 2 - Date.now();
     const timeout = Math.max(
@@ -142,7 +151,7 @@ export class RedisConsumer implements ConsumerHandle {
     );
     this.blocking = true;
     try {
-      if (this.cancelled) return;
+      if (this.credit.isCancelled) return;
       await this.conn.xread('COUNT', 1, 'BLOCK', timeout, 'STREAMS', ...wakeKeys, ...wakeIds);
     } finally {
       this.blocking = false;

@@ -223,6 +223,20 @@ export class RedisQueueDriver implements QueueDriver {
     return this.settle(delivery, 'x', String(idle));
   }
 
+  /** Every renewal joins this turn's settle batch: one script call per queue, fenced per entry. */
+  async extendLeases(deliveries: Delivery[], ms: number): Promise<Delivery[]> {
+    await this.ready();
+    const idle = String(Math.max(0, Math.floor(this.leaseMs - ms)));
+    const outcomes = await Promise.all(
+      deliveries.map((delivery) => {
+        const receipt = decodeReceipt(delivery.receipt);
+        if (!receipt) return Promise.resolve(false);
+        return this.enqueueSettle(delivery.queue, 'x', receipt, idle);
+      }),
+    );
+    return deliveries.filter((_, i) => !outcomes[i]);
+  }
+
   async stats(queue: string): Promise<QueueStats> {
     await this.ready();
     const [ready, inFlight, delayed, dead, paused] = (await this.call(() =>

@@ -4,6 +4,7 @@ import type {
   DeliveryCallback,
 } from '../../interfaces/queue-driver.interface';
 import type { Delivery } from '../../interfaces/queue-message.interface';
+import { ConsumerCredit } from '../consumer-credit';
 import { encodeReceipt } from './receipt';
 import type { ResolvedSqliteDriverOptions } from './sqlite-driver.options';
 import { isBusyError, type ClaimedRow, type SqliteShard } from './sqlite-shard';
@@ -11,12 +12,7 @@ import { isBusyError, type ClaimedRow, type SqliteShard } from './sqlite-shard';
 interface SqliteConsumer {
   queue: QueueRuntime;
   onDelivery: DeliveryCallback<unknown>;
-  prefetch: number;
-  /** Refill once unsettled is down to this (ConsumeOptions.lowWater). */
-  lowWater: number;
-  unsettled: number;
-  paused: boolean;
-  cancelled: boolean;
+  credit: ConsumerCredit;
 }
 
 /** Per-queue state of this process's consumers. */
@@ -78,7 +74,7 @@ export class SqliteDispatcher {
     this.running = false;
     for (const runtime of this.queues.values()) {
       if (runtime.timer) clearTimeout(runtime.timer);
-      for (const consumer of runtime.consumers) consumer.cancelled = true;
+      for (const consumer of runtime.consumers) consumer.credit.cancel();
       runtime.consumers = [];
     }
     this.held.clear();
@@ -89,25 +85,19 @@ export class SqliteDispatcher {
     const consumer: SqliteConsumer = {
       queue: runtime,
       onDelivery,
-      prefetch: options.prefetch,
-      lowWater: Math.min(options.prefetch - 1, Math.max(0, options.lowWater ?? options.prefetch)),
-      unsettled: 0,
-      paused: false,
-      cancelled: false,
+      credit: new ConsumerCredit(options),
     };
     runtime.consumers.push(consumer);
     this.schedule(runtime);
     const handle: ConsumerHandle = {
-      pause: () => {
-        consumer.paused = true;
-      },
+      pause: () => consumer.credit.pause(),
       resume: () => {
-        consumer.paused = false;
+        consumer.credit.resume();
         this.schedule(runtime);
       },
       cancel: () => {
         // Deliveries are handed out synchronously after a claim, so none can follow this line.
-        consumer.cancelled = true;
+        consumer.credit.cancel();
         runtime.consumers = runtime.consumers.filter((c) => c !== consumer);
         return Promise.resolve();
       },
@@ -138,8 +128,8 @@ export class SqliteDispatcher {
       ended: () => {
         if (this.held.get(receipt) !== held) return;
         this.held.delete(receipt);
-        held.consumer.unsettled -= 1;
-        if (!held.consumer.cancelled) this.schedule(held.consumer.queue, false);
+        held.consumer.credit.give();
+        if (!held.consumer.credit.isCancelled) this.schedule(held.consumer.queue, false);
       },
       failed: () => {
         held.settling = false;
@@ -196,16 +186,13 @@ export class SqliteDispatcher {
   /** Fills every consumer's free prefetch slots, or arranges to look again later. */
   private pump(runtime: QueueRuntime): void {
     if (!this.running) return;
-    const room = runtime.consumers.reduce(
-      (sum, c) => sum + (c.paused ? 0 : Math.max(0, c.prefetch - c.unsettled)),
-      0,
-    );
+    const room = runtime.consumers.reduce((sum, c) => sum + c.credit.room, 0);
     // With no room, a settle or a resume wakes the queue; there is nothing to poll for.
     if (room === 0) return;
     // Refill at the consumers' low-water marks: one still holding more has work buffered, and
     // topping it up message by message would cost a claim transaction per task. The next
     // settles wake the queue again.
-    if (!runtime.eager && !runtime.consumers.some((c) => !c.paused && c.unsettled <= c.lowWater)) {
+    if (!runtime.eager && !runtime.consumers.some((c) => c.credit.wantsRefill)) {
       return;
     }
     runtime.eager = false;
@@ -270,7 +257,7 @@ export class SqliteDispatcher {
         this.giveBack(delivery);
         continue;
       }
-      consumer.unsettled += 1;
+      consumer.credit.take();
       this.held.set(receipt, { consumer, settling: false });
       consumer.onDelivery(delivery);
     }
@@ -281,7 +268,7 @@ export class SqliteDispatcher {
     for (let i = 0; i < count; i++) {
       const index = (runtime.nextConsumer + i) % count;
       const consumer = runtime.consumers[index];
-      if (!consumer.paused && !consumer.cancelled && consumer.unsettled < consumer.prefetch) {
+      if (consumer.credit.hasRoom) {
         runtime.nextConsumer = (index + 1) % count;
         return consumer;
       }

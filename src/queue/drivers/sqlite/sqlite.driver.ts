@@ -212,6 +212,37 @@ export class SqliteQueueDriver implements QueueDriver {
     if (!extended) throw new StaleDeliveryError(delivery.queue, delivery.id);
   }
 
+  /** One write per shard holding any of them, each joining that shard's next group commit. */
+  async extendLeases(deliveries: Delivery[], ms: number): Promise<Delivery[]> {
+    await this.ready();
+    const lost: Delivery[] = [];
+    const byShard = new Map<number, { delivery: Delivery; ref: LeaseRef }[]>();
+    for (const delivery of deliveries) {
+      const receipt = decodeReceipt(delivery.receipt);
+      if (!receipt || !this.shards[receipt.shard]) {
+        lost.push(delivery);
+        continue;
+      }
+      const ref = { seq: receipt.seq, id: delivery.id, token: receipt.token };
+      const group = byShard.get(receipt.shard);
+      if (group) group.push({ delivery, ref });
+      else byShard.set(receipt.shard, [{ delivery, ref }]);
+    }
+    await Promise.all(
+      [...byShard].map(async ([index, group]) => {
+        const shard = this.shards[index];
+        const extended = await this.batchers[index].submit(() => {
+          const until = Date.now() + Math.max(0, ms);
+          return group.map(({ ref }) => shard.extend(ref, until));
+        });
+        group.forEach(({ delivery }, i) => {
+          if (!extended[i]) lost.push(delivery);
+        });
+      }),
+    );
+    return lost;
+  }
+
   async missingKeys(queue: string, keys: string[]): Promise<string[]> {
     await this.ready();
     const byShard = new Map<number, string[]>();

@@ -49,34 +49,6 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
     await admin.quit();
   });
 
-  it('delivers published messages with body, headers and attempt, and forgets them on ack', async () => {
-    const sut = makeDriver();
-    const [id] = await sut.publish(queue, [{ body: { n: 1 }, headers: { h: 'v' } }]);
-    const got = collect(sut);
-
-    await waitFor(() => got.length === 1);
-    expect(got[0]).toMatchObject({
-      id,
-      queue,
-      body: { n: 1 },
-      headers: { h: 'v' },
-      priority: 0,
-      attempt: 1,
-      deliveryCount: 1,
-    });
-    expect(await sut.stats(queue)).toMatchObject({ ready: 0, inFlight: 1 });
-    await sut.ack(got[0]);
-    expect(await sut.stats(queue)).toEqual({
-      queue,
-      ready: 0,
-      inFlight: 0,
-      delayed: 0,
-      dead: 0,
-      paused: false,
-    });
-    await expect(sut.ack(got[0])).rejects.toBeInstanceOf(StaleDeliveryError);
-  });
-
   it('delivers higher priorities first and keeps FIFO within one priority', async () => {
     const sut = makeDriver();
     await sut.publish(queue, [
@@ -91,32 +63,6 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
     await waitFor(() => got.length === 5);
     expect(got.map((d) => d.body)).toEqual(['high', 'mid', 'low-1', 'low-2', 'neg']);
     expect(got.map((d) => d.priority)).toEqual([5, 2, 0, 0, -2]);
-  });
-
-  it('never holds more than prefetch unsettled deliveries', async () => {
-    const sut = makeDriver();
-    await sut.publish(
-      queue,
-      Array.from({ length: 10 }, (_, i) => ({ body: i })),
-    );
-    const got = collect(sut, 3);
-
-    await waitFor(() => got.length === 3);
-    expect(await sut.stats(queue)).toMatchObject({ ready: 7, inFlight: 3 });
-    await sut.ack(got[0]);
-    await waitFor(() => got.length === 4);
-    expect(await sut.stats(queue)).toMatchObject({ ready: 6, inFlight: 3 });
-  });
-
-  it('holds delayed messages until they are due', async () => {
-    const sut = makeDriver();
-    await sut.publish(queue, [{ body: 'later', delayMs: 300 }]);
-    expect(await sut.stats(queue)).toMatchObject({ ready: 0, delayed: 1 });
-    const got = collect(sut);
-
-    await waitFor(() => got.length === 1);
-    expect(got[0].body).toBe('later');
-    expect(await sut.stats(queue)).toMatchObject({ delayed: 0, inFlight: 1 });
   });
 
   it('nack returns the message with attempt + 1 after its delay; release keeps the attempt', async () => {
@@ -136,39 +82,6 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
     await expect(sut.nack(got[1])).rejects.toBeInstanceOf(StaleDeliveryError);
   });
 
-  it('drops a duplicate while the first is live and accepts the key again once it is acked', async () => {
-    const sut = makeDriver();
-    const [first] = await sut.publish(queue, [{ body: 1, deduplicationKey: 'k' }]);
-    const [second] = await sut.publish(queue, [{ body: 2, deduplicationKey: 'k' }]);
-    expect(second).toBe(first);
-    expect(await sut.stats(queue)).toMatchObject({ ready: 1 });
-
-    const got = collect(sut);
-    await waitFor(() => got.length === 1);
-    await sut.ack(got[0]);
-    const [third] = await sut.publish(queue, [{ body: 3, deduplicationKey: 'k' }]);
-    expect(third).not.toBe(first);
-  });
-
-  it('moves a message to the dead-letter stream with its reason', async () => {
-    const sut = makeDriver();
-    const [id] = await sut.publish(queue, [{ body: { a: 1 }, attempt: 3 }]);
-    const got = collect(sut);
-    await waitFor(() => got.length === 1);
-
-    await sut.deadLetter(got[0], 'attempts exhausted');
-    const dead = await sut.deadLetters(queue);
-    expect(dead).toHaveLength(1);
-    expect(dead[0]).toMatchObject({
-      id,
-      queue,
-      body: { a: 1 },
-      attempt: 3,
-      reason: 'attempts exhausted',
-    });
-    expect(await sut.stats(queue)).toMatchObject({ inFlight: 0, dead: 1 });
-  });
-
   it('hands an expired lease to another consumer and refuses the old holder (fencing)', async () => {
     const first = makeDriver({ leaseMs: 300 });
     const second = makeDriver({ leaseMs: 300 });
@@ -186,18 +99,6 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
     await second.ack(gotSecond[0]);
     expect(await second.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
   }, 60_000);
-
-  it('stops delivering a paused queue and resumes it', async () => {
-    const sut = makeDriver();
-    await sut.pauseQueue(queue);
-    const got = collect(sut);
-    await sut.publish(queue, [{ body: 'x' }]);
-    expect(await sut.stats(queue)).toMatchObject({ ready: 1, paused: true });
-
-    await sut.resumeQueue(queue);
-    await waitFor(() => got.length === 1);
-    expect(await sut.stats(queue)).toMatchObject({ ready: 0, inFlight: 1, paused: false });
-  });
 
   it('resumes consuming by itself when the server drops its connections, losing nothing', async () => {
     // Acks lost with a killed connection come back once their lease expires.
@@ -271,15 +172,5 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
     const error = (await sut.ping().catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(DriverUnavailableError);
     expect(error.message).not.toContain('s3cret');
-  });
-
-  it('closes idempotently and refuses work afterwards', async () => {
-    const sut = makeDriver();
-    await sut.ping();
-
-    const closing = sut.close();
-    expect(sut.close()).toBe(closing);
-    await closing;
-    await expect(sut.publish(queue, [{ body: 1 }])).rejects.toBeInstanceOf(DriverUnavailableError);
   });
 });

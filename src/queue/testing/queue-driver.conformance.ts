@@ -1,11 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { DriverUnavailableError } from '../../src/queue/errors/driver-unavailable.error';
-import { StaleDeliveryError } from '../../src/queue/errors/stale-delivery.error';
-import type {
-  ConsumerHandle,
-  QueueDriver,
-} from '../../src/queue/interfaces/queue-driver.interface';
-import type { Delivery } from '../../src/queue/interfaces/queue-message.interface';
+// Imported, not global, so that the suite compiles without jest's global types.
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { DriverUnavailableError } from '../errors/driver-unavailable.error';
+import { StaleDeliveryError } from '../errors/stale-delivery.error';
+import type { MessageProcessor } from '../interfaces/message-processor.interface';
+import type { ConsumerHandle, QueueDriver, Settle } from '../interfaces/queue-driver.interface';
+import type { Delivery } from '../interfaces/queue-message.interface';
+import type { SharedWrite } from '../interfaces/shared-write.interface';
+import type { QueueDriverRegistry } from '../queue-driver.registry';
+import { QueuePublisher } from '../queue-publisher.service';
+import { WorkerPool } from '../worker-pool';
 
 export interface ConformanceOptions {
   /**
@@ -14,6 +18,13 @@ export interface ConformanceOptions {
    * no other test can lose one on a slow machine.
    */
   shortLease?: { factory: () => Promise<QueueDriver>; leaseMs: number };
+  /**
+   * For a driver that lends its store to the application (sharedWriter): a path it lends a
+   * writer for, the same for every driver the factory builds. publishWith and settleWith are
+   * then checked joining a write to their own transaction; without it, only with writes they
+   * cannot join (the caller's fallback).
+   */
+  sharedWriterPath?: string;
 }
 
 /** How long a test watches for something that must not happen. Longer only makes it stricter. */
@@ -73,10 +84,48 @@ class Recorder {
   }
 }
 
+/** A write that records what the driver did with it; it writes nothing anywhere. */
+function recordingWrite(writer: SharedWrite['writer'], outcome: boolean | Error = true) {
+  const log: string[] = [];
+  const answer = (): boolean => {
+    if (outcome instanceof Error) throw outcome;
+    return outcome;
+  };
+  const write: SharedWrite = {
+    writer,
+    run: () => {
+      log.push('run');
+      return answer();
+    },
+    commit: async () => {
+      log.push('commit');
+      return answer();
+    },
+    committed: (applied) => log.push(`committed:${applied}`),
+  };
+  return { write, log };
+}
+
 /**
- * The behaviour every QueueDriver promises, as one jest suite. Each test uses its own queue and
- * closes every driver it built. No assertion depends on how fast the machine is: waits poll
- * with generous timeouts, and "nothing else arrives" checks only grow stricter on a slow one.
+ * The behaviour every QueueDriver promises, as one jest suite, for any driver (a third-party
+ * one included): call it at the top level of a spec file, with this folder (src/queue/testing)
+ * as the import path.
+ *
+ *     import { describeQueueDriverConformance } from '<taskq>/src/queue/testing';
+ *     describeQueueDriverConformance('mine', async () => new MyDriver(...), {
+ *       shortLease: { factory: async () => new MyDriver({ leaseMs: 1000 }), leaseMs: 1000 },
+ *     });
+ *
+ * `factory` answers a fresh driver on every call (the suite closes each one), all of them
+ * sharing one store, as the processes of one deployment would; queues are random names, and
+ * removing the broker-side leftovers is the spec file's job. What runs follows the driver's
+ * capabilities and its optional methods: the lease tests need `shortLease` when
+ * capabilities.leases is true, extendLeases, missingKeys, publishWith and settleWith are
+ * checked where present, and the documented fallbacks (QueuePublisher, WorkerPool) where not.
+ *
+ * Each test uses its own queue and closes every driver it built. No assertion depends on how
+ * fast the machine is: waits poll with generous timeouts, and "nothing else arrives" checks
+ * only grow stricter on a slow one.
  */
 export function describeQueueDriverConformance(
   name: string,
@@ -85,6 +134,7 @@ export function describeQueueDriverConformance(
 ): void {
   describe(`${name} queue driver conformance`, () => {
     const drivers: QueueDriver[] = [];
+    const pools: WorkerPool[] = [];
     let driver: QueueDriver;
     let queue: string;
 
@@ -100,6 +150,7 @@ export function describeQueueDriverConformance(
     });
 
     afterEach(async () => {
+      await Promise.all(pools.splice(0).map((p) => p.stop(0)));
       await Promise.all(drivers.splice(0).map((d) => d.close()));
     });
 
@@ -152,11 +203,13 @@ export function describeQueueDriverConformance(
       await recorder.waitFor(5);
       await sleep(QUIET_MS);
       expect(recorder.received).toHaveLength(5);
+      expect(await driver.stats(queue)).toMatchObject({ ready: 15, inFlight: 5 });
 
       await recorder.ack(recorder.received[0]);
       await recorder.waitFor(6);
       await sleep(QUIET_MS);
       expect(recorder.received).toHaveLength(6);
+      expect(await driver.stats(queue)).toMatchObject({ ready: 14, inFlight: 5 });
 
       for (let next = 1; next < 20; next++) {
         await recorder.waitFor(Math.min(20, next + 5));
@@ -170,14 +223,18 @@ export function describeQueueDriverConformance(
     it('removes an acked message for good', async () => {
       await driver.publish(queue, [{ body: 'once' }]);
       const recorder = new Recorder(driver).consume(queue, 5);
-      await recorder.ack(await recorder.waitFor(1));
+      const delivery = await recorder.waitFor(1);
+      expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 1 });
+      await recorder.ack(delivery);
       await sleep(QUIET_MS);
       expect(recorder.received).toHaveLength(1);
-      expect(await driver.stats(queue)).toMatchObject({
+      expect(await driver.stats(queue)).toEqual({
+        queue,
         ready: 0,
         inFlight: 0,
         delayed: 0,
         dead: 0,
+        paused: false,
       });
     });
 
@@ -188,6 +245,7 @@ export function describeQueueDriverConformance(
       const first = await recorder.waitFor(1);
       const nackedAt = Date.now();
       await driver.nack(first, { delayMs });
+      expect(await driver.stats(queue)).toMatchObject({ inFlight: 0, delayed: 1 });
       const second = await recorder.waitFor(2);
       // Redelivery may come late on a slow machine, never early (1 ms of clock rounding aside).
       expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(delayMs - 1);
@@ -212,7 +270,7 @@ export function describeQueueDriverConformance(
     it('moves a dead-lettered message to the dead store, newest first', async () => {
       const ids = await driver.publish(queue, [
         { body: { n: 1 }, headers: { h: '1' } },
-        { body: { n: 2 }, headers: { h: '2' } },
+        { body: { n: 2 }, headers: { h: '2' }, attempt: 3 },
       ]);
       const recorder = new Recorder(driver).consume(queue, 1);
       await driver.deadLetter(await recorder.waitFor(1), 'first reason');
@@ -227,7 +285,7 @@ export function describeQueueDriverConformance(
           queue,
           body: { n: 2 },
           headers: { h: '2' },
-          attempt: 1,
+          attempt: 3,
           reason: 'second reason',
           deadAt: expect.any(Date),
         },
@@ -243,6 +301,8 @@ export function describeQueueDriverConformance(
       ]);
       expect((await driver.deadLetters(queue, 1)).map((d) => d.id)).toEqual([ids[1]]);
       expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0, dead: 2 });
+      // Reading dead letters leaves them in place.
+      expect(await driver.deadLetters(queue)).toHaveLength(2);
     });
 
     it('delivers higher priorities first and keeps FIFO within a priority', async () => {
@@ -268,6 +328,7 @@ export function describeQueueDriverConformance(
       const later = await recorder.waitFor(2);
       expect(later.body).toBe('later');
       expect(Date.now() - publishedAt).toBeGreaterThanOrEqual(delayMs - 1);
+      expect(await driver.stats(queue)).toMatchObject({ delayed: 0, inFlight: 2 });
     });
 
     it('counts a delayed message as delayed, not ready', async () => {
@@ -283,6 +344,7 @@ export function describeQueueDriverConformance(
         ]);
         expect(sameBatch).toBe(first);
         expect(await driver.publish(queue, [{ body: 3, deduplicationKey: 'k' }])).toEqual([first]);
+        expect(await driver.stats(queue)).toMatchObject({ ready: 1 });
 
         const recorder = new Recorder(driver).consume(queue, 5);
         const delivery = await recorder.waitFor(1);
@@ -380,7 +442,7 @@ export function describeQueueDriverConformance(
 
         await driver.resumeQueue(queue);
         await recorder.waitFor(2);
-        expect(await driver.stats(queue)).toMatchObject({ inFlight: 2, paused: false });
+        expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 2, paused: false });
       });
 
       it('stops delivery for good once the handle is cancelled', async () => {
@@ -482,6 +544,176 @@ export function describeQueueDriverConformance(
       });
     });
 
+    describe('shared writes', () => {
+      /** The writer the driver lends for `sharedWriterPath`, when it lends one. */
+      const ownWriter = () =>
+        options.sharedWriterPath === undefined
+          ? undefined
+          : driver.sharedWriter?.(options.sharedWriterPath);
+
+      /** Holds one delivery of a fresh message on a consumer with prefetch 1. */
+      const holdOne = async () => {
+        const [id] = await driver.publish(queue, [{ body: 'x' }]);
+        const recorder = new Recorder(driver).consume(queue, 1);
+        return { id, recorder, delivery: await recorder.waitFor(1) };
+      };
+
+      it('publishWith commits the write and the messages together', async () => {
+        const writer = ownWriter();
+        if (!driver.publishWith || !writer) return; // the fallback is checked below
+        const { write, log } = recordingWrite(writer);
+        const ids = await driver.publishWith(queue, [{ body: 'a' }, { body: 'b' }], write);
+        expect(ids).toHaveLength(2);
+        expect(log).toEqual(['run', 'committed:true']);
+        const recorder = new Recorder(driver).consume(queue, 5);
+        await recorder.waitFor(2);
+        expect(recorder.received.map((d) => [d.id, d.body])).toEqual([
+          [ids![0], 'a'],
+          [ids![1], 'b'],
+        ]);
+      });
+
+      it('publishWith publishes nothing when the write throws', async () => {
+        const writer = ownWriter();
+        if (!driver.publishWith || !writer) return;
+        const { write, log } = recordingWrite(writer, new Error('write failed'));
+        await expect(driver.publishWith(queue, [{ body: 'lost' }], write)).rejects.toThrow(
+          'write failed',
+        );
+        expect(log).toEqual(['run']);
+        expect(await driver.stats(queue)).toMatchObject({ ready: 0, delayed: 0 });
+        await driver.publish(queue, [{ body: 'after' }]);
+        const recorder = new Recorder(driver).consume(queue, 5);
+        await recorder.waitFor(1);
+        await sleep(QUIET_MS);
+        expect(recorder.bodies()).toEqual(['after']);
+      });
+
+      it('answers undefined through QueuePublisher.publishWith, having done nothing, for a write it cannot join', async () => {
+        const registry = { driverFor: () => driver } as unknown as QueueDriverRegistry;
+        const { write, log } = recordingWrite(undefined);
+        expect(await new QueuePublisher(registry).publishWith(queue, [{ body: 1 }], write)).toBe(
+          undefined,
+        );
+        expect(log).toEqual([]);
+        expect(await driver.stats(queue)).toMatchObject({ ready: 0, delayed: 0 });
+      });
+
+      it.each([
+        ['ack', { kind: 'ack' }, true],
+        ['nack', { kind: 'nack', delayMs: 0 }, false],
+        ['dead-letter', { kind: 'dead', reason: 'given up' }, true],
+      ] as [string, Settle, boolean][])(
+        'settleWith commits the outcome with its %s',
+        async (_, settle, applied) => {
+          const writer = ownWriter();
+          if (!driver.settleWith || !writer) return;
+          const { id, recorder, delivery } = await holdOne();
+          const { write, log } = recordingWrite(writer, applied);
+          await driver.settleWith(delivery, write, settle);
+          expect(log).toEqual(['run', `committed:${applied}`]);
+          if (settle.kind === 'nack') {
+            expect(await recorder.waitFor(2)).toMatchObject({ id, attempt: 2 });
+          } else if (settle.kind === 'dead') {
+            expect(await driver.deadLetters(queue)).toEqual([
+              expect.objectContaining({ id, reason: 'given up' }),
+            ]);
+          }
+          expect(await driver.stats(queue)).toMatchObject({
+            ready: 0,
+            inFlight: settle.kind === 'nack' ? 1 : 0,
+            dead: settle.kind === 'dead' ? 1 : 0,
+          });
+        },
+      );
+
+      it('settleWith settles nothing when the write throws; the delivery can be settled again', async () => {
+        const writer = ownWriter();
+        if (!driver.settleWith || !writer) return;
+        const { delivery } = await holdOne();
+        const failing = recordingWrite(writer, new Error('write failed'));
+        await expect(driver.settleWith(delivery, failing.write, { kind: 'ack' })).rejects.toThrow(
+          'write failed',
+        );
+        expect(failing.log).toEqual(['run']);
+        expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 1 });
+        const retry = recordingWrite(writer);
+        await driver.settleWith(delivery, retry.write, { kind: 'ack' });
+        expect(retry.log).toEqual(['run', 'committed:true']);
+        expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
+      });
+
+      describe('through the worker pool, with a write the driver cannot join', () => {
+        const start = (processor: MessageProcessor) => {
+          const quiet = { warn: () => undefined, error: () => undefined };
+          const pool = new WorkerPool(
+            driver,
+            queue,
+            processor,
+            { concurrency: 1, prefetch: 1, maxAttempts: 2, backoff: { baseMs: 0, maxMs: 0 } },
+            quiet,
+          );
+          pools.push(pool);
+          pool.start();
+          return pool;
+        };
+
+        /** A write that notes, when committed, how many deliveries were still unsettled. */
+        const observedWrite = () => {
+          const recorded = recordingWrite(undefined);
+          const inFlightAtCommit: number[] = [];
+          const write: SharedWrite = {
+            ...recorded.write,
+            commit: async () => {
+              inFlightAtCommit.push((await driver.stats(queue)).inFlight);
+              return recorded.write.commit();
+            },
+          };
+          return { write, log: recorded.log, inFlightAtCommit };
+        };
+
+        const drained = () =>
+          until(async () => {
+            const { ready, inFlight, delayed } = await driver.stats(queue);
+            return ready + inFlight + delayed === 0;
+          }, 'the queue to drain');
+
+        it('commits the outcome first, then acks', async () => {
+          const { write, log, inFlightAtCommit } = observedWrite();
+          const pool = start({ process: async () => write });
+          await driver.publish(queue, [{ body: 'x' }]);
+          await until(() => pool.stats().succeeded === 1, 'the outcome');
+          await drained();
+          expect(log).toEqual(['commit', 'committed:true']);
+          expect(inFlightAtCommit).toEqual([1]);
+          expect(await driver.stats(queue)).toMatchObject({ dead: 0 });
+        });
+
+        it('commits a failure first, then nacks it, and the last one before its dead-letter', async () => {
+          const writes = [observedWrite(), observedWrite()];
+          const decisions: string[] = [];
+          start({
+            process: () => Promise.reject(new Error('boom')),
+            onFailure: async (delivery, _error, decision) => {
+              decisions.push(`${delivery.attempt}:${decision.kind}`);
+              return writes[delivery.attempt - 1].write;
+            },
+          });
+          const [id] = await driver.publish(queue, [{ body: 'x' }]);
+          await until(async () => (await driver.stats(queue)).dead === 1, 'the dead letter');
+          await drained();
+          expect(decisions).toEqual(['1:retry', '2:dead']);
+          for (const { log, inFlightAtCommit } of writes) {
+            expect(log).toEqual(['commit', 'committed:true']);
+            expect(inFlightAtCommit).toEqual([1]);
+          }
+          expect(await driver.deadLetters(queue)).toEqual([
+            expect.objectContaining({ id, attempt: 2, reason: expect.stringContaining('boom') }),
+          ]);
+        });
+      });
+    });
+
     const leases = options.shortLease;
     const describeLeases = leases ? describe : describe.skip;
     describeLeases('leases', () => {
@@ -513,6 +745,28 @@ export function describeQueueDriverConformance(
         }
         expect(recorder.received).toHaveLength(1);
         await driver.ack(delivery);
+        expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
+      });
+
+      it('extends many leases in one call and answers the ones it lost', async () => {
+        if (!driver.extendLeases) return; // optional: the worker pool then extends one by one
+        expect(await driver.extendLeases([], leaseMs)).toEqual([]);
+        await driver.publish(queue, [{ body: 'contested' }]);
+        const recorder = new Recorder(driver).consume(queue, 3);
+        const stale = await recorder.waitFor(1);
+        const current = await recorder.waitFor(2);
+        expect(await driver.extendLeases([stale, current], leaseMs * 4)).toEqual([stale]);
+        await driver.publish(queue, [{ body: 'other' }]);
+        const other = await recorder.waitFor(3);
+        const keepUntil = Date.now() + leaseMs * 3;
+        while (Date.now() < keepUntil) {
+          const lost = await driver.extendLeases([stale, other, current], leaseMs * 4);
+          expect(lost).toEqual([stale]);
+          await sleep(leaseMs / 4);
+        }
+        expect(recorder.received).toHaveLength(3);
+        await driver.ack(current);
+        await driver.ack(other);
         expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
       });
 
