@@ -2,7 +2,8 @@
  * Architecture rules, checked by `npm run lint` (docs/architecture.md explains the modules).
  * Each rule is one boundary a newcomer could cross by accident; the message says which.
  */
-const FEATURES = 'api|callbacks|handlers|health|maintenance|persistence|queue|queues|tasks|worker';
+const FEATURES =
+  'api|callbacks|handlers|health|maintenance|persistence|queue|queues|schedules|tasks|worker';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -21,7 +22,7 @@ module.exports = {
         'src/queue moves messages: it knows nothing of tasks, their table, the API or the app config.',
       from: { path: '^src/queue/' },
       to: {
-        path: '^src/(api|callbacks|handlers|health|maintenance|persistence|queues|tasks|worker|config)/',
+        path: '^src/(api|callbacks|handlers|health|maintenance|persistence|queues|schedules|tasks|worker|config)/',
       },
     },
     {

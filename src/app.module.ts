@@ -9,18 +9,20 @@ import { HealthModule } from './health/health.module';
 import { PersistenceModule } from './persistence/persistence.module';
 import { QueueModule } from './queue';
 import { QueuesModule } from './queues/queues.module';
+import { SchedulerModule } from './schedules/scheduler.module';
+import { SchedulesApiModule } from './schedules/schedules-api.module';
 import { TasksModule } from './tasks/tasks.module';
 import { WorkerModule } from './worker/worker.module';
 
 /**
  * The modules each role constructs. An `api` process has no processor, consumers, reconciler,
- * retention or callback dispatcher; a `worker` process has no REST API (only /health).
+ * retention, callback dispatcher or scheduler; a `worker` process has no REST API (only /health).
  */
 export function roleModules(role: AppRole): Type[] {
-  const api = [ApiModule, QueuesModule];
+  const api = [ApiModule, QueuesModule, SchedulesApiModule];
   // The maintenance module (reconciler, retention) comes with WorkerModule, which needs its
   // start-up sweep before consuming.
-  const worker = [WorkerModule, CallbacksModule];
+  const worker = [WorkerModule, CallbacksModule, SchedulerModule];
   if (role === 'api') return api;
   if (role === 'worker') return worker;
   return [...api, ...worker];

@@ -20,6 +20,27 @@ export interface TaskHandlerOptions {
    * not declared in QUEUE_TOPOLOGY is carried by the default queue's driver.
    */
   queue?: string;
+  /**
+   * Runs this action on a schedule: a schedule named after the action is created or updated at
+   * boot (and disabled when the option is removed). See README, "Schedules".
+   */
+  schedule?: TaskHandlerSchedule;
+}
+
+/** A code-declared schedule: `cron` or `every`, and optionally how its tasks look. */
+export interface TaskHandlerSchedule {
+  /** 5 fields, or 6 with seconds first. Not with `every`. */
+  cron?: string;
+  /** A duration such as '30s', '15m' or '1h30m', at least 1s. Not with `cron`. */
+  every?: string;
+  /** IANA time zone the cron fields are read in; default UTC. */
+  timezone?: string;
+  /** Ticks passed while no scheduler ran: 'skip', 'latest' (default) or 'all'. */
+  missed?: 'skip' | 'latest' | 'all';
+  /** False: a tick is skipped while the previous run is queued or running. Default true. */
+  overlap?: boolean;
+  data?: Record<string, unknown>;
+  priority?: number;
 }
 
 export interface TaskHandlerMetadata extends TaskHandlerOptions {

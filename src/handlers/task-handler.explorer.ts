@@ -71,6 +71,11 @@ export class TaskHandlerExplorer implements OnModuleInit {
     return this.handlers.get(action) ?? this.handlers.get(FALLBACK_ACTION);
   }
 
+  /** Every registered handler, in action order. */
+  list(): RegisteredTaskHandler[] {
+    return [...this.handlers.values()].sort((a, b) => a.action.localeCompare(b.action));
+  }
+
   /** Actions with a handler of their own (the fallback excluded), sorted. */
   actions(): string[] {
     return [...this.handlers.keys()].filter((a) => a !== FALLBACK_ACTION).sort();

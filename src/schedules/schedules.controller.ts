@@ -1,0 +1,122 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  HttpStatus,
+  Param,
+  Post,
+  Query,
+  UseFilters,
+} from '@nestjs/common';
+import {
+  ApiAcceptedResponse,
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import { CreateScheduleDto } from './dto/create-schedule.dto';
+import { ListSchedulesQueryDto } from './dto/list-schedules.query.dto';
+import {
+  ScheduleListResponseDto,
+  ScheduleResponseDto,
+  ScheduleRunResponseDto,
+} from './dto/schedule.response.dto';
+import { ScheduleErrorsFilter } from './schedule-errors.filter';
+import { SchedulesService } from './schedules.service';
+
+const NAME = { name: 'name', description: 'The schedule name.', example: 'nightly-report' };
+
+@ApiTags('schedules')
+@Controller('schedules')
+@UseFilters(ScheduleErrorsFilter)
+export class SchedulesController {
+  constructor(private readonly schedules: SchedulesService) {}
+
+  @Post()
+  @ApiOperation({
+    summary: 'Create a schedule: a task of `action` at every cron or `every` tick',
+    description:
+      'Each tick becomes one ordinary task (idempotency key `schedule:<name>:<tick ISO time>`), exactly once however many worker processes run the scheduler.',
+  })
+  @ApiCreatedResponse({ type: ScheduleResponseDto, description: 'Stored, with its nextRunAt.' })
+  @ApiBadRequestResponse({
+    description:
+      'A bad field, named: cron, every (at least 1s), timezone, action (no handler and no fallback), data, ...',
+  })
+  @ApiConflictResponse({ description: 'A schedule of that name exists.' })
+  create(@Body() dto: CreateScheduleDto): Promise<ScheduleResponseDto> {
+    return this.schedules.create(dto);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Every schedule by name: next and last run, last task and status' })
+  @ApiOkResponse({ type: ScheduleListResponseDto })
+  async list(@Query() query: ListSchedulesQueryDto): Promise<ScheduleListResponseDto> {
+    const { schedules, nextCursor } = await this.schedules.list(query.limit ?? 100, query.cursor);
+    return { schedules, count: schedules.length, nextCursor };
+  }
+
+  @Get(':name')
+  @ApiOperation({ summary: 'One schedule' })
+  @ApiParam(NAME)
+  @ApiOkResponse({ type: ScheduleResponseDto })
+  @ApiNotFoundResponse({ description: 'No schedule of that name.' })
+  get(@Param('name') name: string): Promise<ScheduleResponseDto> {
+    return this.schedules.get(name);
+  }
+
+  @Post(':name/pause')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Pause: no tick runs until resumed (pausing twice is fine)' })
+  @ApiParam(NAME)
+  @ApiOkResponse({ type: ScheduleResponseDto })
+  @ApiNotFoundResponse({ description: 'No schedule of that name.' })
+  @ApiConflictResponse({ description: 'The schedule is finished or disabled.' })
+  pause(@Param('name') name: string): Promise<ScheduleResponseDto> {
+    return this.schedules.pause(name);
+  }
+
+  @Post(':name/resume')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({
+    summary: 'Resume from the next tick after now (ticks that fell while paused do not run)',
+  })
+  @ApiParam(NAME)
+  @ApiOkResponse({ type: ScheduleResponseDto })
+  @ApiNotFoundResponse({ description: 'No schedule of that name.' })
+  @ApiConflictResponse({ description: 'The schedule is finished or disabled.' })
+  resume(@Param('name') name: string): Promise<ScheduleResponseDto> {
+    return this.schedules.resume(name);
+  }
+
+  @Post(':name/trigger')
+  @HttpCode(HttpStatus.ACCEPTED)
+  @ApiOperation({
+    summary: 'Run now: one task outside the ticks (paused or not; not counted against limit)',
+  })
+  @ApiParam(NAME)
+  @ApiAcceptedResponse({ type: ScheduleRunResponseDto })
+  @ApiNotFoundResponse({ description: 'No schedule of that name.' })
+  async trigger(@Param('name') name: string): Promise<ScheduleRunResponseDto> {
+    const task = await this.schedules.trigger(name);
+    return { id: task.id, status: task.status };
+  }
+
+  @Delete(':name')
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiOperation({ summary: 'Delete a schedule (its tasks stay)' })
+  @ApiParam(NAME)
+  @ApiNoContentResponse({ description: 'Deleted.' })
+  @ApiNotFoundResponse({ description: 'No schedule of that name.' })
+  async delete(@Param('name') name: string): Promise<void> {
+    await this.schedules.delete(name);
+  }
+}
