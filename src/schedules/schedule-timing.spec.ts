@@ -208,6 +208,13 @@ describe('dueTicks', () => {
     expect(due.run.map(iso)).toEqual(['2026-01-01T10:00:00.000Z', '2026-01-01T10:01:00.000Z']);
   });
 
+  it('runs the substituted spring-forward tick itself when it is the stored next run', () => {
+    const timing = cron('30 2 * * *', { timezone: 'Europe/Berlin' });
+    const first = nextTick(timing, at('2026-03-28T12:00:00Z'))!;
+    expect(iso(first)).toBe('2026-03-29T01:30:00.000Z');
+    expect(dueTicks(timing, first, first + 1000, 1).run).toEqual([first]);
+  });
+
   it('includes the spring-forward day in a Berlin backfill', () => {
     const timing = cron('30 2 * * *', { timezone: 'Europe/Berlin' });
     const due = dueTicks(timing, at('2026-03-28T01:30:00Z'), at('2026-03-30T12:00:00Z'), 10);

@@ -135,8 +135,11 @@ export function dueTicks(
   }
   const run: number[] = [];
   let passed = 0;
-  let next = ticksAfter(timing, first - 1);
-  let tick = next();
+  // `first` is a stored next run, so a tick by definition. It is not found again by stepping
+  // from just before it: on a spring-forward day the library maps a skipped 02:30 to 03:30 only
+  // when stepping from before the gap.
+  let next = ticksAfter(timing, first);
+  let tick: number | null = first;
   let scanned = 0;
   let jumped = false;
   while (tick !== null && tick <= last) {
