@@ -167,34 +167,50 @@ export class ScheduleStore {
   }
 
   /**
-   * Records a pass's runs and the next tick, only while the claim is still this pass's: an API
-   * change in between (pause, delete, redefinition) dropped it, and then this changes nothing.
+   * Records what a pass did to each schedule of one claim, in one statement: its runs and next
+   * tick, written only while the claim is still this pass's. An API change in between (pause,
+   * delete, redefinition) dropped the claim, and then that schedule's row is left as it is.
+   * Returns how many rows were written.
    */
   async recordRuns(
-    schedule: ClaimedSchedule,
-    record: ScheduleRunRecord,
+    claimToken: string,
+    records: (ScheduleRunRecord & { name: string })[],
     now: number,
-  ): Promise<boolean> {
+  ): Promise<number> {
+    if (records.length === 0) return 0;
+    // A CTE of typed VALUES joined in UPDATE ... FROM: the same text runs on PostgreSQL and on
+    // SQLite (3.33+). The CASTs type PostgreSQL's parameters; SQLite takes them as they are.
+    const row =
+      '(?, CAST(? AS bigint), ?, CAST(? AS int), CAST(? AS bigint), CAST(? AS int), CAST(? AS bigint), ?)';
     const { affected } = await this.run(
-      `UPDATE schedules SET next_run_at = ?, state = ?, run_count = run_count + ?,
-         missed_count = missed_count + ?, overlap_skipped = overlap_skipped + ?,
-         last_run_at = COALESCE(?, last_run_at), last_task_id = COALESCE(?, last_task_id),
+      `WITH r (name, next_run_at, state, ran, missed, skipped, last_run_at, last_task_id) AS (
+         VALUES ${records.map(() => row).join(', ')}
+       )
+       UPDATE schedules SET next_run_at = r.next_run_at, state = r.state,
+         run_count = schedules.run_count + r.ran,
+         missed_count = schedules.missed_count + r.missed,
+         overlap_skipped = schedules.overlap_skipped + r.skipped,
+         last_run_at = COALESCE(r.last_run_at, schedules.last_run_at),
+         last_task_id = COALESCE(r.last_task_id, schedules.last_task_id),
          claim_token = NULL, claimed_until = NULL, updated_at = ?
-       WHERE name = ? AND claim_token = ?`,
+       FROM r
+       WHERE schedules.name = r.name AND schedules.claim_token = ?`,
       [
-        record.nextRunAt,
-        record.state,
-        record.ran,
-        record.missed,
-        record.overlapSkipped,
-        record.lastRunAt,
-        record.lastTaskId,
+        ...records.flatMap((r) => [
+          r.name,
+          r.nextRunAt,
+          r.state,
+          r.ran,
+          r.missed,
+          r.overlapSkipped,
+          r.lastRunAt,
+          r.lastTaskId,
+        ]),
         now,
-        schedule.name,
-        schedule.claimToken,
+        claimToken,
       ],
     );
-    return affected > 0;
+    return affected;
   }
 
   /** Runs one statement; `rows` for reads and RETURNING, `affected` for writes. */

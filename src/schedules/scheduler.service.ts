@@ -8,7 +8,7 @@ import { ScheduleChanges } from './schedule-changes';
 import { ScheduleClock } from './schedule-clock';
 import { dueTicks, nextTick } from './schedule-timing';
 import { type ClaimedSchedule, timingOf } from './schedule.model';
-import { ScheduleStore } from './schedule.store';
+import { type ScheduleRunRecord, ScheduleStore } from './schedule.store';
 import { SchedulesService } from './schedules.service';
 
 /** Schedules claimed per statement; a pass claims batches until nothing due is left. */
@@ -120,23 +120,30 @@ export class Scheduler implements OnApplicationBootstrap, BeforeApplicationShutd
     for (;;) {
       const claimed = await this.store.claimDue(now, CLAIM_BATCH, CLAIM_LEASE_MS);
       result.schedules += claimed.length;
-      const ran = await Promise.all(
+      const records = await Promise.all(
         claimed.map((schedule) =>
           this.runSchedule(schedule, now).catch((error: Error) => {
             // Its claim expires and a later pass (here or elsewhere) tries the same ticks; their
             // keys make that safe.
             this.logger.error(`schedule "${schedule.name}": ${error.message}`, error.stack);
-            return 0;
+            return null;
           }),
         ),
       );
-      result.ran += ran.reduce((sum, n) => sum + n, 0);
+      const done = records.filter((record) => record !== null);
+      if (claimed.length > 0) {
+        await this.store.recordRuns(claimed[0].claimToken, done, this.clock.now());
+      }
+      result.ran += done.reduce((sum, record) => sum + record.ran, 0);
       if (claimed.length < CLAIM_BATCH) return result;
     }
   }
 
-  /** Runs a claimed schedule's due ticks as its missed and overlap rules say; returns the count. */
-  private async runSchedule(schedule: ClaimedSchedule, now: number): Promise<number> {
+  /** Runs a claimed schedule's due ticks as its missed and overlap rules say; says what it did. */
+  private async runSchedule(
+    schedule: ClaimedSchedule,
+    now: number,
+  ): Promise<ScheduleRunRecord & { name: string }> {
     const timing = timingOf(schedule);
     const left = schedule.limit === null ? Infinity : schedule.limit - schedule.runCount;
     const keep = Math.min(schedule.missed === 'all' ? MAX_BACKFILL : 1, left);
@@ -165,19 +172,15 @@ export class Scheduler implements OnApplicationBootstrap, BeforeApplicationShutd
     }
     const limitReached = schedule.limit !== null && schedule.runCount + ran >= schedule.limit;
     const next = limitReached ? null : nextTick(timing, now);
-    await this.store.recordRuns(
-      schedule,
-      {
-        nextRunAt: next,
-        state: next === null ? 'finished' : 'active',
-        ran,
-        missed,
-        overlapSkipped,
-        lastRunAt,
-        lastTaskId: lastRunAt === null ? null : lastTaskId,
-      },
-      this.clock.now(),
-    );
-    return ran;
+    return {
+      name: schedule.name,
+      nextRunAt: next,
+      state: next === null ? 'finished' : 'active',
+      ran,
+      missed,
+      overlapSkipped,
+      lastRunAt,
+      lastTaskId: lastRunAt === null ? null : lastTaskId,
+    };
   }
 }
