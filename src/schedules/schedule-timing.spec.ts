@@ -5,6 +5,7 @@ import {
   nextTick,
   parseEvery,
   type ScheduleTiming,
+  ticksAfter,
 } from './schedule-timing';
 
 const at = (iso: string): number => Date.parse(iso);
@@ -174,6 +175,27 @@ describe('dueTicks', () => {
       '2026-01-01T10:04:00.000Z',
     ]);
     expect(due.passed).toBe(0);
+    expect(iso(due.next)).toBe('2026-01-01T10:05:00.000Z');
+  });
+
+  it('answers the next tick as nextTick does, for every and past endAt too', () => {
+    const every: ScheduleTiming = { everyMs: 60_000, timezone: 'UTC', seed: 'x' };
+    const now = at('2026-01-01T10:04:30Z');
+    expect(dueTicks(every, first, now, 1).next).toBe(nextTick(every, now));
+    const ended = cron('* * * * *', { endAt: at('2026-01-01T10:02:00Z') });
+    expect(dueTicks(ended, first, now, 5).next).toBeNull();
+  });
+
+  it('walks two schedules of one expression at once without mixing them up', () => {
+    const a = cron('*/10 * * * *', { seed: 'same' });
+    const walkA = ticksAfter(a, at('2026-01-01T10:00:00Z'));
+    const walkB = ticksAfter(a, at('2026-01-01T12:00:00Z'));
+    expect([walkA(), walkB(), walkA(), walkB()].map(iso)).toEqual([
+      '2026-01-01T10:10:00.000Z',
+      '2026-01-01T12:10:00.000Z',
+      '2026-01-01T10:20:00.000Z',
+      '2026-01-01T12:20:00.000Z',
+    ]);
   });
 
   it('keeps only the newest and counts the rest', () => {

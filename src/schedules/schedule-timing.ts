@@ -106,6 +106,8 @@ export function ticksAfter(timing: ScheduleTiming, after: number): () => number 
 export interface DueTicks {
   /** The ticks to run, oldest first: at most `keep`, the most recent ones. */
   run: number[];
+  /** The first tick after `now` (null past endAt): what nextTick(timing, now) answers. */
+  next: number | null;
   /** Due ticks not run (older than those in `run`); estimated past a long outage. */
   passed: number;
 }
@@ -123,7 +125,7 @@ export function dueTicks(
   keep: number,
 ): DueTicks {
   const last = timing.endAt != null ? Math.min(now, timing.endAt) : now;
-  if (first > last || keep < 1) return { run: [], passed: 0 };
+  if (first > last || keep < 1) return { run: [], passed: 0, next: nextTick(timing, now) };
   if (!timing.cron && timing.everyMs) {
     const count = Math.floor((last - first) / timing.everyMs) + 1;
     const kept = Math.min(keep, count);
@@ -131,7 +133,12 @@ export function dueTicks(
       { length: kept },
       (_, i) => first + (count - kept + i) * timing.everyMs!,
     );
-    return { run, passed: count - kept };
+    const next = first + count * timing.everyMs;
+    return {
+      run,
+      passed: count - kept,
+      next: timing.endAt != null && next > timing.endAt ? null : next,
+    };
   }
   const run: number[] = [];
   let passed = 0;
@@ -165,23 +172,47 @@ export function dueTicks(
     scanned += 1;
     tick = next();
   }
-  return { run, passed };
+  // The walk stopped at the first tick past `last`; past endAt there is none.
+  return { run, passed, next: last === now ? tick : null };
 }
 
+type Expression = ReturnType<typeof CronExpressionParser.parse>;
+
+/** Parsed expressions by cron, zone and seed: parsing costs several steps' worth of CPU. */
+const parsed = new Map<string, { expression: Expression; user: object | null }>();
+const PARSED_MAX = 10_000;
+
 function cronSteps(timing: ScheduleTiming, after: number): () => number | null {
-  let expression: ReturnType<typeof CronExpressionParser.parse>;
-  try {
-    expression = CronExpressionParser.parse(timing.cron!.trim(), {
-      currentDate: after,
-      tz: timing.timezone,
-      hashSeed: timing.seed,
-    });
-  } catch {
-    return () => null;
-  }
-  return () => {
+  const key = `${timing.cron!.trim()}\u0000${timing.timezone}\u0000${timing.seed}`;
+  let entry = parsed.get(key);
+  if (!entry) {
     try {
-      return expression.next().getTime();
+      entry = {
+        expression: CronExpressionParser.parse(timing.cron!.trim(), {
+          currentDate: after,
+          tz: timing.timezone,
+          hashSeed: timing.seed,
+        }),
+        user: null,
+      };
+    } catch {
+      return () => null;
+    }
+    if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value!);
+    parsed.set(key, entry);
+  }
+  const cached = entry;
+  const self = {};
+  let cursor = after;
+  return () => {
+    // The expression is shared: move it to this walk's position unless this walk used it last.
+    if (cached.user !== self) {
+      cached.expression.reset(new Date(cursor));
+      cached.user = self;
+    }
+    try {
+      cursor = cached.expression.next().getTime();
+      return cursor;
     } catch {
       // An expression that never matches (30 February) has no next tick.
       return null;

@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import { ScheduleChanges } from './schedule-changes';
 import { ScheduleClock } from './schedule-clock';
-import { dueTicks, nextTick } from './schedule-timing';
+import { dueTicks } from './schedule-timing';
 import { type ClaimedSchedule, timingOf } from './schedule.model';
 import { type ScheduleRunRecord, ScheduleStore } from './schedule.store';
 import { SchedulesService } from './schedules.service';
@@ -171,7 +171,7 @@ export class Scheduler implements OnApplicationBootstrap, BeforeApplicationShutd
       );
     }
     const limitReached = schedule.limit !== null && schedule.runCount + ran >= schedule.limit;
-    const next = limitReached ? null : nextTick(timing, now);
+    const next = limitReached ? null : due.next;
     return {
       name: schedule.name,
       nextRunAt: next,
