@@ -122,6 +122,13 @@ describe('SchedulesService', () => {
     );
   });
 
+  it('checks a declaration as it checks a request', async () => {
+    const { schedules } = service([handler('report', { every: '1m', priority: 50 })]);
+    await expect(schedules.reconcileDeclared()).rejects.toThrow(
+      'Test.report: schedule: priority must not be greater than 10',
+    );
+  });
+
   it('formats durations with the largest exact units', () => {
     expect(formatDuration(5_400_000)).toBe('1h30m');
     expect(formatDuration(90_061_001)).toBe('1d1h1m1s1ms');

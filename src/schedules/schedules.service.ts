@@ -16,7 +16,7 @@ import { IdempotencyConflictError } from '../tasks/errors/idempotency-conflict.e
 import { TaskNotFoundError } from '../tasks/errors/task-not-found.error';
 import { UnknownActionError } from '../tasks/errors/unknown-action.error';
 import { TasksService } from '../tasks/tasks.service';
-import type { CreateScheduleDto } from './dto/create-schedule.dto';
+import { CreateScheduleDto } from './dto/create-schedule.dto';
 import type { ScheduleResponseDto } from './dto/schedule.response.dto';
 import { ScheduleChanges } from './schedule-changes';
 import { ScheduleClock } from './schedule-clock';
@@ -161,12 +161,18 @@ export class SchedulesService {
     const declared = new Map<string, ScheduleDefinition>();
     for (const handler of this.explorer.list()) {
       if (!handler.schedule || handler.action === FALLBACK_ACTION) continue;
-      const { schedule } = handler;
+      const input = { ...handler.schedule, name: handler.action, action: handler.action };
       try {
-        declared.set(
-          handler.action,
-          await this.define({ ...schedule, name: handler.action, action: handler.action }),
-        );
+        // A declaration is not a request, but it gets the same checks as one.
+        const problems = flatten(
+          await validate(plainToInstance(CreateScheduleDto, input), {
+            whitelist: true,
+            forbidNonWhitelisted: true,
+          }),
+          '',
+        ).map((line) => line.replace(/^\./, ''));
+        if (problems.length > 0) throw new InvalidScheduleError(problems);
+        declared.set(handler.action, await this.define(input));
       } catch (error) {
         const problems =
           error instanceof InvalidScheduleError ? error.messages : [(error as Error).message];
