@@ -7,9 +7,12 @@ import {
   HttpStatus,
   Param,
   Post,
+  Put,
   Query,
+  Res,
   UseFilters,
 } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import {
   ApiAcceptedResponse,
   ApiBadRequestResponse,
@@ -22,7 +25,11 @@ import {
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
-import { CreateScheduleDto } from './dto/create-schedule.dto';
+import {
+  CreateScheduleDto,
+  PutScheduleDto,
+  SCHEDULE_NAME_PATTERN,
+} from './dto/create-schedule.dto';
 import { ListSchedulesQueryDto } from './dto/list-schedules.query.dto';
 import {
   ScheduleListResponseDto,
@@ -30,6 +37,7 @@ import {
   ScheduleRunResponseDto,
 } from './dto/schedule.response.dto';
 import { ScheduleErrorsFilter } from './schedule-errors.filter';
+import { InvalidScheduleError } from './schedule.errors';
 import { SchedulesService } from './schedules.service';
 
 const NAME = { name: 'name', description: 'The schedule name.', example: 'nightly-report' };
@@ -38,7 +46,10 @@ const NAME = { name: 'name', description: 'The schedule name.', example: 'nightl
 @Controller('schedules')
 @UseFilters(ScheduleErrorsFilter)
 export class SchedulesController {
-  constructor(private readonly schedules: SchedulesService) {}
+  constructor(
+    private readonly schedules: SchedulesService,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {}
 
   @Post()
   @ApiOperation({
@@ -71,6 +82,32 @@ export class SchedulesController {
   @ApiNotFoundResponse({ description: 'No schedule of that name.' })
   get(@Param('name') name: string): Promise<ScheduleResponseDto> {
     return this.schedules.get(name);
+  }
+
+  @Put(':name')
+  @ApiOperation({
+    summary: 'Create or replace a schedule by name',
+    description:
+      'Replacing keeps its counters and last run; a paused schedule stays paused; the next run is computed from now. Code-declared schedules are changed in code (409).',
+  })
+  @ApiParam(NAME)
+  @ApiOkResponse({ type: ScheduleResponseDto, description: 'Replaced.' })
+  @ApiCreatedResponse({ type: ScheduleResponseDto, description: 'Created.' })
+  @ApiBadRequestResponse({ description: 'A bad field, named.' })
+  @ApiConflictResponse({ description: 'The schedule is declared in code.' })
+  async put(
+    @Param('name') name: string,
+    @Body() dto: PutScheduleDto,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<ScheduleResponseDto> {
+    if (!SCHEDULE_NAME_PATTERN.test(name)) {
+      throw new InvalidScheduleError([
+        'name must be a letter or digit, then up to 127 letters, digits, _ . : or - (no spaces or slashes)',
+      ]);
+    }
+    const { schedule, created } = await this.schedules.put({ ...dto, name });
+    this.adapterHost.httpAdapter.status(response, created ? HttpStatus.CREATED : HttpStatus.OK);
+    return schedule;
   }
 
   @Post(':name/pause')

@@ -68,6 +68,38 @@ export class SchedulesService {
     return this.view(schedule);
   }
 
+  /**
+   * Creates the schedule, or replaces the definition of the one of that name: its counters and
+   * last run stay, a paused one stays paused, and the next run is computed from now under the
+   * new definition. `created` says which. A code-declared schedule is changed in code only.
+   */
+  async put(input: ScheduleInput): Promise<{ schedule: ScheduleResponseDto; created: boolean }> {
+    const definition = await this.define(input);
+    const stored = await this.store.find(definition.name);
+    if (!stored) return { schedule: await this.create(input), created: true };
+    if (stored.source === 'code') {
+      throw new ScheduleStateError(definition.name, 'declared in code', 'replaced over the API');
+    }
+    const fresh = this.newSchedule(definition, 'api');
+    const limitReached = definition.limit !== null && stored.runCount >= definition.limit;
+    const state =
+      stored.state === 'paused'
+        ? 'paused'
+        : limitReached || fresh.nextRunAt === null
+          ? 'finished'
+          : 'active';
+    await this.store.replace({
+      ...stored,
+      ...definition,
+      definitionHash: fresh.definitionHash,
+      state,
+      nextRunAt: state === 'active' ? fresh.nextRunAt : null,
+      updatedAt: this.clock.now(),
+    });
+    this.changes.notify();
+    return { schedule: await this.get(definition.name), created: false };
+  }
+
   async get(name: string): Promise<ScheduleResponseDto> {
     return this.view(await this.require(name));
   }

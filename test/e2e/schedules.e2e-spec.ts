@@ -313,6 +313,41 @@ describe('schedules API', () => {
     await t.http.delete('/schedules/dst').expect(204);
   });
 
+  it('creates or replaces with PUT, keeping counters and a pause', async () => {
+    clock.set(at('2031-01-06T14:00:30Z'));
+    const body = { action: 'uppercase', data: { text: 'u' }, every: '1m' };
+    const created = await t.http.put('/schedules/upserted').send(body).expect(201);
+    expect(created.body).toMatchObject({
+      name: 'upserted',
+      every: '1m',
+      nextRunAt: '2031-01-06T14:01:00.000Z',
+    });
+    clock.set(at('2031-01-06T14:01:00Z'));
+    await clock.step();
+
+    const replaced = await t.http
+      .put('/schedules/upserted')
+      .send({ ...body, every: undefined, cron: '*/5 * * * *' })
+      .expect(200);
+    expect(replaced.body).toMatchObject({
+      cron: '*/5 * * * *',
+      every: null,
+      runCount: 1,
+      lastRunAt: '2031-01-06T14:01:00.000Z',
+      nextRunAt: '2031-01-06T14:05:00.000Z',
+    });
+    await t.http.post('/schedules/upserted/pause').expect(200);
+    const stillPaused = await t.http.put('/schedules/upserted').send(body).expect(200);
+    expect(stillPaused.body).toMatchObject({ every: '1m', paused: true, nextRunAt: null });
+
+    await t.http.put('/schedules/has space').send(body).expect(400);
+    await t.http
+      .put('/schedules/upserted')
+      .send({ ...body, name: 'other' })
+      .expect(400);
+    await t.http.delete('/schedules/upserted').expect(204);
+  });
+
   it('documents /schedules in Swagger', async () => {
     const doc = (await t.http.get('/docs-json').expect(200)).body;
     for (const path of [
@@ -455,6 +490,17 @@ describe('code-declared schedules', () => {
     expect(removed).toEqual([
       expect.objectContaining({ name: 'sched-cleanup', state: 'disabled', nextRunAt: null }),
     ]);
+
+    const running = await startTestApp({ dbPath, modules: [DeclaredCronModule] });
+    try {
+      const refused = await running.http
+        .put('/schedules/sched-cleanup')
+        .send({ action: 'sched-cleanup', every: '1m' })
+        .expect(409);
+      expect(refused.body.message).toMatch(/declared in code/);
+    } finally {
+      await running.close();
+    }
 
     expect(await boot(DeclaredCronModule)).toEqual([
       expect.objectContaining({ name: 'sched-cleanup', state: 'active', cron: '*/5 * * * *' }),

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
 import {
   IsBoolean,
   IsIn,
@@ -146,3 +146,6 @@ export class CreateScheduleDto {
   @Max(1_000_000_000)
   limit?: number;
 }
+
+/** `PUT /schedules/:name`: the whole definition, named by the path. */
+export class PutScheduleDto extends OmitType(CreateScheduleDto, ['name'] as const) {}
