@@ -29,7 +29,7 @@ module.exports = {
       name: 'api-uses-no-driver',
       severity: 'error',
       comment: 'The API talks to queues through the publisher and registry, never to a driver.',
-      from: { path: '^src/(api|queues)/' },
+      from: { path: '^src/(api|queues|schedules)/' },
       to: { path: '^src/queue/drivers/' },
     },
     {
