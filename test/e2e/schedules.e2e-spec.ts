@@ -3,7 +3,8 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { TaskHandler } from '../../src/handlers';
-import { ScheduleClock, Scheduler } from '../../src/schedules';
+import { CLAIM_LEASE_MS, ScheduleClock, Scheduler, SchedulesService } from '../../src/schedules';
+import { ScheduleStore } from '../../src/schedules/schedule.store';
 import { startTestApp, tempDir, type TestApp, withPg } from '../helpers/create-test-app';
 import { describeWithService, type RequiredService } from '../helpers/service-available';
 import { probe, TestHandlersModule } from '../helpers/test-handlers';
@@ -12,12 +13,16 @@ import { waitFor } from '../helpers/wait-for';
 const at = (iso: string): number => Date.parse(iso);
 
 /**
- * A clock the test moves: every given app's schedules service and scheduler read it. Ticks run
- * only when the test moves it and steps the schedulers, so nothing depends on real minutes.
+ * A clock the test moves: every given app's schedules service and scheduler read it. The
+ * schedulers' timers are stopped, so ticks run only when the test steps them: nothing depends
+ * on real minutes or on when a timer fires.
  */
-function controlledClock(apps: TestApp[], start: number) {
+async function controlledClock(apps: TestApp[], start: number) {
   let now = start;
-  for (const t of apps) jest.spyOn(t.app.get(ScheduleClock), 'now').mockImplementation(() => now);
+  for (const t of apps) {
+    jest.spyOn(t.app.get(ScheduleClock), 'now').mockImplementation(() => now);
+    await t.app.get(Scheduler).stop();
+  }
   return {
     get now(): number {
       return now;
@@ -58,14 +63,14 @@ async function schedule(t: TestApp, name: string): Promise<Record<string, unknow
 describe('schedules API', () => {
   const dir = tempDir();
   let t: TestApp;
-  let clock: ReturnType<typeof controlledClock>;
+  let clock: Awaited<ReturnType<typeof controlledClock>>;
   beforeAll(async () => {
     t = await startTestApp({
       dbPath: join(dir.path, 'schedules.db'),
       modules: [TestHandlersModule],
     });
     // Far from the real time, so only the test's steps run ticks.
-    clock = controlledClock([t], at('2031-01-06T10:00:30Z'));
+    clock = await controlledClock([t], at('2031-01-06T10:00:30Z'));
   });
   afterAll(async () => {
     await t.close();
@@ -149,6 +154,7 @@ describe('schedules API', () => {
       .send({ ...base, name: 'taken', cron: '* * * * *' });
     expect(conflict.status).toBe(409);
     expect(conflict.body.message).toMatch(/taken/);
+    await t.http.delete('/schedules/taken').expect(204);
   });
 
   it('runs one task per tick, shows the last run, and counts runs', async () => {
@@ -313,6 +319,38 @@ describe('schedules API', () => {
     await t.http.delete('/schedules/dst').expect(204);
   });
 
+  it('takes over the schedules of a process that died holding their claim, after its lease', async () => {
+    clock.set(at('2031-01-06T15:00:30Z'));
+    await t.http
+      .post('/schedules')
+      .send({
+        name: 'orphaned',
+        action: 'uppercase',
+        data: { text: 'o' },
+        every: '1m',
+        missed: 'all',
+      })
+      .expect(201);
+    clock.set(at('2031-01-06T15:01:00Z'));
+    // A process claims the due schedule, submits its tick's task, and dies before recording it.
+    const claims = await t.app.get(ScheduleStore).claimDue(clock.now, 100, CLAIM_LEASE_MS);
+    expect(claims.map((c) => c.name)).toEqual(['orphaned']);
+    const [claimed] = claims;
+    await t.app.get(SchedulesService).runTick(claimed, at('2031-01-06T15:01:00Z'));
+
+    await clock.step();
+    expect((await schedule(t, 'orphaned')).runCount).toBe(0); // still someone else's
+
+    clock.set(at('2031-01-06T15:01:00Z') + CLAIM_LEASE_MS + 1000);
+    await clock.step();
+    expect(await tickKeys(t, 'orphaned')).toEqual(['2031-01-06T15:01:00.000Z']);
+    expect(await schedule(t, 'orphaned')).toMatchObject({
+      runCount: 1,
+      nextRunAt: '2031-01-06T15:02:00.000Z',
+    });
+    await t.http.delete('/schedules/orphaned').expect(204);
+  });
+
   it('creates or replaces with PUT, keeping counters and a pause', async () => {
     clock.set(at('2031-01-06T14:00:30Z'));
     const body = { action: 'uppercase', data: { text: 'u' }, every: '1m' };
@@ -369,7 +407,7 @@ describe('missed ticks after the scheduler was stopped', () => {
   it('skip runs none, latest the most recent, all each of them', async () => {
     const dbPath = join(dir.path, 'missed.db');
     const first = await startTestApp({ dbPath });
-    controlledClock([first], at('2031-02-03T10:00:30Z'));
+    await controlledClock([first], at('2031-02-03T10:00:30Z'));
     for (const missed of ['skip', 'latest', 'all']) {
       await first.http
         .post('/schedules')
@@ -387,7 +425,7 @@ describe('missed ticks after the scheduler was stopped', () => {
     // Down from 10:00:30 to 10:06:45: ticks 10:01 to 10:06 passed, the newest 45 s ago.
     const second = await startTestApp({ dbPath });
     try {
-      const clock = controlledClock([second], at('2031-02-03T10:06:45Z'));
+      const clock = await controlledClock([second], at('2031-02-03T10:06:45Z'));
       await clock.step();
       expect(await tickKeys(second, 'missed-skip')).toEqual([]);
       expect(await tickKeys(second, 'missed-latest')).toEqual(['2031-02-03T10:06:00.000Z']);
@@ -538,7 +576,7 @@ function exactlyOnceSuite(
   it('three schedulers stepping together create one task per tick (controlled clock)', async () => {
     const { dbPath, env } = await database();
     apps = await threeApps(dbPath, env);
-    const clock = controlledClock(apps, at('2031-03-01T00:00:00.500Z'));
+    const clock = await controlledClock(apps, at('2031-03-01T00:00:00.500Z'));
     await apps[0].http
       .post('/schedules')
       .send({
