@@ -127,6 +127,12 @@ describe('nextTick', () => {
     ).toEqual(['2026-03-29T01:00:00.000Z', '2026-03-29T02:00:00.000Z', '2026-03-29T03:00:00.000Z']);
   });
 
+  it('runs an hourly Berlin schedule in both 02:00 hours of the fall-back', () => {
+    expect(
+      ticks(cron('0 * * * *', { timezone: 'Europe/Berlin' }), '2026-10-24T23:30:00Z', 3),
+    ).toEqual(['2026-10-25T00:00:00.000Z', '2026-10-25T01:00:00.000Z', '2026-10-25T02:00:00.000Z']);
+  });
+
   it('anchors every at the epoch, or at startAt', () => {
     const every: ScheduleTiming = { everyMs: 15 * 60_000, timezone: 'UTC', seed: 'x' };
     expect(ticks(every, '2026-01-01T10:07:13Z', 2)).toEqual([
