@@ -1,4 +1,5 @@
 export * from './backoff';
+export * from './drivers/sqlite/sqlite-shared-transaction';
 export * from './errors';
 export * from './interfaces/message-processor.interface';
 export * from './interfaces/queue-driver.interface';
