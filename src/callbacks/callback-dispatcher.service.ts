@@ -122,7 +122,10 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
       if (this.stopping) break;
       if (task.callbackAttempts >= this.config.callback.maxAttempts) {
         // Its last attempt was claimed by a process that died (or shut down) before the answer.
-        await this.store.abandonCallback(task, task.callbackError ?? 'the last attempt did not finish');
+        await this.store.abandonCallback(
+          task,
+          task.callbackError ?? 'the last attempt did not finish',
+        );
         continue;
       }
       const claimed = await this.store.claimCallback(
@@ -179,7 +182,11 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
         baseMs: this.config.task.backoffMs,
         maxMs: this.config.task.backoffMaxMs,
       });
-      await this.store.settleCallback(claimed, { status: 'pending', error, nextAt: Date.now() + delay });
+      await this.store.settleCallback(claimed, {
+        status: 'pending',
+        error,
+        nextAt: Date.now() + delay,
+      });
       // A retry due before the next poll is looked for when it is due.
       if (delay < POLL_MS) setTimeout(() => this.wake(), delay + 1).unref();
       this.logger.debug(`callback of task ${task.id} attempt ${attempt} failed: ${error}`);

@@ -72,9 +72,7 @@ export class GroupCommit<I, R> {
   }
 
   private isIdle(): boolean {
-    return (
-      this.pending.length === 0 && this.inFlight === 0 && !this.scheduled && !this.retryTimer
-    );
+    return this.pending.length === 0 && this.inFlight === 0 && !this.scheduled && !this.retryTimer;
   }
 
   /** The next turn flushes: whatever else is submitted in this one joins the batch. */

@@ -295,7 +295,8 @@ export class PgTaskStatements extends TaskStatements {
       cancel: named(
         'cancel',
         `UPDATE ${T} AS t SET ${c('status')} = ${status(TaskStatus.Cancelled)},
-           ${c('processedAt')} = $2, ${c('updatedAt')} = $2, ${callbackPending('$2')}
+           ${c('processedAt')} = $2, ${c('updatedAt')} = $2,
+           ${callbackPending(`$2::${typeOf(column('callbackNextAt'))}`)}
          WHERE t.${c('id')} = $1
            AND t.${c('status')} IN (${status(TaskStatus.Queued)}, ${status(TaskStatus.Running)})`,
       ),

@@ -245,11 +245,17 @@ export class SqliteTaskStatements extends TaskStatements {
   }
 
   findById(id: string): Promise<TaskEntity | null> {
-    return this.read(() => this.s.findById, (stmt) => entity(stmt.get(id)));
+    return this.read(
+      () => this.s.findById,
+      (stmt) => entity(stmt.get(id)),
+    );
   }
 
   findByIdempotencyKey(key: string): Promise<TaskEntity | null> {
-    return this.read(() => this.s.findByKey, (stmt) => entity(stmt.get(key)));
+    return this.read(
+      () => this.s.findByKey,
+      (stmt) => entity(stmt.get(key)),
+    );
   }
 
   list(filter: ListTasksFilter): Promise<TaskEntity[]> {
@@ -303,7 +309,12 @@ export class SqliteTaskStatements extends TaskStatements {
   }
 
   /** The completing UPDATE as a synchronous step, for a transaction on `db`. */
-  protected override completeNow(id: string, token: string, result: string, now: number): () => boolean {
+  protected override completeNow(
+    id: string,
+    token: string,
+    result: string,
+    now: number,
+  ): () => boolean {
     const params = { id, token, result, now: Math.trunc(now) };
     return () => changedOne(this.s.complete.run(params));
   }
@@ -348,11 +359,17 @@ export class SqliteTaskStatements extends TaskStatements {
   cancelledAmong(ids: string[]): Promise<string[]> {
     if (ids.length === 0) return Promise.resolve([]);
     const params = { ids: JSON.stringify(ids) };
-    return this.read(() => this.s.cancelledAmong, (stmt) => stmt.all(params) as string[]);
+    return this.read(
+      () => this.s.cancelledAmong,
+      (stmt) => stmt.all(params) as string[],
+    );
   }
 
   countQueued(): Promise<number> {
-    return this.read(() => this.s.countQueued, (stmt) => stmt.get() as number);
+    return this.read(
+      () => this.s.countQueued,
+      (stmt) => stmt.get() as number,
+    );
   }
 
   requeueRunning(queues: string[]): Promise<number> {
@@ -365,14 +382,19 @@ export class SqliteTaskStatements extends TaskStatements {
     return this.read(
       () => (after ? this.s.queuedKeysAfter : this.s.queuedKeys),
       (stmt) =>
-        stmt.all(after ? { limit, createdAt: after.createdAt, id: after.id } : { limit }) as TaskKey[],
+        stmt.all(
+          after ? { limit, createdAt: after.createdAt, id: after.id } : { limit },
+        ) as TaskKey[],
     );
   }
 
   queuedByIds(ids: string[]): Promise<TaskEntity[]> {
     if (ids.length === 0) return Promise.resolve([]);
     const params = { ids: JSON.stringify(ids) };
-    return this.read(() => this.s.queuedByIds, (stmt) => entities(stmt.all(params)));
+    return this.read(
+      () => this.s.queuedByIds,
+      (stmt) => entities(stmt.all(params)),
+    );
   }
 
   staleQueued(
@@ -398,7 +420,10 @@ export class SqliteTaskStatements extends TaskStatements {
   }
 
   countQueuedDue(queue: string, now: number): Promise<number> {
-    return this.read(() => this.s.countQueuedDue, (stmt) => stmt.get({ queue, now }) as number);
+    return this.read(
+      () => this.s.countQueuedDue,
+      (stmt) => stmt.get({ queue, now }) as number,
+    );
   }
 
   reclaim(id: string, staleToken: string, attempt: number, token: string): Promise<boolean> {
@@ -407,11 +432,17 @@ export class SqliteTaskStatements extends TaskStatements {
   }
 
   exists(id: string): Promise<boolean> {
-    return this.read(() => this.s.exists, (stmt) => stmt.get(id) !== undefined);
+    return this.read(
+      () => this.s.exists,
+      (stmt) => stmt.get(id) !== undefined,
+    );
   }
 
   dueCallbacks(now: number, limit: number): Promise<TaskEntity[]> {
-    return this.read(() => this.s.dueCallbacks, (stmt) => entities(stmt.all({ now, limit })));
+    return this.read(
+      () => this.s.dueCallbacks,
+      (stmt) => entities(stmt.all({ now, limit })),
+    );
   }
 
   protected updateCallback(
@@ -441,13 +472,13 @@ export class SqliteTaskStatements extends TaskStatements {
    * A read, at once. Preparing on first use and running both throw synchronously; they come
    * back as a rejection (SQLite errors as QueryFailedError), as from any other store.
    */
-  private read<S extends Statement, T>(statement: () => S, run: (stmt: S) => T): Promise<T> {
+  private async read<S extends Statement, T>(statement: () => S, run: (stmt: S) => T): Promise<T> {
     let stmt: S | undefined;
     try {
       stmt = statement();
-      return Promise.resolve(run(stmt));
+      return run(stmt);
     } catch (error) {
-      return Promise.reject(asQueryFailed(error, stmt?.source ?? 'prepare'));
+      throw asQueryFailed(error, stmt?.source ?? 'prepare') as Error;
     }
   }
 

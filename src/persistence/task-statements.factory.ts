@@ -20,7 +20,8 @@ export function createTaskStatements(
     const db = betterSqliteHandle(dataSource);
     if (!db) throw new Error('task statements: the better-sqlite3 DataSource has no connection');
     const scope = db.name !== ':memory:' ? lend?.(db.name) : undefined;
-    if (isSqliteSharedTransaction(scope)) return new SqliteTaskStatements(scope.db, metadata, scope);
+    if (isSqliteSharedTransaction(scope))
+      return new SqliteTaskStatements(scope.db, metadata, scope);
     return new SqliteTaskStatements(db, metadata);
   }
   if (type === 'postgres') {

@@ -70,7 +70,12 @@ export abstract class TaskStatements {
    * attempt, or, when the broker redelivered the message (its holder died), a running row of
    * this same attempt. False means the delivery is a duplicate or stale.
    */
-  abstract claim(id: string, attempt: number, token: string, redelivered: boolean): Promise<boolean>;
+  abstract claim(
+    id: string,
+    attempt: number,
+    token: string,
+    redelivered: boolean,
+  ): Promise<boolean>;
 
   /** Stores progress while the claim holds. */
   abstract progress(
@@ -128,7 +133,12 @@ export abstract class TaskStatements {
    * `staleToken` by an earlier attempt: if its holder finished, failed or was replaced meanwhile,
    * nothing changes and false is returned.
    */
-  abstract reclaim(id: string, staleToken: string, attempt: number, token: string): Promise<boolean>;
+  abstract reclaim(
+    id: string,
+    staleToken: string,
+    attempt: number,
+    token: string,
+  ): Promise<boolean>;
 
   abstract exists(id: string): Promise<boolean>;
 
@@ -177,7 +187,13 @@ export abstract class TaskStatements {
   }
 
   /** Records a failed attempt: back to queued for a retry, or failed for good. */
-  fail(id: string, token: string, error: string, final: boolean, now = Date.now()): Promise<boolean> {
+  fail(
+    id: string,
+    token: string,
+    error: string,
+    final: boolean,
+    now = Date.now(),
+  ): Promise<boolean> {
     return this.failAt(id, token, error, final, Math.trunc(now));
   }
 
@@ -256,7 +272,12 @@ export abstract class TaskStatements {
   protected abstract updateCallback(
     id: string,
     held: { attempts: number; nextAt: number | null },
-    set: { attempts?: number; status?: CallbackStatus; error?: string | null; nextAt: number | null },
+    set: {
+      attempts?: number;
+      status?: CallbackStatus;
+      error?: string | null;
+      nextAt: number | null;
+    },
   ): Promise<boolean>;
 
   /** Synchronous steps for a transaction of `scope`; undefined where there is no scope. */
