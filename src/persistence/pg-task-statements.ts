@@ -70,12 +70,13 @@ interface Progress {
 }
 
 /**
- * The task table's hot statements on PostgreSQL, run on the pg Pool TypeORM opened, as named
- * (prepared) statements whose parameters are arrays: `UPDATE … FROM unnest($1, $2, …)` and
+ * The task table on PostgreSQL, run on the pg Pool TypeORM opened as named (prepared)
+ * statements. The hot ones take arrays: `UPDATE … FROM unnest($1, $2, …)` and
  * `INSERT … SELECT * FROM unnest(…)` change any number of rows with one fixed SQL text, so each
- * connection parses and plans it once.
+ * connection parses and plans it once. The cold ones (cancel, retry, the reconciler's, the
+ * callbacks', retention, reads) run one call per statement, each its own implicit transaction.
  *
- * Writes are group-committed: all claims (or completes, fails, progress updates, inserts)
+ * Hot writes are group-committed: all claims (or completes, fails, progress updates, inserts)
  * submitted in one event-loop turn go in one statement, which PostgreSQL runs as one implicit
  * transaction, and each caller's promise settles only once that statement has committed (pg
  * reports a result at ReadyForQuery, after the commit). `RETURNING id` tells each caller exactly
@@ -236,7 +237,7 @@ export class PgTaskStatements extends TaskStatements {
           `${this.columns.map((col, i) => `$${i + 1}::${typeOf(col)}[]`).join(', ')})`,
       ),
       findById: named('find', `SELECT ${names} FROM ${T} WHERE ${c('id')} = $1 LIMIT 1`),
-      // Same conditions as TaskStore.claim: a queued row of an earlier attempt, or, for a
+      // The claim condition: a queued row of an earlier attempt, or, for a
       // redelivered message, a running row of this same attempt.
       claim: updating(
         'claim',
