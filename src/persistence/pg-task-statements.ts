@@ -4,7 +4,7 @@ import { QueryFailedError, type DataSource, type Driver, type EntityMetadata } f
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { GroupCommit, type Outcome } from '../common/group-commit';
 import {
-  type CallbackOutcome,
+  type CallbackChange,
   type ListTasksFilter,
   type TaskKey,
   TaskStatements,
@@ -518,18 +518,13 @@ export class PgTaskStatements extends TaskStatements {
   protected async updateCallback(
     id: string,
     held: { attempts: number; nextAt: number | null },
-    set: Partial<CallbackOutcome> & { attempts?: number; nextAt: number | null },
+    set: CallbackChange,
   ): Promise<boolean> {
     const where = [id, held.attempts, held.nextAt];
     const result =
-      set.attempts !== undefined
+      'attempts' in set
         ? await this.query(this.sql.claimCallback, [...where, set.attempts, set.nextAt])
-        : await this.query(this.sql.settleCallback, [
-            ...where,
-            set.status ?? null,
-            set.error ?? null,
-            set.nextAt,
-          ]);
+        : await this.query(this.sql.settleCallback, [...where, set.status, set.error, set.nextAt]);
     return result.rowCount === 1;
   }
 

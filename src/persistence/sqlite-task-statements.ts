@@ -4,7 +4,7 @@ import { GroupCommit, type Outcome, type RetryLater } from '../common/group-comm
 import { failsWholeSqliteBatch } from '../common/sqlite-errors';
 import type { SqliteSharedTransaction } from '../queue';
 import {
-  type CallbackOutcome,
+  type CallbackChange,
   type ListTasksFilter,
   type TaskKey,
   TaskStatements,
@@ -448,17 +448,17 @@ export class SqliteTaskStatements extends TaskStatements {
   protected updateCallback(
     id: string,
     held: { attempts: number; nextAt: number | null },
-    set: Partial<CallbackOutcome> & { attempts?: number; nextAt: number | null },
+    set: CallbackChange,
   ): Promise<boolean> {
     const where = { id, heldAttempts: held.attempts, heldNextAt: held.nextAt };
-    if (set.attempts !== undefined) {
+    if ('attempts' in set) {
       const params = { ...where, attempts: set.attempts, nextAt: set.nextAt };
       return this.submit(() => changedOne(this.s.claimCallback.run(params)));
     }
     const params = {
       ...where,
-      status: set.status ?? null,
-      error: set.error ?? null,
+      status: set.status,
+      error: set.error,
       nextAt: set.nextAt,
     };
     return this.submit(() => changedOne(this.s.settleCallback.run(params)));

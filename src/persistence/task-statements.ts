@@ -40,6 +40,9 @@ export interface CallbackOutcome {
   nextAt: number | null;
 }
 
+/** A change of the callback columns: a claim counts an attempt; an outcome sets a status. */
+export type CallbackChange = { attempts: number; nextAt: number } | CallbackOutcome;
+
 /**
  * Every read and write of the task table, with one implementation per database (SQLite and
  * PostgreSQL, chosen once at boot: see createTaskStatements). Each state change is a conditional
@@ -272,12 +275,7 @@ export abstract class TaskStatements {
   protected abstract updateCallback(
     id: string,
     held: { attempts: number; nextAt: number | null },
-    set: {
-      attempts?: number;
-      status?: CallbackStatus;
-      error?: string | null;
-      nextAt: number | null;
-    },
+    set: CallbackChange,
   ): Promise<boolean>;
 
   /** Synchronous steps for a transaction of `scope`; undefined where there is no scope. */
