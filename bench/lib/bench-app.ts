@@ -9,18 +9,16 @@ import {
   Module,
   Post,
 } from '@nestjs/common';
-import { getRepositoryToken } from '@nestjs/typeorm';
 import { performance } from 'node:perf_hooks';
-import type { Repository } from 'typeorm';
+import { DataSource, type Repository } from 'typeorm';
 import { AppModule } from '../../src/app.module';
 import { createApp } from '../../src/bootstrap';
 import { type BootConfig, loadAppConfig } from '../../src/app.config.loader';
 import { QUEUE_DRIVER, QueueConsumerService, type QueueDriver } from '../../src/queue';
 import { TaskHandler } from '../../src/handlers';
-import { TaskEntity } from '../../src/persistence';
+import { TaskEntity, TaskStatements } from '../../src/persistence';
 import { newTask, TasksService } from '../../src/tasks';
 import { TaskProcessor } from '../../src/worker';
-import { TaskStore } from '../../src/persistence/task.store';
 
 /** Bench-only handler state: when each `noop` task's handler started, by its `seq`. */
 export const handlerStarts = new Map<number, number>();
@@ -77,7 +75,7 @@ export class BenchApp {
   readonly repo: Repository<TaskEntity>;
   readonly consumers: QueueConsumerService;
   readonly processor: TaskProcessor;
-  readonly store: TaskStore;
+  readonly store: TaskStatements;
 
   constructor(
     readonly app: INestApplication,
@@ -85,10 +83,10 @@ export class BenchApp {
   ) {
     this.tasks = app.get(TasksService);
     this.driver = app.get<QueueDriver>(QUEUE_DRIVER);
-    this.repo = app.get<Repository<TaskEntity>>(getRepositoryToken(TaskEntity));
+    this.repo = app.get(DataSource).getRepository(TaskEntity);
     this.consumers = app.get(QueueConsumerService);
     this.processor = app.get(TaskProcessor);
-    this.store = app.get(TaskStore);
+    this.store = app.get(TaskStatements);
   }
 
   get queue(): string {
@@ -106,7 +104,7 @@ export class BenchApp {
   }
 
   /**
-   * Pre-loads a backlog fast (set-up, not measured): TaskStore.insert (one transaction), then
+   * Pre-loads a backlog fast (set-up, not measured): TaskStatements.insert (one transaction), then
    * TasksService.publish sends the messages in one driver call. No validation, no depth check.
    */
   async bulkEnqueue(rows: TaskEntity[]): Promise<void> {

@@ -11,7 +11,7 @@ import { TaskResponseDto } from '../tasks/dto/task.response.dto';
 import { TaskEvents } from '../tasks/task-events.service';
 import { TERMINAL_STATUSES } from '../persistence/task-status.enum';
 import { sendCallback } from './callback-sender';
-import { CallbackStore, type ClaimedCallback } from '../persistence/callback.store';
+import { type ClaimedCallback, TaskStatements } from '../persistence/task-statements';
 
 /** How often the table is read for due callbacks when nothing wakes the dispatcher sooner. */
 const POLL_MS = 1_000;
@@ -55,7 +55,7 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
 
   constructor(
     @InjectAppConfig() private readonly config: AppConfig,
-    private readonly store: CallbackStore,
+    private readonly store: TaskStatements,
     private readonly events: TaskEvents,
   ) {}
 
@@ -117,15 +117,18 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
 
   /** Claims up to `limit` due callbacks and starts sending them; returns how many were due. */
   private async startDue(limit: number): Promise<number> {
-    const due = await this.store.due(Date.now(), limit);
+    const due = await this.store.dueCallbacks(Date.now(), limit);
     for (const task of due) {
       if (this.stopping) break;
       if (task.callbackAttempts >= this.config.callback.maxAttempts) {
         // Its last attempt was claimed by a process that died (or shut down) before the answer.
-        await this.store.abandon(task, task.callbackError ?? 'the last attempt did not finish');
+        await this.store.abandonCallback(
+          task,
+          task.callbackError ?? 'the last attempt did not finish',
+        );
         continue;
       }
-      const claimed = await this.store.claim(
+      const claimed = await this.store.claimCallback(
         task,
         Date.now() + this.config.callback.timeoutMs + LEASE_MARGIN_MS,
       );
@@ -156,7 +159,7 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
         await this.failed(claimed, (error as Error).message);
         return;
       }
-      await this.store.settle(claimed, { status: 'delivered', error: null, nextAt: null });
+      await this.store.settleCallback(claimed, { status: 'delivered', error: null, nextAt: null });
       this.logger.debug(`callback of task ${task.id} delivered (attempt ${attempt})`);
     } catch (error) {
       // The database went away (shutdown); the lease runs out and the callback is sent later.
@@ -170,16 +173,20 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
     const { task, attempt } = claimed;
     const error = message.slice(0, 1000);
     if (this.shutdown.signal.aborted) {
-      await this.store.settle(claimed, { status: 'pending', error, nextAt: Date.now() });
+      await this.store.settleCallback(claimed, { status: 'pending', error, nextAt: Date.now() });
     } else if (attempt >= this.config.callback.maxAttempts) {
-      await this.store.settle(claimed, { status: 'failed', error, nextAt: null });
+      await this.store.settleCallback(claimed, { status: 'failed', error, nextAt: null });
       this.logger.warn(`callback of task ${task.id} failed after ${attempt} attempt(s): ${error}`);
     } else {
       const delay = backoffDelay(attempt, {
         baseMs: this.config.task.backoffMs,
         maxMs: this.config.task.backoffMaxMs,
       });
-      await this.store.settle(claimed, { status: 'pending', error, nextAt: Date.now() + delay });
+      await this.store.settleCallback(claimed, {
+        status: 'pending',
+        error,
+        nextAt: Date.now() + delay,
+      });
       // A retry due before the next poll is looked for when it is due.
       if (delay < POLL_MS) setTimeout(() => this.wake(), delay + 1).unref();
       this.logger.debug(`callback of task ${task.id} attempt ${attempt} failed: ${error}`);

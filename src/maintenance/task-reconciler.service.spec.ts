@@ -1,7 +1,7 @@
 import type { AppConfig } from '../config/app.config';
 import type { QueueDriver, QueueDriverRegistry } from '../queue';
 import type { TaskEntity } from '../persistence/task.entity';
-import type { TaskReconcileStore } from '../persistence/task-reconcile.store';
+import type { TaskStatements } from '../persistence/task-statements';
 import { TaskReconciler } from './task-reconciler.service';
 import type { TasksService } from '../tasks/tasks.service';
 
@@ -37,7 +37,7 @@ describe(TaskReconciler.name, () => {
     const config = { role: 'all', reconcile: { intervalMs: 0, afterMs: 1 } } as AppConfig;
     const sut = new TaskReconciler(
       config,
-      store as unknown as TaskReconcileStore,
+      store as unknown as TaskStatements,
       tasks as unknown as TasksService,
       queues,
     );

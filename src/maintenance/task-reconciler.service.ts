@@ -8,11 +8,7 @@ import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
 import { groupBy } from '../common/group-by';
 import { type QueueDriver, QueueDriverRegistry } from '../queue';
-import {
-  RECLAIM_HEADER,
-  type TaskKey,
-  TaskReconcileStore,
-} from '../persistence/task-reconcile.store';
+import { RECLAIM_HEADER, type TaskKey, TaskStatements } from '../persistence/task-statements';
 import { TasksService } from '../tasks/tasks.service';
 
 /** Rows looked at per queue and kind in one pass, oldest first; the rest wait for the next. */
@@ -75,7 +71,7 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
 
   constructor(
     @InjectAppConfig() private readonly config: AppConfig,
-    private readonly store: TaskReconcileStore,
+    private readonly store: TaskStatements,
     private readonly tasks: TasksService,
     private readonly queues: QueueDriverRegistry,
   ) {}

@@ -4,12 +4,9 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
-import { TERMINAL_STATUSES } from '../persistence/task-status.enum';
-import { TaskEntity } from '../persistence/task.entity';
+import { TaskStatements } from '../persistence/task-statements';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Rows per DELETE: each statement is its own short transaction. */
@@ -35,7 +32,7 @@ export class TaskRetentionService implements OnApplicationBootstrap, BeforeAppli
 
   constructor(
     @InjectAppConfig() private readonly config: AppConfig,
-    @InjectRepository(TaskEntity) private readonly repo: Repository<TaskEntity>,
+    private readonly store: TaskStatements,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -78,7 +75,7 @@ export class TaskRetentionService implements OnApplicationBootstrap, BeforeAppli
     const cutoff = now - days * DAY_MS;
     let deleted = 0;
     while (!this.stopping) {
-      const batch = await this.deleteBatch(cutoff);
+      const batch = await this.store.deleteExpired(cutoff, RETENTION_BATCH);
       deleted += batch;
       if (batch < RETENTION_BATCH) break;
     }
@@ -86,23 +83,5 @@ export class TaskRetentionService implements OnApplicationBootstrap, BeforeAppli
       this.logger.log(`deleted ${deleted} task(s) that finished more than ${days} day(s) ago`);
     }
     return deleted;
-  }
-
-  private async deleteBatch(cutoff: number): Promise<number> {
-    const expired = this.repo
-      .createQueryBuilder('expired')
-      .select('expired.id')
-      .where('expired.status IN (:...terminal)')
-      .andWhere('expired.processed_at < :cutoff')
-      .andWhere("(expired.callback_status IS NULL OR expired.callback_status <> 'pending')")
-      .limit(RETENTION_BATCH);
-    const result = await this.repo
-      .createQueryBuilder()
-      .delete()
-      .from(TaskEntity)
-      .where(`id IN (${expired.getQuery()})`)
-      .setParameters({ terminal: TERMINAL_STATUSES, cutoff })
-      .execute();
-    return result.affected ?? 0;
   }
 }

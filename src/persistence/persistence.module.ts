@@ -1,18 +1,17 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { CallbackStore } from './callback.store';
 import type { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.constants';
+import { QueueDriverRegistry } from '../queue';
 import { buildDataSourceOptions } from './data-source.options';
 import { runMigrationsLocked } from './migration-lock';
-import { TaskReconcileStore } from './task-reconcile.store';
-import { TaskEntity } from './task.entity';
-import { TaskStore } from './task.store';
+import { TaskStatements } from './task-statements';
+import { createTaskStatements } from './task-statements.factory';
 
 /**
  * The TypeORM connection and the task table's one owner: every read and write of `tasks` goes
- * through the stores exported here. Pending migrations run (under a cross-process lock) while the
+ * through the TaskStatements exported here. Pending migrations run (under a cross-process lock) while the
  * DataSource initialises, which Nest finishes before any `onApplicationBootstrap` hook, so
  * consumers never start on an old schema.
  */
@@ -39,9 +38,15 @@ import { TaskStore } from './task.store';
         return dataSource;
       },
     }),
-    TypeOrmModule.forFeature([TaskEntity]),
   ],
-  providers: [TaskStore, TaskReconcileStore, CallbackStore],
-  exports: [TypeOrmModule, TaskStore, TaskReconcileStore, CallbackStore],
+  providers: [
+    {
+      provide: TaskStatements,
+      inject: [DataSource, { token: QueueDriverRegistry, optional: true }],
+      useFactory: (dataSource: DataSource, drivers?: QueueDriverRegistry) =>
+        createTaskStatements(dataSource, (path) => drivers?.sharedWriter(path)),
+    },
+  ],
+  exports: [TaskStatements],
 })
 export class PersistenceModule {}

@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import type { Pool, QueryResult } from 'pg';
 import { QueryFailedError, type DataSource, type Driver, type EntityMetadata } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
-import { TaskStatus } from './task-status.enum';
+import { GroupCommit, type Outcome } from '../common/group-commit';
+import {
+  type CallbackChange,
+  type ListTasksFilter,
+  type TaskKey,
+  TaskStatements,
+} from './task-statements';
+import { TERMINAL_STATUSES, TaskStatus } from './task-status.enum';
 import { TaskEntity } from './task.entity';
 
 /**
@@ -21,14 +28,6 @@ const MAX_IN_FLIGHT = 2;
 const DEADLOCK_RETRIES = 5;
 const DEADLOCK_DETECTED = '40P01';
 
-type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
-
-interface Pending<I, R> {
-  item: I;
-  resolve: (value: R) => void;
-  reject: (error: unknown) => void;
-}
-
 /**
  * The pg Pool of a TypeORM DataSource, or undefined for any other driver. TypeORM's
  * PostgresDriver keeps its pool in `master` (no replication configured).
@@ -37,97 +36,6 @@ export function pgPool(dataSource: DataSource): Pool | undefined {
   if (dataSource.options.type !== 'postgres') return undefined;
   const pool = (dataSource.driver as unknown as { master?: Pool }).master;
   return pool && typeof pool.query === 'function' ? pool : undefined;
-}
-
-/**
- * Collects writes of one kind submitted in one event-loop turn (or while the previous statements
- * of that kind are in flight) and hands them to `run` together. `key` names the row a write
- * changes: a write waits while an earlier one to its row is waiting or running, so a statement
- * sees each row at most once (its RETURNING answers every caller exactly) and writes to one row
- * apply in the order they were submitted, as they would one statement at a time.
- */
-class GroupCommit<I, R> {
-  private pending: Pending<I, R>[] = [];
-  private inFlight = 0;
-  /** Keys of the writes in statements still running. */
-  private readonly busy = new Set<string>();
-  private scheduled = false;
-
-  constructor(
-    private readonly run: (items: I[]) => Promise<Outcome<R>[]>,
-    private readonly limit: { size: (item: I) => number; max: number },
-    private readonly key?: (item: I) => string,
-  ) {}
-
-  submit(item: I): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      this.pending.push({ item, resolve, reject });
-      this.schedule();
-    });
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.inFlight >= MAX_IN_FLIGHT) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.flush();
-    });
-  }
-
-  private flush(): void {
-    while (this.pending.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
-      const batch = this.take();
-      // Every waiting write's row is in a running statement: the next settle starts them.
-      if (batch.length === 0) return;
-      this.inFlight += 1;
-      void this.run(batch.map((write) => write.item)).then(
-        (outcomes) => this.settle(batch, outcomes),
-        (error: unknown) => this.settle(batch, undefined, error),
-      );
-    }
-  }
-
-  /**
-   * The next statement's writes: in submission order, within the size bound, and none whose
-   * key is taken by an earlier write still waiting or running.
-   */
-  private take(): Pending<I, R>[] {
-    const batch: Pending<I, R>[] = [];
-    const left: Pending<I, R>[] = [];
-    const waiting = new Set<string>();
-    let size = 0;
-    for (const write of this.pending) {
-      const key = this.key?.(write.item);
-      const grows = this.limit.size(write.item);
-      const fits = batch.length === 0 || size + grows <= this.limit.max;
-      if (key !== undefined && (this.busy.has(key) || waiting.has(key))) {
-        left.push(write);
-        continue;
-      }
-      if (key !== undefined) waiting.add(key);
-      if (!fits) {
-        left.push(write);
-        continue;
-      }
-      if (key !== undefined) this.busy.add(key);
-      size += grows;
-      batch.push(write);
-    }
-    this.pending = left;
-    return batch;
-  }
-
-  private settle(batch: Pending<I, R>[], outcomes?: Outcome<R>[], error?: unknown): void {
-    this.inFlight -= 1;
-    if (this.key) for (const write of batch) this.busy.delete(this.key(write.item));
-    for (let i = 0; i < batch.length; i++) {
-      const outcome = outcomes?.[i];
-      if (outcome?.ok) batch[i].resolve(outcome.value);
-      else batch[i].reject(outcome ? outcome.error : error);
-    }
-    if (this.pending.length > 0) this.schedule();
-  }
 }
 
 /** The columns of an UPDATE's `v`: a write's property, typed as this task column (or boolean). */
@@ -162,13 +70,13 @@ interface Progress {
 }
 
 /**
- * The task table's hot statements on PostgreSQL, run on the pg Pool TypeORM opened, as named
- * (prepared) statements whose parameters are arrays: `UPDATE … FROM unnest($1, $2, …)` and
+ * The task table on PostgreSQL, run on the pg Pool TypeORM opened as named (prepared)
+ * statements. The hot ones take arrays: `UPDATE … FROM unnest($1, $2, …)` and
  * `INSERT … SELECT * FROM unnest(…)` change any number of rows with one fixed SQL text, so each
- * connection parses and plans it once. The conditions mirror TaskStore's QueryBuilder path clause
- * for clause, so both change the same rows under the same conditions.
+ * connection parses and plans it once. The cold ones (cancel, retry, the reconciler's, the
+ * callbacks', retention, reads) run one call per statement, each its own implicit transaction.
  *
- * Writes are group-committed: all claims (or completes, fails, progress updates, inserts)
+ * Hot writes are group-committed: all claims (or completes, fails, progress updates, inserts)
  * submitted in one event-loop turn go in one statement, which PostgreSQL runs as one implicit
  * transaction, and each caller's promise settles only once that statement has committed (pg
  * reports a result at ReadyForQuery, after the commit). `RETURNING id` tells each caller exactly
@@ -180,7 +88,9 @@ interface Progress {
  * Statements run on pool connections of their own (never on a connection inside a TypeORM
  * transaction), so nothing here can be rolled back by somebody else's transaction.
  */
-export class PgTaskStatements {
+export class PgTaskStatements extends TaskStatements {
+  /** PostgreSQL lends no queue driver a transaction: every write commits on its own. */
+  protected readonly scope = undefined;
   private readonly columns: ColumnMetadata[];
   private readonly sql: ReturnType<PgTaskStatements['statements']>;
   private readonly claims: GroupCommit<Claim, boolean>;
@@ -194,33 +104,34 @@ export class PgTaskStatements {
     private readonly driver: Driver,
     metadata: EntityMetadata,
   ) {
+    super();
     this.columns = metadata.columns;
     this.sql = this.statements(metadata);
-    const one = { size: () => 1, max: MAX_UPDATES };
-    const byId = (write: { id: string }): string => write.id;
+    const updates = {
+      maxBatch: MAX_UPDATES,
+      key: (write: { id: string }): string => write.id,
+      maxInFlight: MAX_IN_FLIGHT,
+    };
     this.claims = new GroupCommit<Claim, boolean>(
       (batch) => this.update(this.sql.claim, batch),
-      one,
-      byId,
+      updates,
     );
     this.completes = new GroupCommit<Complete, boolean>(
       (batch) => this.update(this.sql.complete, batch),
-      one,
-      byId,
+      updates,
     );
     this.fails = new GroupCommit<Fail, boolean>(
       (batch) => this.update(this.sql.fail, batch),
-      one,
-      byId,
+      updates,
     );
     this.progresses = new GroupCommit<Progress, boolean>(
       (batch) => this.update(this.sql.progress, batch),
-      one,
-      byId,
+      updates,
     );
-    this.inserts = new GroupCommit((batch) => this.insertBatch(batch), {
+    this.inserts = new GroupCommit<TaskEntity[], void>((batch) => this.insertBatch(batch), {
+      maxBatch: MAX_INSERT_ROWS,
       size: (rows) => rows.length,
-      max: MAX_INSERT_ROWS,
+      maxInFlight: MAX_IN_FLIGHT,
     });
   }
 
@@ -251,11 +162,36 @@ export class PgTaskStatements {
     // queued row for each batch of claims, and every index entry ever made for a running row
     // (dead ones too, until a vacuum) for each batch of results: O(backlog) per statement.
     const isRunning = `CASE t.${c('status')} WHEN ${status(TaskStatus.Running)} THEN true ELSE false END`;
-    // Same WHERE as TaskStore.updateClaimed, per row of v.
-    const claimed = `WHERE t.${c('id')} = v.id AND t.${c('claimToken')} = v.token AND ${isRunning}`;
-    // Same CASE as callbackPending(): a terminal task with a callback URL queues its callback.
+    // The fence of every outcome: the row is running under the caller's claim token.
+    const held = (id: string, token: string) =>
+      `t.${c('id')} = ${id} AND t.${c('claimToken')} = ${token} AND ${isRunning}`;
+    const claimed = `WHERE ${held('v.id', 'v.token')}`;
+    // A terminal change of a task with a callback URL queues its callback.
     const callbackStatus = `CASE WHEN t.${c('callbackUrl')} IS NULL THEN NULL ELSE 'pending' END`;
-    const callbackNextAt = `CASE WHEN t.${c('callbackUrl')} IS NULL THEN NULL ELSE v.now END`;
+    const callbackNextAt = (now: string) =>
+      `CASE WHEN t.${c('callbackUrl')} IS NULL THEN NULL ELSE ${now} END`;
+    const callbackPending = (now: string) =>
+      `${c('callbackStatus')} = ${callbackStatus}, ${c('callbackNextAt')} = ${callbackNextAt(now)}`;
+    const callbackHeld = `t.${c('id')} = $1 AND t.${c('callbackStatus')} = 'pending'
+      AND t.${c('callbackAttempts')} = $2 AND t.${c('callbackNextAt')} = $3`;
+    const rows = `SELECT ${this.columns.map((col) => `t.${q(col.databaseName)}`).join(', ')} FROM ${T} AS t`;
+    const idType = `${typeOf(column('id'))}[]`;
+    const queuedKeys = (after: boolean) =>
+      named(
+        'queued_keys',
+        `SELECT t.${c('id')} AS id, t.${c('queue')} AS queue, t.${c('createdAt')} AS "createdAt"
+         FROM ${T} AS t WHERE t.${c('status')} = ${status(TaskStatus.Queued)}
+         ${after ? `AND ${keyset(`t.${c('createdAt')}`, `t.${c('id')}`, '>', '$2', '$3')}` : ''}
+         ORDER BY t.${c('createdAt')}, t.${c('id')} LIMIT $1`,
+      );
+    const staleQueued = (after: boolean) =>
+      named(
+        'stale_queued',
+        `${rows} WHERE t.${c('status')} = ${status(TaskStatus.Queued)} AND t.${c('queue')} = $1
+           AND t.${c('updatedAt')} < $2 AND (t.${c('runAt')} IS NULL OR t.${c('runAt')} < $2)
+           ${after ? `AND ${keyset(`t.${c('updatedAt')}`, `t.${c('id')}`, '>', '$4', '$5')}` : ''}
+         ORDER BY t.${c('updatedAt')}, t.${c('id')} LIMIT $3`,
+      );
     const returning = `RETURNING t.${c('id')} AS id`;
     const names = this.columns.map((col) => q(col.databaseName)).join(', ');
     const named = (kind: string, text: string) => ({
@@ -301,7 +237,7 @@ export class PgTaskStatements {
           `${this.columns.map((col, i) => `$${i + 1}::${typeOf(col)}[]`).join(', ')})`,
       ),
       findById: named('find', `SELECT ${names} FROM ${T} WHERE ${c('id')} = $1 LIMIT 1`),
-      // Same conditions as TaskStore.claim: a queued row of an earlier attempt, or, for a
+      // The claim condition: a queued row of an earlier attempt, or, for a
       // redelivered message, a running row of this same attempt.
       claim: updating(
         'claim',
@@ -321,8 +257,7 @@ export class PgTaskStatements {
         completeFields,
         `UPDATE ${T} AS t SET ${c('status')} = ${status(TaskStatus.Completed)},
            ${c('result')} = v.result, ${c('error')} = NULL, ${c('processedAt')} = v.now,
-           ${c('updatedAt')} = v.now, ${c('claimToken')} = NULL,
-           ${c('callbackStatus')} = ${callbackStatus}, ${c('callbackNextAt')} = ${callbackNextAt}
+           ${c('updatedAt')} = v.now, ${c('claimToken')} = NULL, ${callbackPending('v.now')}
          FROM ${unnest(completeFields)}
          ${claimed} ${returning}`,
       ),
@@ -338,7 +273,7 @@ export class PgTaskStatements {
            ${c('updatedAt')} = v.now, ${c('claimToken')} = NULL,
            ${c('callbackStatus')} = CASE WHEN v.final THEN ${callbackStatus}
              ELSE t.${c('callbackStatus')} END,
-           ${c('callbackNextAt')} = CASE WHEN v.final THEN ${callbackNextAt}
+           ${c('callbackNextAt')} = CASE WHEN v.final THEN ${callbackNextAt('v.now')}
              ELSE t.${c('callbackNextAt')} END
          FROM ${unnest(failFields)}
          ${claimed} ${returning}`,
@@ -351,41 +286,266 @@ export class PgTaskStatements {
          FROM ${unnest(progressFields)}
          ${claimed} ${returning}`,
       ),
+      findByKey: named('find_key', `${rows} WHERE t.${c('idempotencyKey')} = $1 LIMIT 1`),
+      reclaim: named(
+        'reclaim',
+        `UPDATE ${T} AS t SET ${c('attempt')} = $3, ${c('claimToken')} = $4,
+           ${c('startedAt')} = $5, ${c('updatedAt')} = $5
+         WHERE ${held('$1', '$2')} AND t.${c('attempt')} < $3`,
+      ),
+      cancel: named(
+        'cancel',
+        `UPDATE ${T} AS t SET ${c('status')} = ${status(TaskStatus.Cancelled)},
+           ${c('processedAt')} = $2, ${c('updatedAt')} = $2,
+           ${callbackPending(`$2::${typeOf(column('callbackNextAt'))}`)}
+         WHERE t.${c('id')} = $1
+           AND t.${c('status')} IN (${status(TaskStatus.Queued)}, ${status(TaskStatus.Running)})`,
+      ),
+      requeueFinished: named(
+        'requeue_finished',
+        `UPDATE ${T} AS t SET ${c('status')} = ${status(TaskStatus.Queued)}, ${c('attempt')} = 0,
+           ${c('result')} = NULL, ${c('error')} = NULL, ${c('progress')} = NULL,
+           ${c('progressMessage')} = NULL, ${c('claimToken')} = NULL, ${c('startedAt')} = NULL,
+           ${c('processedAt')} = NULL, ${c('runAt')} = NULL, ${c('updatedAt')} = $2,
+           ${c('callbackStatus')} = NULL, ${c('callbackAttempts')} = 0,
+           ${c('callbackError')} = NULL, ${c('callbackNextAt')} = NULL
+         WHERE t.${c('id')} = $1
+           AND t.${c('status')} IN (${status(TaskStatus.Failed)}, ${status(TaskStatus.Cancelled)})`,
+      ),
+      cancelledAmong: named(
+        'cancelled_among',
+        `SELECT t.${c('id')} AS id FROM ${T} AS t
+         WHERE t.${c('id')} = ANY($1::${idType}) AND t.${c('status')} = ${status(TaskStatus.Cancelled)}`,
+      ),
+      countQueued: named(
+        'count_queued',
+        `SELECT count(*)::int AS n FROM ${T} AS t WHERE t.${c('status')} = ${status(TaskStatus.Queued)}`,
+      ),
+      requeueRunning: named(
+        'requeue_running',
+        `UPDATE ${T} AS t SET ${c('status')} = ${status(TaskStatus.Queued)},
+           ${c('claimToken')} = NULL, ${c('updatedAt')} = $2
+         WHERE t.${c('status')} = ${status(TaskStatus.Running)}
+           AND t.${c('queue')} = ANY($1::${typeOf(column('queue'))}[])`,
+      ),
+      queuedKeys: queuedKeys(false),
+      queuedKeysAfter: queuedKeys(true),
+      queuedByIds: named(
+        'queued_by_ids',
+        `${rows} WHERE t.${c('id')} = ANY($1::${idType})
+           AND t.${c('status')} = ${status(TaskStatus.Queued)}`,
+      ),
+      staleQueued: staleQueued(false),
+      staleQueuedAfter: staleQueued(true),
+      staleRunning: named(
+        'stale_running',
+        `${rows} WHERE t.${c('status')} = ${status(TaskStatus.Running)} AND t.${c('queue')} = $1
+           AND t.${c('updatedAt')} < $2 ORDER BY t.${c('updatedAt')} LIMIT $3`,
+      ),
+      countQueuedDue: named(
+        'count_queued_due',
+        `SELECT count(*)::int AS n FROM ${T} AS t
+         WHERE t.${c('status')} = ${status(TaskStatus.Queued)} AND t.${c('queue')} = $1
+           AND (t.${c('runAt')} IS NULL OR t.${c('runAt')} <= $2)`,
+      ),
+      exists: named('exists', `SELECT 1 FROM ${T} AS t WHERE t.${c('id')} = $1 LIMIT 1`),
+      dueCallbacks: named(
+        'due_callbacks',
+        `${rows} WHERE t.${c('callbackStatus')} = 'pending' AND t.${c('callbackNextAt')} <= $1
+         ORDER BY t.${c('callbackNextAt')} LIMIT $2`,
+      ),
+      claimCallback: named(
+        'claim_callback',
+        `UPDATE ${T} AS t SET ${c('callbackAttempts')} = $4, ${c('callbackNextAt')} = $5
+         WHERE ${callbackHeld}`,
+      ),
+      settleCallback: named(
+        'settle_callback',
+        `UPDATE ${T} AS t SET ${c('callbackStatus')} = $4, ${c('callbackError')} = $5,
+           ${c('callbackNextAt')} = $6 WHERE ${callbackHeld}`,
+      ),
+      deleteExpired: named(
+        'delete_expired',
+        `DELETE FROM ${T} WHERE ${c('id')} IN (SELECT t.${c('id')} FROM ${T} AS t
+           WHERE t.${c('status')} IN (${TERMINAL_STATUSES.map(status).join(', ')})
+             AND t.${c('processedAt')} < $1
+             AND (t.${c('callbackStatus')} IS NULL OR t.${c('callbackStatus')} <> 'pending')
+           LIMIT $2)`,
+      ),
+      /** The list query for one combination of filters (see list()). */
+      list: (where: string[], limit: string) =>
+        named(
+          'list',
+          `${rows} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+           ORDER BY t.${c('createdAt')} DESC, t.${c('id')} DESC LIMIT ${limit}`,
+        ),
+      columns: {
+        status: `t.${c('status')}`,
+        action: `t.${c('action')}`,
+        createdAt: `t.${c('createdAt')}`,
+        id: `t.${c('id')}`,
+      },
     };
   }
 
   /** All rows in one statement: all or none. */
   insert(tasks: TaskEntity[]): Promise<void> {
+    if (tasks.length === 0) return Promise.resolve();
     return this.inserts.submit(tasks);
   }
 
   async findById(id: string): Promise<TaskEntity | null> {
-    const result = await this.query(this.sql.findById, [id]);
-    const row = result.rows[0] as Record<string, unknown> | undefined;
-    if (!row) return null;
-    // Hydrated as TypeORM hydrates (the epoch-ms transformer turns BIGINT strings into numbers).
-    const task = new TaskEntity();
-    for (const col of this.columns) {
-      (task as unknown as Record<string, unknown>)[col.propertyName] =
-        this.driver.prepareHydratedValue(row[col.databaseName], col);
+    return (await this.rows(this.sql.findById, [id]))[0] ?? null;
+  }
+
+  async findByIdempotencyKey(key: string): Promise<TaskEntity | null> {
+    return (await this.rows(this.sql.findByKey, [key]))[0] ?? null;
+  }
+
+  list(filter: ListTasksFilter): Promise<TaskEntity[]> {
+    const col = this.sql.columns;
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const param = (value: unknown): string => `$${values.push(value)}`;
+    if (filter.status) where.push(`${col.status} = ${param(filter.status)}`);
+    if (filter.action) where.push(`${col.action} = ${param(filter.action)}`);
+    if (filter.createdAfter !== undefined) {
+      where.push(`${col.createdAt} > ${param(filter.createdAfter)}`);
     }
-    return task;
+    if (filter.createdBefore !== undefined) {
+      where.push(`${col.createdAt} < ${param(filter.createdBefore)}`);
+    }
+    if (filter.before) {
+      const at = param(filter.before.createdAt);
+      where.push(keyset(col.createdAt, col.id, '<', at, param(filter.before.id)));
+    }
+    return this.rows(this.sql.list(where, param(filter.limit)), values);
   }
 
   claim(id: string, attempt: number, token: string, redelivered: boolean): Promise<boolean> {
     return this.claims.submit({ id, attempt, token, redelivered, now: Date.now() });
   }
 
-  complete(id: string, token: string, result: string, now: number): Promise<boolean> {
-    return this.completes.submit({ id, token, result, now: Math.trunc(now) });
+  protected completeJson(id: string, token: string, result: string, now: number): Promise<boolean> {
+    return this.completes.submit({ id, token, result, now });
   }
 
-  fail(id: string, token: string, error: string, final: boolean, now: number): Promise<boolean> {
-    return this.fails.submit({ id, token, error, final, now: Math.trunc(now) });
+  protected failAt(
+    id: string,
+    token: string,
+    error: string,
+    final: boolean,
+    now: number,
+  ): Promise<boolean> {
+    return this.fails.submit({ id, token, error, final, now });
   }
 
   progress(id: string, token: string, percent: number, message: string | null): Promise<boolean> {
     return this.progresses.submit({ id, token, percent, message, now: Date.now() });
+  }
+
+  async cancel(id: string): Promise<boolean> {
+    return (await this.query(this.sql.cancel, [id, Date.now()])).rowCount === 1;
+  }
+
+  async requeueFinished(id: string): Promise<boolean> {
+    return (await this.query(this.sql.requeueFinished, [id, Date.now()])).rowCount === 1;
+  }
+
+  async cancelledAmong(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const result = await this.query(this.sql.cancelledAmong, [ids]);
+    return (result.rows as { id: string }[]).map((row) => row.id);
+  }
+
+  async countQueued(): Promise<number> {
+    return ((await this.query(this.sql.countQueued, [])).rows[0] as { n: number }).n;
+  }
+
+  async requeueRunning(queues: string[]): Promise<number> {
+    if (queues.length === 0) return 0;
+    return (await this.query(this.sql.requeueRunning, [queues, Date.now()])).rowCount ?? 0;
+  }
+
+  async queuedKeys(limit: number, after?: TaskKey): Promise<TaskKey[]> {
+    const result = after
+      ? await this.query(this.sql.queuedKeysAfter, [limit, after.createdAt, after.id])
+      : await this.query(this.sql.queuedKeys, [limit]);
+    // BIGINT comes back as a string.
+    return (result.rows as { id: string; queue: string; createdAt: string }[]).map((row) => ({
+      ...row,
+      createdAt: Number(row.createdAt),
+    }));
+  }
+
+  queuedByIds(ids: string[]): Promise<TaskEntity[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.rows(this.sql.queuedByIds, [ids]);
+  }
+
+  staleQueued(
+    queue: string,
+    before: number,
+    limit: number,
+    after?: { updatedAt: number; id: string },
+  ): Promise<TaskEntity[]> {
+    return after
+      ? this.rows(this.sql.staleQueuedAfter, [queue, before, limit, after.updatedAt, after.id])
+      : this.rows(this.sql.staleQueued, [queue, before, limit]);
+  }
+
+  staleRunning(queue: string, before: number, limit: number): Promise<TaskEntity[]> {
+    return this.rows(this.sql.staleRunning, [queue, before, limit]);
+  }
+
+  async countQueuedDue(queue: string, now: number): Promise<number> {
+    return ((await this.query(this.sql.countQueuedDue, [queue, now])).rows[0] as { n: number }).n;
+  }
+
+  async reclaim(id: string, staleToken: string, attempt: number, token: string): Promise<boolean> {
+    const values = [id, staleToken, attempt, token, Date.now()];
+    return (await this.query(this.sql.reclaim, values)).rowCount === 1;
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return (await this.query(this.sql.exists, [id])).rows.length > 0;
+  }
+
+  dueCallbacks(now: number, limit: number): Promise<TaskEntity[]> {
+    return this.rows(this.sql.dueCallbacks, [now, limit]);
+  }
+
+  protected async updateCallback(
+    id: string,
+    held: { attempts: number; nextAt: number | null },
+    set: CallbackChange,
+  ): Promise<boolean> {
+    const where = [id, held.attempts, held.nextAt];
+    const result =
+      'attempts' in set
+        ? await this.query(this.sql.claimCallback, [...where, set.attempts, set.nextAt])
+        : await this.query(this.sql.settleCallback, [...where, set.status, set.error, set.nextAt]);
+    return result.rowCount === 1;
+  }
+
+  async deleteExpired(cutoff: number, limit: number): Promise<number> {
+    return (await this.query(this.sql.deleteExpired, [cutoff, limit])).rowCount ?? 0;
+  }
+
+  /** Rows hydrated as TypeORM hydrates them (the epoch-ms transformer turns BIGINT into numbers). */
+  private async rows(
+    statement: { name: string; text: string },
+    values: unknown[],
+  ): Promise<TaskEntity[]> {
+    const result = await this.query(statement, values);
+    return (result.rows as Record<string, unknown>[]).map((row) => {
+      const task = new TaskEntity();
+      for (const col of this.columns) {
+        (task as unknown as Record<string, unknown>)[col.propertyName] =
+          this.driver.prepareHydratedValue(row[col.databaseName], col);
+      }
+      return task;
+    });
   }
 
   /**
@@ -481,4 +641,9 @@ export class PgTaskStatements {
 function rowSpecific(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
+/** `(at, id)` strictly after (`>`) or before (`<`) the position in parameters `atParam`, `idParam`. */
+function keyset(at: string, id: string, op: '<' | '>', atParam: string, idParam: string): string {
+  return `(${at} ${op} ${atParam} OR (${at} = ${atParam} AND ${id} ${op} ${idParam}))`;
 }

@@ -1,22 +1,25 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { QueryFailedError, type DataSource, type EntityMetadata } from 'typeorm';
-import { TaskStatus } from './task-status.enum';
-import { TaskEntity } from './task.entity';
+import { GroupCommit, type Outcome, type RetryLater } from '../common/group-commit';
 import { failsWholeSqliteBatch } from '../common/sqlite-errors';
-import type { SharedSqliteWriter } from '../queue';
+import type { SqliteSharedTransaction } from '../queue';
+import {
+  type CallbackChange,
+  type ListTasksFilter,
+  type TaskKey,
+  TaskStatements,
+} from './task-statements';
+import { TERMINAL_STATUSES, TaskStatus } from './task-status.enum';
+import { TaskEntity } from './task.entity';
 
 /** Writes per transaction at most, so one commit never holds the write lock for long. */
 const MAX_BATCH = 1000;
 
-interface PendingWrite {
+interface Write {
   run: () => unknown;
   /** Under a savepoint, so a throw undoes this write's statements and nothing else. */
   atomic: boolean;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
 }
-
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /**
  * The better-sqlite3 handle of a TypeORM DataSource, or undefined for any other driver.
@@ -28,118 +31,211 @@ export function betterSqliteHandle(dataSource: DataSource): Database | undefined
   return db && typeof db.prepare === 'function' ? db : undefined;
 }
 
+const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+/** Enum values, never input: safe to inline. */
+const literals = (values: readonly string[]): string => values.map((v) => `'${v}'`).join(', ');
+
+/** `(at, id)` strictly after (`>`) or before (`<`) the position in @{atParam}, @{idParam}. */
+function keyset(at: string, op: '<' | '>', atParam: string, idParam: string): string {
+  return `(${at} ${op} @${atParam} OR (${at} = @${atParam} AND id ${op} @${idParam}))`;
+}
+
 /**
- * The task table's hot statements on SQLite, prepared once and run straight on the connection
- * TypeORM opened (better-sqlite3 is synchronous: a statement runs to completion before anything
- * else does). Its SQL mirrors TaskStore's QueryBuilder path clause for clause, so both drivers
- * change the same rows under the same conditions.
+ * The task table on SQLite: statements prepared once (on first use, so a process may start
+ * before the table exists) and run straight on the connection (better-sqlite3 is synchronous:
+ * a statement runs to completion before anything else does).
  *
- * Writes are group-committed: every write submitted in one event-loop turn runs in one
+ * Every write is group-committed: the writes submitted in one event-loop turn run in one
  * BEGIN IMMEDIATE transaction, and each promise settles only after that transaction commits.
  * A caller therefore sees `true` only once its own row change is durable, exactly as with one
  * transaction per write; a commit that fails rejects every write in it, and nothing in it
  * counts as done.
  *
- * The connection is shared with TypeORM. A TypeORM transaction (`manager.transaction`,
- * migrations) keeps BEGIN open across awaits, and a statement run meanwhile would join it and
- * could be rolled back with it after its caller had been told it committed. So a batch never
- * starts while `db.inTransaction` is true; it waits for that transaction to end. Reads run at
- * once: they only see what a committed write or the open transaction made, as TypeORM's own
- * reads on this connection would.
+ * Alone, the connection is TypeORM's. A TypeORM transaction (`manager.transaction`, migrations)
+ * keeps BEGIN open across awaits, and a statement run meanwhile would join it and could be
+ * rolled back with it after its caller had been told it committed. So a batch never starts
+ * while `db.inTransaction` is true; it waits for that transaction to end. Reads run at once:
+ * they only see what a committed write or the open transaction made.
  *
- * When the sqlite queue driver keeps its messages in this same file, the statements run on the
- * driver's connection instead (`writer`) and join its group commit: the claims, results and
- * acks of one event-loop turn then share one transaction, and a result can commit in the very
- * transaction that acks its message (see completion()). That connection is never used by
- * TypeORM, so the open-transaction rule above does not arise there.
+ * When the sqlite queue driver keeps its messages in this same file, it lends its connection
+ * and group commit (`scope`): every statement runs there, the claims, results and acks of one
+ * event-loop turn share one transaction, and a result can commit in the very transaction that
+ * acks its message (see completion()). TypeORM never uses that connection, so the
+ * open-transaction rule above does not arise there.
  */
-export class SqliteTaskStatements {
+export class SqliteTaskStatements extends TaskStatements {
   private readonly columns: { db: string; prop: keyof TaskEntity; fallback: unknown }[];
-  private readonly s: ReturnType<SqliteTaskStatements['prepare']>;
-  private readonly inTransaction: {
-    immediate(batch: PendingWrite[], outcomes: Outcome[]): void;
-  };
+  private readonly table: string;
+  private prepared?: ReturnType<SqliteTaskStatements['prepare']>;
+  private readonly lists = new Map<string, Statement>();
+  private readonly own: GroupCommit<Write, unknown>;
+  private readonly inTransaction: { immediate(batch: Write[]): Outcome<unknown>[] };
   private readonly underSavepoint: (run: () => unknown) => unknown;
-  private pending: PendingWrite[] = [];
-  private scheduled = false;
 
   constructor(
     private readonly db: Database,
     metadata: EntityMetadata,
-    /** The queue driver's connection to this file (db is then writer.db), if it lends one. */
-    readonly writer?: SharedSqliteWriter,
+    /** The queue driver's transaction scope on this file (db is then scope.db), if it lends one. */
+    protected readonly scope: SqliteSharedTransaction | undefined = undefined,
   ) {
+    super();
     this.columns = metadata.columns.map((column) => ({
       db: column.databaseName,
       prop: column.propertyName as keyof TaskEntity,
       // An absent property gets the column's default, as TypeORM's INSERT (DEFAULT) would.
       fallback: typeof column.default === 'function' ? null : (column.default ?? null),
     }));
-    this.s = this.prepare(metadata.tableName);
-    this.inTransaction = db.transaction((batch: PendingWrite[], outcomes: Outcome[]) => {
-      for (const write of batch) outcomes.push(this.runOne(write));
-    });
+    this.table = q(metadata.tableName);
+    this.inTransaction = db.transaction((batch: Write[]) => batch.map((w) => this.runOne(w)));
     // Nested inside `inTransaction`, better-sqlite3 runs this as a SAVEPOINT.
     this.underSavepoint = db.transaction((run: () => unknown) => run());
+    this.own = new GroupCommit((batch) => this.commitBatch(batch), { maxBatch: MAX_BATCH });
   }
 
-  private prepare(table: string) {
+  private get s(): ReturnType<SqliteTaskStatements['prepare']> {
+    this.prepared ??= this.prepare();
+    return this.prepared;
+  }
+
+  /** Every column as its entity property, so a row becomes a TaskEntity by assignment. */
+  private get select(): string {
+    return this.columns.map((c) => `${q(c.db)} AS ${q(c.prop)}`).join(', ');
+  }
+
+  private prepare() {
     const db = this.db;
-    const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
+    const T = this.table;
     const names = this.columns.map((c) => q(c.db)).join(', ');
-    const select = this.columns.map((c) => `${q(c.db)} AS ${q(c.prop)}`).join(', ');
-    const T = q(table);
-    // Same WHERE as TaskStore.updateClaimed.
-    const claimed = `WHERE id = @id AND claim_token = @token AND status = '${TaskStatus.Running}'`;
-    // Same CASE as callbackPending(): a terminal task with a callback URL queues its callback.
-    const callback = `callback_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END,
+    const rows = `SELECT ${this.select} FROM ${T}`;
+    const { Queued, Running, Cancelled, Failed, Completed } = TaskStatus;
+    // The fence of every outcome: the row is running under the caller's claim token.
+    const held = (token: string) =>
+      `id = @id AND claim_token = @${token} AND status = '${Running}'`;
+    // A terminal change of a task with a callback URL queues its callback.
+    const callbackPending = `callback_status = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END,
       callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE @now END`;
-    const claimSet = `UPDATE ${T} SET status = '${TaskStatus.Running}', attempt = @attempt,
+    // A queued row of an earlier attempt; the redelivered variant adds a running row of this one.
+    const claimSet = `UPDATE ${T} SET status = '${Running}', attempt = @attempt,
       claim_token = @token, started_at = @now, updated_at = @now
-      WHERE id = @id AND ((status = '${TaskStatus.Queued}' AND attempt < @attempt)`;
+      WHERE id = @id AND ((status = '${Queued}' AND attempt < @attempt)`;
+    const callbackHeld = `id = @id AND callback_status = 'pending'
+      AND callback_attempts = @heldAttempts AND callback_next_at = @heldNextAt`;
+    const ids = `(SELECT value FROM json_each(@ids))`;
+    const queuedKeys = (after: boolean) =>
+      db.prepare(
+        `SELECT id, queue, created_at AS createdAt FROM ${T} WHERE status = '${Queued}'
+         ${after ? `AND ${keyset('created_at', '>', 'createdAt', 'id')}` : ''}
+         ORDER BY created_at, id LIMIT @limit`,
+      );
+    const staleQueued = (after: boolean) =>
+      db.prepare(
+        `${rows} WHERE status = '${Queued}' AND queue = @queue AND updated_at < @before
+           AND (run_at IS NULL OR run_at < @before)
+           ${after ? `AND ${keyset('updated_at', '>', 'afterAt', 'afterId')}` : ''}
+         ORDER BY updated_at, id LIMIT @limit`,
+      );
     return {
       insert: db.prepare(
         `INSERT INTO ${T} (${names}) VALUES (${this.columns.map(() => '?').join(', ')})`,
       ),
-      findById: db.prepare(`SELECT ${select} FROM ${T} WHERE id = ? LIMIT 1`),
+      findById: db.prepare(`${rows} WHERE id = ? LIMIT 1`),
+      findByKey: db.prepare(`${rows} WHERE idempotency_key = ? LIMIT 1`),
       claim: db.prepare(`${claimSet})`),
       claimRedelivered: db.prepare(
-        `${claimSet} OR (status = '${TaskStatus.Running}' AND attempt = @attempt))`,
+        `${claimSet} OR (status = '${Running}' AND attempt = @attempt))`,
       ),
       complete: db.prepare(
-        `UPDATE ${T} SET status = '${TaskStatus.Completed}', result = @result, error = NULL,
-           processed_at = @now, updated_at = @now, claim_token = NULL, ${callback} ${claimed}`,
+        `UPDATE ${T} SET status = '${Completed}', result = @result, error = NULL,
+           processed_at = @now, updated_at = @now, claim_token = NULL, ${callbackPending}
+         WHERE ${held('token')}`,
       ),
       failFinal: db.prepare(
-        `UPDATE ${T} SET status = '${TaskStatus.Failed}', error = @error, processed_at = @now,
-           updated_at = @now, claim_token = NULL, ${callback} ${claimed}`,
+        `UPDATE ${T} SET status = '${Failed}', error = @error, processed_at = @now,
+           updated_at = @now, claim_token = NULL, ${callbackPending} WHERE ${held('token')}`,
       ),
       failRetry: db.prepare(
-        `UPDATE ${T} SET status = '${TaskStatus.Queued}', error = @error, processed_at = NULL,
-           updated_at = @now, claim_token = NULL ${claimed}`,
+        `UPDATE ${T} SET status = '${Queued}', error = @error, processed_at = NULL,
+           updated_at = @now, claim_token = NULL WHERE ${held('token')}`,
       ),
       progress: db.prepare(
         `UPDATE ${T} SET progress = @percent, progress_message = @message, updated_at = @now
-         ${claimed}`,
+         WHERE ${held('token')}`,
+      ),
+      reclaim: db.prepare(
+        `UPDATE ${T} SET attempt = @attempt, claim_token = @token, started_at = @now,
+           updated_at = @now WHERE ${held('staleToken')} AND attempt < @attempt`,
+      ),
+      cancel: db.prepare(
+        `UPDATE ${T} SET status = '${Cancelled}', processed_at = @now, updated_at = @now,
+           ${callbackPending} WHERE id = @id AND status IN ('${Queued}', '${Running}')`,
+      ),
+      requeueFinished: db.prepare(
+        `UPDATE ${T} SET status = '${Queued}', attempt = 0, result = NULL, error = NULL,
+           progress = NULL, progress_message = NULL, claim_token = NULL, started_at = NULL,
+           processed_at = NULL, run_at = NULL, updated_at = @now, callback_status = NULL,
+           callback_attempts = 0, callback_error = NULL, callback_next_at = NULL
+         WHERE id = @id AND status IN ('${Failed}', '${Cancelled}')`,
+      ),
+      cancelledAmong: db
+        .prepare(`SELECT id FROM ${T} WHERE id IN ${ids} AND status = '${Cancelled}'`)
+        .pluck(),
+      countQueued: db.prepare(`SELECT count(*) FROM ${T} WHERE status = '${Queued}'`).pluck(),
+      requeueRunning: db.prepare(
+        `UPDATE ${T} SET status = '${Queued}', claim_token = NULL, updated_at = @now
+         WHERE status = '${Running}' AND queue IN (SELECT value FROM json_each(@queues))`,
+      ),
+      queuedKeys: queuedKeys(false),
+      queuedKeysAfter: queuedKeys(true),
+      queuedByIds: db.prepare(`${rows} WHERE id IN ${ids} AND status = '${Queued}'`),
+      staleQueued: staleQueued(false),
+      staleQueuedAfter: staleQueued(true),
+      staleRunning: db.prepare(
+        `${rows} WHERE status = '${Running}' AND queue = @queue AND updated_at < @before
+         ORDER BY updated_at LIMIT @limit`,
+      ),
+      countQueuedDue: db
+        .prepare(
+          `SELECT count(*) FROM ${T} WHERE status = '${Queued}' AND queue = @queue
+             AND (run_at IS NULL OR run_at <= @now)`,
+        )
+        .pluck(),
+      exists: db.prepare(`SELECT 1 FROM ${T} WHERE id = ? LIMIT 1`).pluck(),
+      dueCallbacks: db.prepare(
+        `${rows} WHERE callback_status = 'pending' AND callback_next_at <= @now
+         ORDER BY callback_next_at LIMIT @limit`,
+      ),
+      claimCallback: db.prepare(
+        `UPDATE ${T} SET callback_attempts = @attempts, callback_next_at = @nextAt
+         WHERE ${callbackHeld}`,
+      ),
+      settleCallback: db.prepare(
+        `UPDATE ${T} SET callback_status = @status, callback_error = @error,
+           callback_next_at = @nextAt WHERE ${callbackHeld}`,
+      ),
+      deleteExpired: db.prepare(
+        `DELETE FROM ${T} WHERE id IN (SELECT id FROM ${T}
+           WHERE status IN (${literals(TERMINAL_STATUSES)}) AND processed_at < @cutoff
+             AND (callback_status IS NULL OR callback_status <> 'pending')
+           LIMIT @limit)`,
       ),
     };
   }
 
-  /** All rows in one transaction: all or none. */
   insert(tasks: TaskEntity[]): Promise<void> {
+    if (tasks.length === 0) return Promise.resolve();
     return this.submit(this.insertNow(tasks), tasks.length > 1);
   }
 
   /**
-   * The INSERTs as a synchronous step, for a caller's own transaction on `db` (under a
-   * savepoint if it must be all or none). Errors come out as TypeORM's QueryFailedError.
+   * The INSERTs as a synchronous step, for a transaction on `db` (under a savepoint if it must
+   * be all or none). Errors come out as TypeORM's QueryFailedError.
    */
-  insertNow(tasks: TaskEntity[]): () => void {
+  protected override insertNow(tasks: TaskEntity[]): () => void {
     const rows = tasks.map((task) =>
       this.columns.map(({ prop, fallback }) => (task[prop] === undefined ? fallback : task[prop])),
     );
-    const stmt = this.s.insert;
     return () => {
+      const stmt = this.s.insert;
       try {
         for (const row of rows) stmt.run(row);
       } catch (error) {
@@ -148,114 +244,290 @@ export class SqliteTaskStatements {
     };
   }
 
-  findById(id: string): TaskEntity | null {
-    const row = this.wrap(this.s.findById, () => this.s.findById.get(id));
-    return row ? Object.assign(new TaskEntity(), row) : null;
+  findById(id: string): Promise<TaskEntity | null> {
+    return this.read(
+      () => this.s.findById,
+      (stmt) => entity(stmt.get(id)),
+    );
+  }
+
+  findByIdempotencyKey(key: string): Promise<TaskEntity | null> {
+    return this.read(
+      () => this.s.findByKey,
+      (stmt) => entity(stmt.get(key)),
+    );
+  }
+
+  list(filter: ListTasksFilter): Promise<TaskEntity[]> {
+    const where: string[] = [];
+    if (filter.status) where.push('status = @status');
+    if (filter.action) where.push('action = @action');
+    if (filter.createdAfter !== undefined) where.push('created_at > @createdAfter');
+    if (filter.createdBefore !== undefined) where.push('created_at < @createdBefore');
+    if (filter.before) where.push(keyset('created_at', '<', 'cursorAt', 'cursorId'));
+    const sql = `SELECT ${this.select} FROM ${this.table}
+      ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY created_at DESC, id DESC LIMIT @limit`;
+    const params = {
+      status: filter.status,
+      action: filter.action,
+      createdAfter: filter.createdAfter,
+      createdBefore: filter.createdBefore,
+      cursorAt: filter.before?.createdAt,
+      cursorId: filter.before?.id,
+      limit: filter.limit,
+    };
+    // better-sqlite3 refuses named parameters the statement does not use.
+    const used = Object.fromEntries(
+      Object.entries(params).filter(([name]) => sql.includes(`@${name}`)),
+    );
+    return this.read(
+      () => this.listStatement(sql),
+      (stmt) => entities(stmt.all(used)),
+    );
+  }
+
+  /** One prepared statement per combination of filters (at most 32). */
+  private listStatement(sql: string): Statement {
+    let stmt = this.lists.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.lists.set(sql, stmt);
+    }
+    return stmt;
   }
 
   claim(id: string, attempt: number, token: string, redelivered: boolean): Promise<boolean> {
-    const stmt = redelivered ? this.s.claimRedelivered : this.s.claim;
     const params = { id, attempt, token, now: Date.now() };
-    return this.submit(() => stmt.run(params).changes === 1);
+    return this.submit(() =>
+      changedOne((redelivered ? this.s.claimRedelivered : this.s.claim).run(params)),
+    );
   }
 
-  complete(id: string, token: string, result: string, now: number): Promise<boolean> {
+  protected completeJson(id: string, token: string, result: string, now: number): Promise<boolean> {
     return this.submit(this.completeNow(id, token, result, now));
   }
 
-  /** The completing UPDATE as a synchronous step, for a caller's own transaction on `db`. */
-  completeNow(id: string, token: string, result: string, now: number): () => boolean {
+  /** The completing UPDATE as a synchronous step, for a transaction on `db`. */
+  protected override completeNow(
+    id: string,
+    token: string,
+    result: string,
+    now: number,
+  ): () => boolean {
     const params = { id, token, result, now: Math.trunc(now) };
-    return () => this.s.complete.run(params).changes === 1;
+    return () => changedOne(this.s.complete.run(params));
   }
 
-  fail(id: string, token: string, error: string, final: boolean, now: number): Promise<boolean> {
+  protected failAt(
+    id: string,
+    token: string,
+    error: string,
+    final: boolean,
+    now: number,
+  ): Promise<boolean> {
     return this.submit(this.failNow(id, token, error, final, now));
   }
 
-  /** The failing UPDATE as a synchronous step, for a caller's own transaction on `db`. */
-  failNow(id: string, token: string, error: string, final: boolean, now: number): () => boolean {
-    const stmt = final ? this.s.failFinal : this.s.failRetry;
+  /** The failing UPDATE as a synchronous step, for a transaction on `db`. */
+  protected override failNow(
+    id: string,
+    token: string,
+    error: string,
+    final: boolean,
+    now: number,
+  ): () => boolean {
     const params = { id, token, error, now: Math.trunc(now) };
-    return () => stmt.run(params).changes === 1;
+    return () => changedOne((final ? this.s.failFinal : this.s.failRetry).run(params));
   }
 
   progress(id: string, token: string, percent: number, message: string | null): Promise<boolean> {
     const params = { id, token, percent, message, now: Date.now() };
-    return this.submit(() => this.s.progress.run(params).changes === 1);
+    return this.submit(() => changedOne(this.s.progress.run(params)));
+  }
+
+  cancel(id: string): Promise<boolean> {
+    const params = { id, now: Date.now() };
+    return this.submit(() => changedOne(this.s.cancel.run(params)));
+  }
+
+  requeueFinished(id: string): Promise<boolean> {
+    const params = { id, now: Date.now() };
+    return this.submit(() => changedOne(this.s.requeueFinished.run(params)));
+  }
+
+  cancelledAmong(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    const params = { ids: JSON.stringify(ids) };
+    return this.read(
+      () => this.s.cancelledAmong,
+      (stmt) => stmt.all(params) as string[],
+    );
+  }
+
+  countQueued(): Promise<number> {
+    return this.read(
+      () => this.s.countQueued,
+      (stmt) => stmt.get() as number,
+    );
+  }
+
+  requeueRunning(queues: string[]): Promise<number> {
+    if (queues.length === 0) return Promise.resolve(0);
+    const params = { queues: JSON.stringify(queues), now: Date.now() };
+    return this.submit(() => this.s.requeueRunning.run(params).changes);
+  }
+
+  queuedKeys(limit: number, after?: TaskKey): Promise<TaskKey[]> {
+    return this.read(
+      () => (after ? this.s.queuedKeysAfter : this.s.queuedKeys),
+      (stmt) =>
+        stmt.all(
+          after ? { limit, createdAt: after.createdAt, id: after.id } : { limit },
+        ) as TaskKey[],
+    );
+  }
+
+  queuedByIds(ids: string[]): Promise<TaskEntity[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    const params = { ids: JSON.stringify(ids) };
+    return this.read(
+      () => this.s.queuedByIds,
+      (stmt) => entities(stmt.all(params)),
+    );
+  }
+
+  staleQueued(
+    queue: string,
+    before: number,
+    limit: number,
+    after?: { updatedAt: number; id: string },
+  ): Promise<TaskEntity[]> {
+    const params = after
+      ? { queue, before, limit, afterAt: after.updatedAt, afterId: after.id }
+      : { queue, before, limit };
+    return this.read(
+      () => (after ? this.s.staleQueuedAfter : this.s.staleQueued),
+      (stmt) => entities(stmt.all(params)),
+    );
+  }
+
+  staleRunning(queue: string, before: number, limit: number): Promise<TaskEntity[]> {
+    return this.read(
+      () => this.s.staleRunning,
+      (stmt) => entities(stmt.all({ queue, before, limit })),
+    );
+  }
+
+  countQueuedDue(queue: string, now: number): Promise<number> {
+    return this.read(
+      () => this.s.countQueuedDue,
+      (stmt) => stmt.get({ queue, now }) as number,
+    );
+  }
+
+  reclaim(id: string, staleToken: string, attempt: number, token: string): Promise<boolean> {
+    const params = { id, staleToken, attempt, token, now: Date.now() };
+    return this.submit(() => changedOne(this.s.reclaim.run(params)));
+  }
+
+  exists(id: string): Promise<boolean> {
+    return this.read(
+      () => this.s.exists,
+      (stmt) => stmt.get(id) !== undefined,
+    );
+  }
+
+  dueCallbacks(now: number, limit: number): Promise<TaskEntity[]> {
+    return this.read(
+      () => this.s.dueCallbacks,
+      (stmt) => entities(stmt.all({ now, limit })),
+    );
+  }
+
+  protected updateCallback(
+    id: string,
+    held: { attempts: number; nextAt: number | null },
+    set: CallbackChange,
+  ): Promise<boolean> {
+    const where = { id, heldAttempts: held.attempts, heldNextAt: held.nextAt };
+    if ('attempts' in set) {
+      const params = { ...where, attempts: set.attempts, nextAt: set.nextAt };
+      return this.submit(() => changedOne(this.s.claimCallback.run(params)));
+    }
+    const params = {
+      ...where,
+      status: set.status,
+      error: set.error,
+      nextAt: set.nextAt,
+    };
+    return this.submit(() => changedOne(this.s.settleCallback.run(params)));
+  }
+
+  deleteExpired(cutoff: number, limit: number): Promise<number> {
+    return this.submit(() => this.s.deleteExpired.run({ cutoff, limit }).changes);
+  }
+
+  /**
+   * A read, at once. Preparing on first use and running both throw synchronously; they come
+   * back as a rejection (SQLite errors as QueryFailedError), as from any other store.
+   */
+  private async read<S extends Statement, T>(statement: () => S, run: (stmt: S) => T): Promise<T> {
+    let stmt: S | undefined;
+    try {
+      stmt = statement();
+      return run(stmt);
+    } catch (error) {
+      throw asQueryFailed(error, stmt?.source ?? 'prepare') as Error;
+    }
   }
 
   /** Queues `run` for the next group commit; settles after that commit. */
   private submit<T>(run: () => T, atomic = false): Promise<T> {
-    if (this.writer) {
-      return this.writer.submit(run, atomic).catch((error: unknown) => {
-        throw asQueryFailed(error, this.s.insert.source) as Error;
+    if (this.scope) {
+      return this.scope.submit(run, atomic).catch((error: unknown) => {
+        throw asQueryFailed(error, 'task statement') as Error;
       });
     }
-    return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, atomic, resolve: resolve as (value: unknown) => void, reject });
-      this.schedule(0);
-    });
+    return this.own.submit({ run, atomic }) as Promise<T>;
   }
 
-  private schedule(delayMs: number): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    const flush = (): void => {
-      this.scheduled = false;
-      this.flush();
-    };
-    if (delayMs > 0) setTimeout(flush, delayMs);
-    else setImmediate(flush);
-  }
-
-  private flush(): void {
-    if (this.pending.length === 0) return;
-    if (this.db.open && this.db.inTransaction) {
-      // A TypeORM transaction is open across awaits: do not join it (see the class comment).
-      this.schedule(1);
-      return;
-    }
-    const batch = this.pending.splice(0, MAX_BATCH);
-    const outcomes: Outcome[] = [];
+  private commitBatch(batch: Write[]): Outcome<unknown>[] | RetryLater {
+    // A TypeORM transaction is open across awaits: do not join it (see the class comment).
+    if (this.db.open && this.db.inTransaction) return { retryAfterMs: 1 };
     try {
-      this.inTransaction.immediate(batch, outcomes);
+      return this.inTransaction.immediate(batch);
     } catch (error) {
       // The transaction rolled back (or never began): none of its writes happened.
-      const failure = asQueryFailed(error, 'BEGIN IMMEDIATE … COMMIT');
-      for (const write of batch) write.reject(failure);
-      if (this.pending.length > 0) this.schedule(0);
-      return;
+      throw asQueryFailed(error, 'BEGIN IMMEDIATE … COMMIT');
     }
-    for (let i = 0; i < batch.length; i++) {
-      const outcome = outcomes[i];
-      if (outcome.ok) batch[i].resolve(outcome.value);
-      else batch[i].reject(outcome.error);
-    }
-    if (this.pending.length > 0) this.schedule(0);
   }
 
-  private runOne(write: PendingWrite): Outcome {
+  private runOne(write: Write): Outcome<unknown> {
     try {
       return { ok: true, value: write.atomic ? this.underSavepoint(write.run) : write.run() };
     } catch (error) {
       if (failsWholeSqliteBatch(error)) throw error;
-      return { ok: false, error: asQueryFailed(error, this.s.insert.source) };
-    }
-  }
-
-  private wrap<T>(stmt: Statement, run: () => T): T {
-    try {
-      return run();
-    } catch (error) {
-      throw asQueryFailed(error, stmt.source);
+      return { ok: false, error: asQueryFailed(error, 'task statement') };
     }
   }
 }
 
+function changedOne(result: { changes: number }): boolean {
+  return result.changes === 1;
+}
+
+function entity(row: unknown): TaskEntity | null {
+  return row ? Object.assign(new TaskEntity(), row) : null;
+}
+
+function entities(rows: unknown[]): TaskEntity[] {
+  return rows.map((row) => Object.assign(new TaskEntity(), row));
+}
+
 /**
  * Errors from SQLite look as TypeORM's would (QueryFailedError with the driver's error inside),
- * so callers such as the unique-key check in TasksService work on either path.
+ * so callers such as the unique-key check in TasksService work on either database.
  */
 function asQueryFailed(error: unknown, sql: string): unknown {
   if (error instanceof QueryFailedError) return error;

@@ -5,7 +5,7 @@ import { connectDriver, createDriver } from './drivers/driver.factory';
 import { UnknownQueueError } from './errors/unknown-queue.error';
 import type { QueueDriver } from './interfaces/queue-driver.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
-import type { SharedSqliteWriter } from './interfaces/shared-write.interface';
+import type { SharedTransactionScope } from './interfaces/shared-write.interface';
 import { QUEUE_MODULE_OPTIONS } from './queue.module-definition';
 
 /**
@@ -91,8 +91,8 @@ export class QueueDriverRegistry implements OnModuleInit, OnApplicationShutdown 
     return [...this.queues.keys()];
   }
 
-  /** The connection a driver lends to the SQLite file at `path`, if one keeps its messages there. */
-  sharedWriter(path: string): SharedSqliteWriter | undefined {
+  /** The transaction scope a driver lends to the file at `path`, if one keeps its messages there. */
+  sharedWriter(path: string): SharedTransactionScope | undefined {
     for (const driver of this.drivers.values()) {
       const writer = driver.sharedWriter?.(path);
       if (writer) return writer;

@@ -21,7 +21,7 @@ import type { TaskMessage } from './task-message.interface';
 import { TERMINAL_STATUSES } from '../persistence/task-status.enum';
 import type { TaskEntity } from '../persistence/task.entity';
 import { newTask } from './task.factory';
-import { type ListTasksFilter, TaskStore } from '../persistence/task.store';
+import { type ListTasksFilter, TaskStatements } from '../persistence/task-statements';
 
 export interface CreateResult {
   task: TaskEntity;
@@ -41,7 +41,7 @@ export class TasksService {
   private depth = { value: 0, at: 0 };
 
   constructor(
-    private readonly store: TaskStore,
+    private readonly store: TaskStatements,
     private readonly explorer: TaskHandlerExplorer,
     private readonly publisher: QueuePublisher,
     private readonly events: TaskEvents,

@@ -14,8 +14,7 @@ import { TaskEvents } from '../tasks/task-events.service';
 import { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
 import type { TaskMessage } from '../tasks/task-message.interface';
 import { TaskStatus } from '../persistence/task-status.enum';
-import { RECLAIM_HEADER, TaskReconcileStore } from '../persistence/task-reconcile.store';
-import { TaskStore } from '../persistence/task.store';
+import { RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
 
 /** Progress writes per task are at most this frequent; the last value always lands. */
 const PROGRESS_INTERVAL_MS = 250;
@@ -59,10 +58,9 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
   lostClaims = 0;
 
   constructor(
-    private readonly store: TaskStore,
+    private readonly store: TaskStatements,
     private readonly explorer: TaskHandlerExplorer,
     private readonly events: TaskEvents,
-    private readonly reconcileStore: TaskReconcileStore,
   ) {}
 
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
@@ -72,7 +70,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
       !(await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) &&
       !(await this.reclaim(delivery, token))
     ) {
-      if (await this.reconcileStore.exists(taskId)) {
+      if (await this.store.exists(taskId)) {
         this.duplicates += 1;
         this.logger.debug(`task ${taskId}: delivery ${delivery.id} has nothing to claim; skipped`);
       } else {
@@ -163,7 +161,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
   private reclaim(delivery: Delivery<TaskMessage>, token: string): Promise<boolean> {
     const stale = delivery.headers[RECLAIM_HEADER];
     if (!stale) return Promise.resolve(false);
-    return this.reconcileStore.reclaim(delivery.body.taskId, stale, delivery.attempt, token);
+    return this.store.reclaim(delivery.body.taskId, stale, delivery.attempt, token);
   }
 
   /** A cancel made through this process's API stops its handler at once, without the poll. */

@@ -1,5 +1,5 @@
 import type { DeadLetter, Delivery, PublishMessage, QueueStats } from './queue-message.interface';
-import type { SharedWrite, SharedSqliteWriter } from './shared-write.interface';
+import type { SharedTransactionScope, SharedWrite } from './shared-write.interface';
 
 /** How a delivery ends: acked, nacked for a retry after `delayMs`, or dead-lettered. */
 export type Settle =
@@ -99,10 +99,10 @@ export interface QueueDriver {
   settleWith?(delivery: Delivery, write: SharedWrite, settle: Settle): Promise<void>;
 
   /**
-   * Optional: when this driver keeps its messages in the SQLite file at `path`, its connection
-   * and group commit there, for the application's own writes to share; otherwise undefined.
+   * Optional: when this driver keeps its messages in the database file at `path`, a scope of its
+   * transactions there for the application's own writes to share; otherwise undefined.
    */
-  sharedWriter?(path: string): SharedSqliteWriter | undefined;
+  sharedWriter?(path: string): SharedTransactionScope | undefined;
 
   /**
    * A failed attempt: the message returns to the queue with `attempt + 1`, deliverable after

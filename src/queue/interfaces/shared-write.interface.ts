@@ -1,18 +1,12 @@
-import type { Database } from 'better-sqlite3';
-
 /**
- * A SQLite connection a driver lends to the application, with the group commit its own writes
- * go through. Writes submitted to it share transactions with the driver's claims and settles,
- * so a consumer's outcome can commit in the same transaction as the ack that ends the delivery.
+ * A transaction a driver lends the application (see QueueDriver.sharedWriter), opaque here: only
+ * code that knows the lending driver's concrete scope (named by `kind`) can write through it.
+ * Writes made through it share transactions with the driver's own operations, so a consumer's
+ * outcome can commit in the same transaction as the ack that ends the delivery.
  */
-export interface SharedSqliteWriter {
-  /** The driver's connection: prepare statements on it, run them only inside `submit`. */
-  readonly db: Database;
-  /**
-   * Runs `run` in the next group commit and resolves with its result once that commit is
-   * durable. A throw rejects this write alone; `atomic` also undoes its own partial effects.
-   */
-  submit<T>(run: () => T, atomic?: boolean): Promise<T>;
+export interface SharedTransactionScope {
+  /** The driver kind that lends it ("sqlite"). */
+  readonly kind: string;
 }
 
 /**
@@ -22,9 +16,9 @@ export interface SharedSqliteWriter {
  * or neither); otherwise `commit` records it on its own, before the driver's operation.
  */
 export interface SharedWrite {
-  /** The connection `run` writes through; undefined when only `commit` can record it. */
-  readonly writer?: SharedSqliteWriter;
-  /** Synchronously, inside a transaction on `writer`. Answers whether the write applied. */
+  /** The scope `run` writes through; undefined when only `commit` can record it. */
+  readonly writer?: SharedTransactionScope;
+  /** Synchronously, inside a transaction of `writer`. Answers whether the write applied. */
   run(): boolean;
   /** On its own: resolves once committed, with whether the write applied. */
   commit(): Promise<boolean>;

@@ -16,7 +16,7 @@ import type {
   PublishMessage,
   QueueStats,
 } from '../../interfaces/queue-message.interface';
-import type { SharedWrite, SharedSqliteWriter } from '../../interfaces/shared-write.interface';
+import type { SharedWrite } from '../../interfaces/shared-write.interface';
 import { decodeReceipt, shardOf } from './receipt';
 import {
   resolveSqliteDriverOptions,
@@ -26,6 +26,7 @@ import {
 } from './sqlite-driver.options';
 import { isBusyError, SqliteShard, type LeaseRef, type NewRow } from './sqlite-shard';
 import { SqliteDispatcher } from './sqlite-dispatcher';
+import type { SqliteSharedTransaction } from './sqlite-shared-transaction';
 import { WriteBatcher } from './write-batcher';
 
 /** A process is presumed dead once it has missed this many heartbeats. */
@@ -61,7 +62,7 @@ export class SqliteQueueDriver implements QueueDriver {
   private isOpen = false;
   private heartbeatTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
-  private shared?: SharedSqliteWriter;
+  private shared?: SqliteSharedTransaction;
 
   constructor(options: SqliteDriverOptions) {
     this.options = resolveSqliteDriverOptions(options);
@@ -178,10 +179,11 @@ export class SqliteQueueDriver implements QueueDriver {
     write.committed(applied!);
   }
 
-  sharedWriter(path: string): SharedSqliteWriter | undefined {
+  sharedWriter(path: string): SqliteSharedTransaction | undefined {
     const home = this.options.path;
     if (home === ':memory:' || resolve(path) !== resolve(home)) return undefined;
     this.shared ??= {
+      kind: 'sqlite',
       db: this.home.db,
       submit: async <T>(run: () => T, atomic?: boolean): Promise<T> => {
         if (!this.isOpen) await this.ready();

@@ -1,15 +1,12 @@
 import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
 import { isBusyError, type SqliteShard } from './sqlite-shard';
+import { GroupCommit, type Outcome, type RetryLater } from '../../../common/group-commit';
 import { failsWholeSqliteBatch } from '../../../common/sqlite-errors';
 
-interface PendingWrite {
+interface Write {
   run: () => unknown;
   atomic: boolean;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
 }
-
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** How long writes keep retrying a file another connection holds locked before giving up. */
 const BUSY_GIVE_UP_MS = 30_000;
@@ -19,19 +16,20 @@ const MAX_BATCH = 1000;
  * Group commit for one shard: every write submitted in the same event-loop turn runs in one
  * transaction, and each promise resolves only after that transaction commits. Under load a turn
  * collects many settles and publishes, so one commit (one fsync with synchronous=FULL) serves
- * them all; when idle a write waits for nothing but the next turn.
+ * them all; when idle a write waits for nothing but the next turn. A file another connection
+ * holds locked is retried with a growing pause, for up to BUSY_GIVE_UP_MS.
  */
 export class WriteBatcher {
-  private pending: PendingWrite[] = [];
-  private scheduled = false;
+  private readonly commit: GroupCommit<Write, unknown>;
   private busySince?: number;
   private retryDelayMs = 1;
-  private idle: (() => void)[] = [];
 
   constructor(
     private readonly shard: SqliteShard,
     private readonly driverKind: string,
-  ) {}
+  ) {
+    this.commit = new GroupCommit((batch) => this.runBatch(batch), { maxBatch: MAX_BATCH });
+  }
 
   /**
    * Queues `run` for the next commit and resolves with its result after the commit. A write
@@ -39,62 +37,37 @@ export class WriteBatcher {
    * If the transaction itself fails, every write in it rejects with DriverUnavailableError.
    */
   submit<T>(run: () => T, atomic = false): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, atomic, resolve: resolve as (value: unknown) => void, reject });
-      this.schedule(0);
-    });
+    return this.commit.submit({ run, atomic }) as Promise<T>;
   }
 
   /** Resolves once every write submitted so far has committed or failed. */
   drain(): Promise<void> {
-    if (this.pending.length === 0 && !this.scheduled) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
+    return this.commit.drain();
   }
 
-  private schedule(delayMs: number): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    const run = () => {
-      this.scheduled = false;
-      this.flush();
-    };
-    if (delayMs > 0) setTimeout(run, delayMs);
-    else setImmediate(run);
-  }
-
-  private flush(): void {
-    const batch = this.pending.splice(0, MAX_BATCH);
-    if (batch.length === 0) return this.notifyIdle();
-    const outcomes: Outcome[] = [];
+  private runBatch(batch: Write[]): Outcome<unknown>[] | RetryLater {
+    const outcomes: Outcome<unknown>[] = [];
     try {
       this.shard.write(() => {
         for (const write of batch) outcomes.push(this.runOne(write));
       });
     } catch (error) {
       if (isBusyError(error) && this.keepRetrying()) {
-        this.pending.unshift(...batch);
-        this.schedule(this.retryDelayMs);
+        const retryAfterMs = this.retryDelayMs;
         this.retryDelayMs = Math.min(this.retryDelayMs * 2, 100);
-        return;
+        return { retryAfterMs };
       }
       this.busySince = undefined;
       this.retryDelayMs = 1;
       const reason = error instanceof Error ? error.message : String(error);
-      const failure = new DriverUnavailableError(this.driverKind, `${this.shard.path}: ${reason}`);
-      for (const write of batch) write.reject(failure);
-      return this.afterFlush();
+      throw new DriverUnavailableError(this.driverKind, `${this.shard.path}: ${reason}`);
     }
     this.busySince = undefined;
     this.retryDelayMs = 1;
-    batch.forEach((write, i) => {
-      const outcome = outcomes[i];
-      if (outcome.ok) write.resolve(outcome.value);
-      else write.reject(outcome.error);
-    });
-    this.afterFlush();
+    return outcomes;
   }
 
-  private runOne(write: PendingWrite): Outcome {
+  private runOne(write: Write): Outcome<unknown> {
     try {
       return { ok: true, value: write.atomic ? this.shard.atomically(write.run) : write.run() };
     } catch (error) {
@@ -107,15 +80,5 @@ export class WriteBatcher {
     const now = Date.now();
     this.busySince ??= now;
     return now - this.busySince < BUSY_GIVE_UP_MS;
-  }
-
-  private afterFlush(): void {
-    if (this.pending.length > 0) this.schedule(0);
-    else this.notifyIdle();
-  }
-
-  private notifyIdle(): void {
-    if (this.scheduled || this.pending.length > 0) return;
-    for (const resolve of this.idle.splice(0)) resolve();
   }
 }

@@ -1,0 +1,325 @@
+import type { SharedTransactionScope, SharedWrite } from '../queue';
+import type { CallbackStatus, TaskStatus } from './task-status.enum';
+import type { TaskEntity } from './task.entity';
+
+/**
+ * Header of a message the reconciler publishes for a running task whose delivery is gone: the
+ * claim token it saw. Only a row still held under that token may be taken over (see reclaim).
+ */
+export const RECLAIM_HEADER = 'x-taskq-reclaim';
+
+/** Where a queued task sits in the start-up sweep's order, and which queue it belongs to. */
+export interface TaskKey {
+  id: string;
+  queue: string;
+  createdAt: number;
+}
+
+export interface ListTasksFilter {
+  status?: TaskStatus;
+  action?: string;
+  createdAfter?: number;
+  createdBefore?: number;
+  /** Keyset position: tasks strictly older than this one (createdAt, then id). */
+  before?: { createdAt: number; id: string };
+  limit: number;
+}
+
+/** A callback this process holds: the row as claimed, and the lease that fences its outcome. */
+export interface ClaimedCallback {
+  task: TaskEntity;
+  /** 1-based; already counted in the row. */
+  attempt: number;
+  leaseUntil: number;
+}
+
+/** How one callback attempt ended. */
+export interface CallbackOutcome {
+  status: CallbackStatus;
+  error: string | null;
+  nextAt: number | null;
+}
+
+/** A change of the callback columns: a claim counts an attempt; an outcome sets a status. */
+export type CallbackChange = { attempts: number; nextAt: number } | CallbackOutcome;
+
+/**
+ * Every read and write of the task table, with one implementation per database (SQLite and
+ * PostgreSQL, chosen once at boot: see createTaskStatements). Each state change is a conditional
+ * update, so a duplicate or stale delivery changes nothing: the outcome of an attempt is
+ * recorded once. A write's promise settles only after its change has committed.
+ *
+ * The task-state rules are stated once per dialect: an outcome (complete, fail, progress) needs
+ * the row `running` under the caller's claim token; a terminal change of a task with a callback
+ * URL queues its callback in the same statement; a claim takes a queued row of an earlier
+ * attempt or, for a redelivered message, a running row of the same attempt.
+ */
+export abstract class TaskStatements {
+  /** The transaction scope `run` of a SharedWrite goes through, when a queue driver lends one. */
+  protected abstract readonly scope: SharedTransactionScope | undefined;
+
+  /** Inserts all rows in one transaction: all or none. */
+  abstract insert(tasks: TaskEntity[]): Promise<void>;
+
+  abstract findById(id: string): Promise<TaskEntity | null>;
+
+  abstract findByIdempotencyKey(key: string): Promise<TaskEntity | null>;
+
+  /** Newest first, ties broken by id, so keyset pages stay stable while tasks are added. */
+  abstract list(filter: ListTasksFilter): Promise<TaskEntity[]>;
+
+  /**
+   * Claims the row for `attempt` under a new fencing `token`: a queued row from an earlier
+   * attempt, or, when the broker redelivered the message (its holder died), a running row of
+   * this same attempt. False means the delivery is a duplicate or stale.
+   */
+  abstract claim(
+    id: string,
+    attempt: number,
+    token: string,
+    redelivered: boolean,
+  ): Promise<boolean>;
+
+  /** Stores progress while the claim holds. */
+  abstract progress(
+    id: string,
+    token: string,
+    percent: number,
+    message: string | null,
+  ): Promise<boolean>;
+
+  /** Queued or running → cancelled. False when the task is in neither status (or absent). */
+  abstract cancel(id: string): Promise<boolean>;
+
+  /** Failed or cancelled → queued with fresh attempts (the dead-letter redrive). */
+  abstract requeueFinished(id: string): Promise<boolean>;
+
+  /** Which of `ids` have been cancelled (so their handlers can be stopped). */
+  abstract cancelledAmong(ids: string[]): Promise<string[]>;
+
+  abstract countQueued(): Promise<number>;
+
+  /**
+   * Puts the running rows of `queues` back to queued. Only safe where no other process can hold
+   * their claims: queues of a driver that keeps nothing across a restart (memory), at start-up.
+   */
+  abstract requeueRunning(queues: string[]): Promise<number>;
+
+  /**
+   * Queued tasks oldest first, a page at a time (keyset on created_at, id): only their keys,
+   * so a sweep over a long backlog reads little and builds no entities.
+   */
+  abstract queuedKeys(limit: number, after?: TaskKey): Promise<TaskKey[]>;
+
+  /** The queued ones among `ids`. */
+  abstract queuedByIds(ids: string[]): Promise<TaskEntity[]>;
+
+  /**
+   * Queued rows of `queue` untouched since `before` and due since then (a delayed task waiting
+   * for its time is not suspect), oldest first; from just after `after` when given.
+   */
+  abstract staleQueued(
+    queue: string,
+    before: number,
+    limit: number,
+    after?: { updatedAt: number; id: string },
+  ): Promise<TaskEntity[]>;
+
+  /** Running rows of `queue` whose claim has not been touched (claimed, progress) since `before`. */
+  abstract staleRunning(queue: string, before: number, limit: number): Promise<TaskEntity[]>;
+
+  /** Queued rows of `queue` that are due now (what a broker should be holding as ready). */
+  abstract countQueuedDue(queue: string, now: number): Promise<number>;
+
+  /**
+   * Takes over a running row for `attempt` under `token`, only if it is still held under
+   * `staleToken` by an earlier attempt: if its holder finished, failed or was replaced meanwhile,
+   * nothing changes and false is returned.
+   */
+  abstract reclaim(
+    id: string,
+    staleToken: string,
+    attempt: number,
+    token: string,
+  ): Promise<boolean>;
+
+  abstract exists(id: string): Promise<boolean>;
+
+  /** Pending callbacks due by `now`, the longest-waiting first. */
+  abstract dueCallbacks(now: number, limit: number): Promise<TaskEntity[]>;
+
+  /**
+   * Takes `task`'s callback for one attempt: counts the attempt and pushes its next time to
+   * `leaseUntil`, so nobody else picks it up meanwhile (and, should this process die, somebody
+   * does after the lease). Null when another process got there first. Like every callback
+   * change, it applies only if the row still shows the attempts and next time the caller saw.
+   */
+  async claimCallback(task: TaskEntity, leaseUntil: number): Promise<ClaimedCallback | null> {
+    const attempt = task.callbackAttempts + 1;
+    const held = { attempts: task.callbackAttempts, nextAt: task.callbackNextAt };
+    const set = { attempts: attempt, nextAt: leaseUntil };
+    if (!(await this.updateCallback(task.id, held, set))) return null;
+    return {
+      task: { ...task, callbackAttempts: attempt, callbackNextAt: leaseUntil },
+      attempt,
+      leaseUntil,
+    };
+  }
+
+  /** Marks a callback that has used its attempts (without sending again) as failed. */
+  abandonCallback(task: TaskEntity, error: string): Promise<boolean> {
+    const held = { attempts: task.callbackAttempts, nextAt: task.callbackNextAt };
+    return this.updateCallback(task.id, held, { status: 'failed', error, nextAt: null });
+  }
+
+  /** Records an attempt's outcome; false when the claim was lost meanwhile. */
+  settleCallback(claimed: ClaimedCallback, outcome: CallbackOutcome): Promise<boolean> {
+    const held = { attempts: claimed.attempt, nextAt: claimed.leaseUntil };
+    return this.updateCallback(claimed.task.id, held, outcome);
+  }
+
+  /**
+   * Deletes up to `limit` terminal tasks processed before `cutoff`, keeping those whose callback
+   * is still pending. Returns how many went.
+   */
+  abstract deleteExpired(cutoff: number, limit: number): Promise<number>;
+
+  /** Records success; false if the claim was lost (taken over or cancelled). */
+  complete(id: string, token: string, result: unknown, now = Date.now()): Promise<boolean> {
+    return this.completeJson(id, token, resultJson(result), Math.trunc(now));
+  }
+
+  /** Records a failed attempt: back to queued for a retry, or failed for good. */
+  fail(
+    id: string,
+    token: string,
+    error: string,
+    final: boolean,
+    now = Date.now(),
+  ): Promise<boolean> {
+    return this.failAt(id, token, error, final, Math.trunc(now));
+  }
+
+  /**
+   * The rows as a write for a queue driver to commit with their messages (see
+   * QueuePublisher.publishWith): `run` where the driver lends its transaction, else `commit`.
+   */
+  insertion(tasks: TaskEntity[]): SharedWrite {
+    const insert = this.insertNow(tasks);
+    return this.sharedWrite(
+      insert &&
+        (() => {
+          insert();
+          return true;
+        }),
+      () => this.insert(tasks).then(() => true),
+      () => undefined,
+    );
+  }
+
+  /**
+   * Success as a write for the worker pool to commit with the ack (see SharedWrite): in the
+   * ack's own transaction when the queue driver lends one, else just before it. `committed`
+   * hears whether the claim still held.
+   */
+  completion(
+    id: string,
+    token: string,
+    result: unknown,
+    committed: (applied: boolean) => void,
+  ): SharedWrite {
+    const json = resultJson(result);
+    const now = Date.now();
+    return this.sharedWrite(
+      this.completeNow(id, token, json, now),
+      () => this.completeJson(id, token, json, now),
+      committed,
+    );
+  }
+
+  /** A failed attempt as a write for the worker pool to commit with the nack or dead-letter. */
+  failure(
+    id: string,
+    token: string,
+    error: string,
+    final: boolean,
+    committed: (applied: boolean) => void,
+  ): SharedWrite {
+    const now = Date.now();
+    return this.sharedWrite(
+      this.failNow(id, token, error, final, now),
+      () => this.failAt(id, token, error, final, now),
+      committed,
+    );
+  }
+
+  protected abstract completeJson(
+    id: string,
+    token: string,
+    result: string,
+    now: number,
+  ): Promise<boolean>;
+
+  protected abstract failAt(
+    id: string,
+    token: string,
+    error: string,
+    final: boolean,
+    now: number,
+  ): Promise<boolean>;
+
+  /**
+   * The callback columns of `id` set to `set`, only while the callback is pending with the
+   * attempts and next time in `held`.
+   */
+  protected abstract updateCallback(
+    id: string,
+    held: { attempts: number; nextAt: number | null },
+    set: CallbackChange,
+  ): Promise<boolean>;
+
+  /** Synchronous steps for a transaction of `scope`; undefined where there is no scope. */
+  protected insertNow(_tasks: TaskEntity[]): (() => void) | undefined {
+    return undefined;
+  }
+
+  protected completeNow(
+    _id: string,
+    _token: string,
+    _result: string,
+    _now: number,
+  ): (() => boolean) | undefined {
+    return undefined;
+  }
+
+  protected failNow(
+    _id: string,
+    _token: string,
+    _error: string,
+    _final: boolean,
+    _now: number,
+  ): (() => boolean) | undefined {
+    return undefined;
+  }
+
+  /** `run` inside the lent scope's transaction when there is one, `commit` on its own otherwise. */
+  private sharedWrite(
+    run: (() => boolean) | undefined,
+    commit: () => Promise<boolean>,
+    committed: (applied: boolean) => void,
+  ): SharedWrite {
+    return {
+      writer: run && this.scope,
+      run: () => {
+        if (!run) throw new Error('no synchronous path to the task table');
+        return run();
+      },
+      commit,
+      committed,
+    };
+  }
+}
+
+function resultJson(result: unknown): string {
+  return JSON.stringify(result ?? null);
+}
