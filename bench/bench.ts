@@ -34,6 +34,7 @@ import {
   brokerSummary,
   runBrokerJob,
 } from './lib/brokers';
+import { removeQueueFromBroker } from '../src/queue/testing/broker-cleanup';
 import { createBenchSchema } from './lib/pg-schema';
 import { timeServiceDrain } from './lib/service-process';
 import { intArg, mapLimit, openLoop, parseArgs, quantile, RssSampler, sleep } from './lib/util';
@@ -85,6 +86,9 @@ type ChildMessage =
 // =============================================================================================
 // Child side: one job, in a fresh process.
 
+/** A queue of its own per scenario (each runs in its own process), removed from the broker after. */
+const SCENARIO_QUEUE = `bench-${process.pid}-${Date.now()}`;
+
 function appEnv(
   driver: string,
   dir: string,
@@ -93,7 +97,7 @@ function appEnv(
   return {
     QUEUE_DRIVER: driver,
     // A queue of its own per scenario, so a broker (redis, amqp) carries nothing over between runs.
-    QUEUE_NAME: `bench-${process.pid}-${Date.now()}`,
+    QUEUE_NAME: SCENARIO_QUEUE,
     DATABASE_PATH: join(dir, 'tasks.db'),
     HOST: '127.0.0.1',
     PORT: '0',
@@ -200,6 +204,12 @@ async function runJob(job: Job, send: (message: ChildMessage) => void): Promise<
   } finally {
     rss.stop();
     rmSync(dir, { recursive: true, force: true });
+    if (job.kind !== 'brokers') {
+      await removeQueueFromBroker(job.driver, SCENARIO_QUEUE, {
+        redisUrl: process.env.REDIS_URL,
+        amqpUrl: process.env.AMQP_URL,
+      });
+    }
   }
 }
 

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { createBenchSchema } from './lib/pg-schema';
+import { removeQueueFromBroker } from '../src/queue/testing/broker-cleanup';
 import { freePort, intArg, mapLimit, parseArgs, sleep } from './lib/util';
 
 const ROOT = resolve(__dirname, '..');
@@ -220,6 +221,8 @@ async function main(): Promise<number> {
   const log = createWriteStream(logPath);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
+  // Its own queue, so a broker (redis, amqp) brings nothing in from an earlier run.
+  const queueName = `chaos-${process.pid}-${Date.now()}`;
   const service = new Service(
     join(work, 'dist', 'main.js'),
     {
@@ -230,8 +233,7 @@ async function main(): Promise<number> {
       DATABASE_PATH: join(work, 'tasks.db'),
       ...(schema ? { DATABASE_URL: schema.url } : {}),
       QUEUE_DRIVER: DRIVER,
-      // Its own queue, so a broker (redis, amqp) brings nothing in from an earlier run.
-      QUEUE_NAME: `chaos-${process.pid}-${Date.now()}`,
+      QUEUE_NAME: queueName,
       LOG_LEVEL: 'warn',
       WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
       WORKER_PREFETCH: String(WORKER_CONCURRENCY * 2),
@@ -433,6 +435,10 @@ async function main(): Promise<number> {
 
   service.killNow();
   log.end();
+  await removeQueueFromBroker(DRIVER, queueName, {
+    redisUrl: process.env.REDIS_URL,
+    amqpUrl: process.env.AMQP_URL,
+  });
   const ok = lost === 0 && wrong === 0 && failed === 0 && kills === KILLS;
   if (ok && args.keep !== true) {
     await rm(work, { recursive: true, force: true });

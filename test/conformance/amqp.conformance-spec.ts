@@ -6,11 +6,19 @@ import { describeQueueDriverConformance } from '../../src/queue/testing';
 const URL = 'amqp://guest:guest@127.0.0.1:5672';
 const created = new Set<string>();
 
-/** Remembers the queues each driver declared, to delete them when the file is done. */
+/**
+ * Remembers the queues each driver declared, to delete them when the file is done. `stats`
+ * declares the queues it counts, so a queue only ever asked about is remembered too.
+ */
 class TrackedAmqpDriver extends AmqpQueueDriver {
   override async ensureQueue(queue: string): Promise<void> {
     created.add(queue);
     return super.ensureQueue(queue);
+  }
+
+  override stats(queue: string): ReturnType<AmqpQueueDriver['stats']> {
+    created.add(queue);
+    return super.stats(queue);
   }
 }
 

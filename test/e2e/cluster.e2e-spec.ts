@@ -11,6 +11,7 @@ import {
   type RequiredService,
 } from '../helpers/service-available';
 import { waitFor } from '../helpers/wait-for';
+import { removeQueueFromBroker } from '../../src/queue/testing';
 
 /**
  * Real processes of dist/main.js, as an operator runs them beyond one machine: one API process
@@ -146,8 +147,10 @@ for (const [driver, service] of [
       const dir = tempDir();
       const children: Child[] = [];
       const schemas: string[] = [];
+      const queues: string[] = [];
       afterAll(async () => {
         await Promise.all(children.map(stop));
+        for (const queue of queues) await removeQueueFromBroker(driver, queue);
         await pg(async (client) => {
           for (const schema of schemas) await client.query(`DROP SCHEMA ${schema} CASCADE`);
         });
@@ -175,6 +178,7 @@ for (const [driver, service] of [
         const { schema, url } = await freshSchema();
         schemas.push(schema);
         const env = { DATABASE_URL: url, QUEUE_NAME: `cluster-${randomUUID()}` };
+        queues.push(env.QUEUE_NAME);
         const api = start({ ...env, APP_ROLE: 'api' });
         const victim = start({ ...env, APP_ROLE: 'worker' });
         const survivor = start({ ...env, APP_ROLE: 'worker' });
@@ -205,6 +209,7 @@ for (const [driver, service] of [
         const { schema, url } = await freshSchema();
         schemas.push(schema);
         const env = { DATABASE_URL: url, QUEUE_NAME: `drop-${randomUUID()}` };
+        queues.push(env.QUEUE_NAME);
         const api = start({ ...env, APP_ROLE: 'api' });
         const worker = start({ ...env, APP_ROLE: 'worker' });
         const apiUrl = await listening(api);

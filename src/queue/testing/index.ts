@@ -3,3 +3,4 @@
  * the production build) because it loads jest.
  */
 export * from './queue-driver.conformance';
+export * from './broker-cleanup';
