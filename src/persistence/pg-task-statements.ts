@@ -236,6 +236,12 @@ export class PgTaskStatements extends TaskStatements {
         `INSERT INTO ${T} (${names}) SELECT * FROM unnest(` +
           `${this.columns.map((col, i) => `$${i + 1}::${typeOf(col)}[]`).join(', ')})`,
       ),
+      insertNew: named(
+        'insert_new',
+        `INSERT INTO ${T} (${names}) SELECT * FROM unnest(` +
+          `${this.columns.map((col, i) => `$${i + 1}::${typeOf(col)}[]`).join(', ')})
+         ON CONFLICT (${c('idempotencyKey')}) DO NOTHING RETURNING ${c('id')} AS id`,
+      ),
       findById: named('find', `SELECT ${names} FROM ${T} WHERE ${c('id')} = $1 LIMIT 1`),
       // The claim condition: a queued row of an earlier attempt, or, for a
       // redelivered message, a running row of this same attempt.
@@ -392,6 +398,16 @@ export class PgTaskStatements extends TaskStatements {
   insert(tasks: TaskEntity[]): Promise<void> {
     if (tasks.length === 0) return Promise.resolve();
     return this.inserts.submit(tasks);
+  }
+
+  /**
+   * One statement of its own (not group-committed with other inserts: a skipped row is no
+   * error, so there is nothing to re-run per caller); RETURNING names the rows that went in.
+   */
+  async insertNew(tasks: TaskEntity[]): Promise<string[]> {
+    if (tasks.length === 0) return [];
+    const result = await this.query(this.sql.insertNew, this.columnArrays(tasks));
+    return (result.rows as { id: string }[]).map((row) => row.id);
   }
 
   async findById(id: string): Promise<TaskEntity | null> {
@@ -602,16 +618,21 @@ export class PgTaskStatements extends TaskStatements {
   }
 
   private async insertRows(tasks: TaskEntity[]): Promise<void> {
-    // Column-major: one array per column. An absent property gets the column's default, as
-    // TypeORM's INSERT (DEFAULT) would.
-    const arrays = this.columns.map((col): unknown[] => {
+    await this.query(this.sql.insert, this.columnArrays(tasks));
+  }
+
+  /**
+   * Column-major: one array per column. An absent property gets the column's default, as
+   * TypeORM's INSERT (DEFAULT) would.
+   */
+  private columnArrays(tasks: TaskEntity[]): unknown[][] {
+    return this.columns.map((col): unknown[] => {
       const fallback: unknown = typeof col.default === 'function' ? null : (col.default ?? null);
       return tasks.map((task): unknown => {
         const value = (task as unknown as Record<string, unknown>)[col.propertyName];
         return value === undefined ? fallback : this.driver.preparePersistentValue(value, col);
       });
     });
-    await this.query(this.sql.insert, arrays);
   }
 
   /** Runs a prepared statement on a pool connection; pg errors come back as QueryFailedError. */

@@ -138,6 +138,10 @@ export class SqliteTaskStatements extends TaskStatements {
       insert: db.prepare(
         `INSERT INTO ${T} (${names}) VALUES (${this.columns.map(() => '?').join(', ')})`,
       ),
+      insertNew: db.prepare(
+        `INSERT INTO ${T} (${names}) VALUES (${this.columns.map(() => '?').join(', ')})
+         ON CONFLICT (idempotency_key) DO NOTHING`,
+      ),
       findById: db.prepare(`${rows} WHERE id = ? LIMIT 1`),
       findByKey: db.prepare(`${rows} WHERE idempotency_key = ? LIMIT 1`),
       claim: db.prepare(`${claimSet})`),
@@ -231,9 +235,7 @@ export class SqliteTaskStatements extends TaskStatements {
    * be all or none). Errors come out as TypeORM's QueryFailedError.
    */
   protected override insertNow(tasks: TaskEntity[]): () => void {
-    const rows = tasks.map((task) =>
-      this.columns.map(({ prop, fallback }) => (task[prop] === undefined ? fallback : task[prop])),
-    );
+    const rows = this.values(tasks);
     return () => {
       const stmt = this.s.insert;
       try {
@@ -242,6 +244,27 @@ export class SqliteTaskStatements extends TaskStatements {
         throw asQueryFailed(error, stmt.source) as Error;
       }
     };
+  }
+
+  /** Row by row, so each statement's change count says whether its row went in. */
+  insertNew(tasks: TaskEntity[]): Promise<string[]> {
+    if (tasks.length === 0) return Promise.resolve([]);
+    const rows = this.values(tasks);
+    return this.submit(() => {
+      const stmt = this.s.insertNew;
+      try {
+        return tasks.filter((_, i) => changedOne(stmt.run(rows[i]))).map((task) => task.id);
+      } catch (error) {
+        throw asQueryFailed(error, stmt.source) as Error;
+      }
+    }, true);
+  }
+
+  /** Each task's column values, in column order; an absent property gets the column's default. */
+  private values(tasks: TaskEntity[]): unknown[][] {
+    return tasks.map((task) =>
+      this.columns.map(({ prop, fallback }) => (task[prop] === undefined ? fallback : task[prop])),
+    );
   }
 
   findById(id: string): Promise<TaskEntity | null> {

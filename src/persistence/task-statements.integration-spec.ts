@@ -249,6 +249,46 @@ function contractCases(get: () => Harness): void {
     for (const row of clash) expect(await h.committed(row.id)).toBeUndefined();
   });
 
+  it('inserts the rows whose idempotency key is free and names them, skipping taken keys', async () => {
+    const stored = task({ idempotencyKey: 'taken' });
+    await store.insert([stored]);
+    const fresh = task({ idempotencyKey: 'fresh' });
+    const unkeyed = task();
+    const clash = task({ idempotencyKey: 'taken' });
+    const twin = task({ idempotencyKey: 'fresh' }); // the same key as an earlier row of the batch
+    const other = task({ idempotencyKey: 'other' });
+    const ids = await store.insertNew([fresh, unkeyed, clash, twin, other]);
+    expect([...ids].sort()).toEqual([fresh.id, unkeyed.id, other.id].sort());
+    for (const row of [fresh, unkeyed, other]) expect(await h.committed(row.id)).toBeDefined();
+    for (const row of [clash, twin]) expect(await h.committed(row.id)).toBeUndefined();
+    expect((await store.findByIdempotencyKey('taken'))?.id).toBe(stored.id);
+    expect((await store.findByIdempotencyKey('fresh'))?.id).toBe(fresh.id);
+    expect(await store.insertNew([])).toEqual([]);
+    // Every key taken: nothing goes in, and that is no error.
+    expect(await store.insertNew([task({ idempotencyKey: 'taken' })])).toEqual([]);
+  });
+
+  it('inserts new rows exactly once when callers race for the same keys', async () => {
+    const keys = Array.from({ length: 20 }, (_, i) => `race-${i}`);
+    const batches = [0, 1, 2].map(() => keys.map((idempotencyKey) => task({ idempotencyKey })));
+    const answered = await Promise.all(batches.map((rows) => store.insertNew(rows)));
+    expect(answered.flat()).toHaveLength(keys.length);
+    for (const key of keys) {
+      const winner = await store.findByIdempotencyKey(key);
+      expect(answered.flat()).toContain(winner!.id);
+    }
+  });
+
+  it('fails the whole insert of new rows on any conflict but the idempotency key', async () => {
+    const stored = task({ idempotencyKey: 'first' });
+    await store.insert([stored]);
+    const ok = task({ idempotencyKey: 'ok' });
+    const sameId = { ...task({ idempotencyKey: 'second' }), id: stored.id };
+    const error = await store.insertNew([ok, sameId]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(QueryFailedError);
+    expect(await h.committed(ok.id)).toBeUndefined();
+  });
+
   it('settles each write only once it is committed', async () => {
     const rows = Array.from({ length: 50 }, () => task());
     await Promise.all(

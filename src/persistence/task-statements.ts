@@ -61,6 +61,13 @@ export abstract class TaskStatements {
   /** Inserts all rows in one transaction: all or none. */
   abstract insert(tasks: TaskEntity[]): Promise<void>;
 
+  /**
+   * Inserts, in one transaction, the rows whose idempotency key is free, skipping those whose key
+   * a stored row or an earlier row of `tasks` already has (the unique index decides a race, so
+   * one row per key goes in). Answers the ids of the rows that went in, in no particular order.
+   */
+  abstract insertNew(tasks: TaskEntity[]): Promise<string[]>;
+
   abstract findById(id: string): Promise<TaskEntity | null>;
 
   abstract findByIdempotencyKey(key: string): Promise<TaskEntity | null>;

@@ -39,7 +39,8 @@ export interface SchedulerPass {
  * (a timer, at most IDLE_LOOK_MS), claims due schedules with a conditional update so several
  * processes share the work, submits one task per tick with the idempotency key
  * `schedule:<name>:<tick>` (so a tick never runs twice, even when two processes both handle
- * it after a lost claim), and records the next tick under its claim.
+ * it after a lost claim), the ticks of a claimed batch in one insert, and records the next tick
+ * under its claim.
  */
 @Injectable()
 export class Scheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -120,17 +121,7 @@ export class Scheduler implements OnApplicationBootstrap, BeforeApplicationShutd
     for (;;) {
       const claimed = await this.store.claimDue(now, CLAIM_BATCH, CLAIM_LEASE_MS);
       result.schedules += claimed.length;
-      const records = await Promise.all(
-        claimed.map((schedule) =>
-          this.runSchedule(schedule, now).catch((error: Error) => {
-            // Its claim expires and a later pass (here or elsewhere) tries the same ticks; their
-            // keys make that safe.
-            this.logger.error(`schedule "${schedule.name}": ${error.message}`, error.stack);
-            return null;
-          }),
-        ),
-      );
-      const done = records.filter((record) => record !== null);
+      const done = await this.runClaimed(claimed, now);
       if (claimed.length > 0) {
         await this.store.recordRuns(claimed[0].claimToken, done, this.clock.now());
       }
@@ -139,48 +130,143 @@ export class Scheduler implements OnApplicationBootstrap, BeforeApplicationShutd
     }
   }
 
-  /** Runs a claimed schedule's due ticks as its missed and overlap rules say; says what it did. */
-  private async runSchedule(
-    schedule: ClaimedSchedule,
+  /**
+   * Runs the claimed schedules' due ticks as their missed and overlap rules say, the tasks of a
+   * round of ticks created in one batch; says what it did for each schedule that did not fail.
+   * A round holds every tick of a schedule that allows overlap, and the next tick of one that
+   * does not, once its previous run (maybe made in the round before) is found finished.
+   */
+  private async runClaimed(
+    claimed: ClaimedSchedule[],
     now: number,
-  ): Promise<ScheduleRunRecord & { name: string }> {
-    const timing = timingOf(schedule);
-    const left = schedule.limit === null ? Infinity : schedule.limit - schedule.runCount;
-    const keep = Math.min(schedule.missed === 'all' ? MAX_BACKFILL : 1, left);
-    const due = dueTicks(timing, schedule.nextRunAt!, now, keep);
-    const ticks =
-      schedule.missed === 'skip' ? due.run.filter((t) => now - t <= MISFIRE_AFTER_MS) : due.run;
-    const missed = due.passed + due.run.length - ticks.length;
-    let overlapSkipped = 0;
-    let ran = 0;
-    let lastRunAt: number | null = null;
-    let lastTaskId = schedule.lastTaskId;
-    for (const tick of ticks) {
-      if (!schedule.overlap && (await this.schedules.unfinished(lastTaskId))) {
-        overlapSkipped += 1;
+  ): Promise<(ScheduleRunRecord & { name: string })[]> {
+    const runs = claimed.map((schedule) => this.plan(schedule, now));
+    for (;;) {
+      const round = (await Promise.all(runs.map((run) => this.nextTicks(run)))).flat();
+      if (round.length === 0) break;
+      let outcomes: PromiseSettledResult<{ id: string } | null>[];
+      try {
+        outcomes = await this.schedules.runTicks(
+          round.map(({ run, tick }) => ({ schedule: run.schedule, tick })),
+        );
+      } catch (error) {
+        for (const { run } of round) run.error ??= error as Error;
         continue;
       }
-      const task = await this.schedules.runTick(schedule, tick);
-      ran += 1;
-      lastRunAt = tick;
-      if (task) lastTaskId = task.id;
+      round.forEach(({ run, tick }, i) => {
+        const outcome = outcomes[i];
+        if (outcome.status === 'rejected') {
+          run.error ??= outcome.reason as Error;
+          return;
+        }
+        run.ran += 1;
+        run.lastRunAt = tick;
+        if (outcome.value) run.lastTaskId = outcome.value.id;
+      });
     }
+    const records: (ScheduleRunRecord & { name: string })[] = [];
+    for (const run of runs) {
+      const { schedule, error } = run;
+      if (error) {
+        // Its claim expires and a later pass (here or elsewhere) tries the same ticks; their
+        // keys make that safe.
+        this.logger.error(`schedule "${schedule.name}": ${error.message}`, error.stack);
+        continue;
+      }
+      records.push(this.record(run));
+    }
+    return records;
+  }
+
+  /** A claimed schedule's due ticks, as its missed rule keeps them, none run yet. */
+  private plan(schedule: ClaimedSchedule, now: number): ScheduleRun {
+    const run: ScheduleRun = {
+      schedule,
+      ticks: [],
+      taken: 0,
+      next: null,
+      missed: 0,
+      overlapSkipped: 0,
+      ran: 0,
+      lastRunAt: null,
+      lastTaskId: schedule.lastTaskId,
+    };
+    try {
+      const timing = timingOf(schedule);
+      const left = schedule.limit === null ? Infinity : schedule.limit - schedule.runCount;
+      const keep = Math.min(schedule.missed === 'all' ? MAX_BACKFILL : 1, left);
+      const due = dueTicks(timing, schedule.nextRunAt!, now, keep);
+      run.ticks =
+        schedule.missed === 'skip' ? due.run.filter((t) => now - t <= MISFIRE_AFTER_MS) : due.run;
+      run.missed = due.passed + due.run.length - run.ticks.length;
+      run.next = due.next;
+    } catch (error) {
+      run.error = error as Error;
+    }
+    return run;
+  }
+
+  /** The schedule's ticks for the next round: all that are left, or with overlap: false one. */
+  private async nextTicks(run: ScheduleRun): Promise<{ run: ScheduleRun; tick: number }[]> {
+    if (run.error) return [];
+    if (run.schedule.overlap) {
+      const ticks = run.ticks.slice(run.taken);
+      run.taken = run.ticks.length;
+      return ticks.map((tick) => ({ run, tick }));
+    }
+    while (run.taken < run.ticks.length) {
+      const tick = run.ticks[run.taken++];
+      try {
+        if (await this.schedules.unfinished(run.lastTaskId)) {
+          run.overlapSkipped += 1;
+          continue;
+        }
+      } catch (error) {
+        run.error = error as Error;
+        return [];
+      }
+      return [{ run, tick }];
+    }
+    return [];
+  }
+
+  /** What a schedule's pass did, and its next run. */
+  private record(run: ScheduleRun): ScheduleRunRecord & { name: string } {
+    const { schedule, missed, ran, lastRunAt } = run;
     if (missed > 0) {
       this.logger.warn(
         `schedule "${schedule.name}": ${missed} tick(s) missed (${schedule.missed})`,
       );
     }
     const limitReached = schedule.limit !== null && schedule.runCount + ran >= schedule.limit;
-    const next = limitReached ? null : due.next;
+    const next = limitReached ? null : run.next;
     return {
       name: schedule.name,
       nextRunAt: next,
       state: next === null ? 'finished' : 'active',
       ran,
       missed,
-      overlapSkipped,
+      overlapSkipped: run.overlapSkipped,
       lastRunAt,
-      lastTaskId: lastRunAt === null ? null : lastTaskId,
+      lastTaskId: lastRunAt === null ? null : run.lastTaskId,
     };
   }
+}
+
+/** One claimed schedule within a pass: its due ticks and what running them has done so far. */
+interface ScheduleRun {
+  schedule: ClaimedSchedule;
+  /** To run, oldest first. */
+  ticks: number[];
+  /** How many of `ticks` have been run or skipped. */
+  taken: number;
+  /** The run after these ticks (null: none). */
+  next: number | null;
+  missed: number;
+  overlapSkipped: number;
+  ran: number;
+  lastRunAt: number | null;
+  lastTaskId: string | null;
+  /** Set when something failed: the schedule is not recorded, and its claim expires. */
+  error?: Error;
 }

@@ -29,6 +29,12 @@ export interface CreateResult {
   created: boolean;
 }
 
+/** One request of a batch that `createKeyed` creates at once. */
+export interface KeyedRequest {
+  dto: CreateTaskDto;
+  idempotencyKey: string;
+}
+
 /** How long a queue-depth reading is reused, so a burst of POSTs costs one COUNT. */
 const DEPTH_CACHE_MS = 500;
 /** Long polls re-read the row this often, to see changes made by other processes. */
@@ -73,6 +79,62 @@ export class TasksService {
       return { task: this.replay(winner, idempotencyKey, requestHash!), created: false };
     }
     return { task, created: true };
+  }
+
+  /**
+   * `create` for many keyed requests at once (the scheduler's ticks), with one outcome per
+   * request, in order: each is validated and built as `create` does, the rows whose key is free
+   * go in one transaction and only they are published, and a taken key (by a stored task or an
+   * earlier request of the batch) answers with its task, as `create` would. Rejects as a whole
+   * only when the batch itself fails (the database).
+   */
+  async createKeyed(requests: KeyedRequest[]): Promise<PromiseSettledResult<CreateResult>[]> {
+    const outcomes = new Array<PromiseSettledResult<CreateResult>>(requests.length);
+    const built: { index: number; task: TaskEntity }[] = [];
+    await Promise.all(
+      requests.map(async ({ dto, idempotencyKey }, index) => {
+        try {
+          const task = await this.build(dto, '');
+          task.idempotencyKey = idempotencyKey;
+          task.requestHash = hashRequest(dto);
+          built.push({ index, task });
+        } catch {
+          // `create` looks the key up before it validates: a stored task still answers.
+          outcomes[index] = await settle(this.create(dto, idempotencyKey));
+        }
+      }),
+    );
+    if (built.length === 0) return outcomes;
+    built.sort((a, b) => a.index - b.index);
+    try {
+      await this.assertRoom(built.length);
+    } catch (error) {
+      if (!(error instanceof QueueFullError)) throw error;
+      // No room for all: each request decides as `create` would (a taken key still answers).
+      for (const { index } of built) {
+        const { dto, idempotencyKey } = requests[index];
+        outcomes[index] = await settle(this.create(dto, idempotencyKey));
+      }
+      return outcomes;
+    }
+    const inserted = await this.insertNewAndPublish(built.map(({ task }) => task));
+    await Promise.all(
+      built.map(async ({ index, task }) => {
+        if (inserted.has(task.id)) {
+          outcomes[index] = { status: 'fulfilled', value: { task, created: true } };
+          return;
+        }
+        const key = task.idempotencyKey!;
+        outcomes[index] = await settle(
+          this.store.findByIdempotencyKey(key).then((existing) => {
+            if (!existing)
+              throw new Error(`idempotency key ${key} was taken, but its task is gone`);
+            return { task: this.replay(existing, key, task.requestHash!), created: false };
+          }),
+        );
+      }),
+    );
+    return outcomes;
   }
 
   /** All or nothing: every task is validated first, then all rows go in one transaction. */
@@ -227,6 +289,30 @@ export class TasksService {
     await this.publishAccepted(tasks);
   }
 
+  /**
+   * The rows whose key is free, and only their messages; answers the ids that went in. Where the
+   * driver shares the task database, all rows and messages first try one transaction, as in
+   * insertAndPublish: a taken key fails it (the unique index), which undoes it whole, and then
+   * (rarely: a tick another process also ran) the free rows are committed and published after.
+   */
+  private async insertNewAndPublish(tasks: TaskEntity[]): Promise<Set<string>> {
+    const queue = tasks[0].queue;
+    if (tasks.every((task) => task.queue === queue)) {
+      try {
+        const write = this.store.insertion(tasks);
+        if (await this.publisher.publishWith(queue, messagesFor(tasks), write)) {
+          this.emitQueued(tasks);
+          return new Set(tasks.map((task) => task.id));
+        }
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+      }
+    }
+    const inserted = new Set(await this.store.insertNew(tasks));
+    await this.publishAccepted(tasks.filter((task) => inserted.has(task.id)));
+    return inserted;
+  }
+
   private emitQueued(tasks: TaskEntity[]): void {
     for (const task of tasks) {
       this.events.emit({
@@ -265,6 +351,13 @@ export class TasksService {
     if (this.depth.value + adding > limit) throw new QueueFullError(this.depth.value, limit);
     this.depth.value += adding;
   }
+}
+
+function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return promise.then(
+    (value) => ({ status: 'fulfilled', value }),
+    (reason: unknown) => ({ status: 'rejected', reason }),
+  );
 }
 
 /** A stable hash of a request: keys sorted, so field order does not matter. */

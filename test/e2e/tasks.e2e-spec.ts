@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { IdempotencyConflictError, InvalidTaskRequestError, TasksService } from '../../src/tasks';
 import { startTestApp, tempDir, type TestApp } from '../helpers/create-test-app';
 import { waitFor } from '../helpers/wait-for';
 
@@ -111,6 +112,60 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
       const res = await t.http.get('/tasks').expect(200);
       expect(res.body.count).toBe(100);
       expect(res.body.tasks).toHaveLength(100);
+    });
+  });
+
+  describe('keyed batches (the scheduler creates its ticks this way)', () => {
+    it('creates each free key once, answers a taken key with its task, fails a bad request alone', async () => {
+      const tasks = t.app.get(TasksService);
+      const stored = await tasks.create({ action: 'uppercase', data: { text: 'old' } }, 'kb-old');
+      const outcomes = await tasks.createKeyed([
+        { dto: { action: 'uppercase', data: { text: 'kb-a' } }, idempotencyKey: 'kb-a' },
+        { dto: { action: 'uppercase', data: { text: 'old' } }, idempotencyKey: 'kb-old' },
+        { dto: { action: 'uppercase', data: { text: 'changed' } }, idempotencyKey: 'kb-old' },
+        { dto: { action: 'uppercase', data: { text: 'kb-a' } }, idempotencyKey: 'kb-a' },
+        { dto: { action: 'uppercase', data: { text: 1 } }, idempotencyKey: 'kb-bad' },
+      ]);
+      expect(outcomes.map((outcome) => outcome.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'rejected',
+      ]);
+      const [a, old, changed, twin, bad] = outcomes;
+      if (a.status !== 'fulfilled' || old.status !== 'fulfilled' || twin.status !== 'fulfilled') {
+        throw new Error('unreachable');
+      }
+      expect(a.value.created).toBe(true);
+      expect(old.value).toMatchObject({ created: false, task: { id: stored.task.id } });
+      expect((changed as PromiseRejectedResult).reason).toBeInstanceOf(IdempotencyConflictError);
+      expect(twin.value).toMatchObject({ created: false, task: { id: a.value.task.id } });
+      expect((bad as PromiseRejectedResult).reason).toBeInstanceOf(InvalidTaskRequestError);
+      // The twin's row was skipped; the inserted task was published and runs.
+      expect((await settled(a.value.task.id)).result).toEqual({ output: 'KB-A' });
+      const listed = await t.http.get('/tasks?action=uppercase&limit=100').expect(200);
+      const rows = (listed.body.tasks as { data: { text?: unknown } }[]).filter(
+        (task) => task.data.text === 'kb-a',
+      );
+      expect(rows).toHaveLength(1);
+    });
+
+    it('commits a batch of free keys whole, and every task runs', async () => {
+      const tasks = t.app.get(TasksService);
+      const outcomes = await tasks.createKeyed(
+        ['x', 'y', 'z'].map((text) => ({
+          dto: { action: 'uppercase', data: { text } },
+          idempotencyKey: `kb-free-${text}`,
+        })),
+      );
+      const created = outcomes.map((outcome) => {
+        if (outcome.status !== 'fulfilled') throw outcome.reason;
+        expect(outcome.value.created).toBe(true);
+        return outcome.value.task.id;
+      });
+      const results = await Promise.all(created.map(async (id) => (await settled(id)).result));
+      expect(results).toEqual([{ output: 'X' }, { output: 'Y' }, { output: 'Z' }]);
     });
   });
 
