@@ -1,8 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate, type ValidationError } from 'class-validator';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { QueryFailedError } from 'typeorm';
+import { stableHash } from '../common/stable-hash';
 import { checkCallbackUrl } from '../callbacks/callback-url';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
@@ -354,7 +355,7 @@ export class SchedulesService {
     return {
       ...definition,
       source,
-      definitionHash: hashDefinition(definition),
+      definitionHash: stableHash(definition),
       state: next === null ? 'finished' : 'active',
       nextRunAt: next,
       runCount: 0,
@@ -430,22 +431,6 @@ function taskRequest(schedule: ScheduleDefinition): CreateTaskDto {
   if (schedule.timeoutMs !== null) request.timeoutMs = schedule.timeoutMs;
   if (schedule.callbackUrl !== null) request.callbackUrl = schedule.callbackUrl;
   return request;
-}
-
-function hashDefinition(definition: ScheduleDefinition): string {
-  const canonical = (value: unknown): unknown =>
-    Array.isArray(value)
-      ? value.map(canonical)
-      : value && typeof value === 'object'
-        ? Object.fromEntries(
-            Object.keys(value)
-              .sort()
-              .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
-          )
-        : value;
-  return createHash('sha256')
-    .update(JSON.stringify(canonical(definition)))
-    .digest('hex');
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());

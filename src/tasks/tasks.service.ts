@@ -1,8 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate, type ValidationError } from 'class-validator';
-import { createHash } from 'node:crypto';
 import { groupBy } from '../common/group-by';
+import { stableHash } from '../common/stable-hash';
 import { QueryFailedError } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
@@ -59,7 +59,7 @@ export class TasksService {
    * With an idempotency key, the unique index decides which of racing requests creates the task.
    */
   async create(dto: CreateTaskDto, idempotencyKey?: string): Promise<CreateResult> {
-    const requestHash = idempotencyKey ? hashRequest(dto) : null;
+    const requestHash = idempotencyKey ? stableHash(dto) : null;
     if (idempotencyKey) {
       const existing = await this.store.findByIdempotencyKey(idempotencyKey);
       if (existing)
@@ -96,7 +96,7 @@ export class TasksService {
         try {
           const task = await this.build(dto, '');
           task.idempotencyKey = idempotencyKey;
-          task.requestHash = hashRequest(dto);
+          task.requestHash = stableHash(dto);
           built.push({ index, task });
         } catch {
           // `create` looks the key up before it validates: a stored task still answers.
@@ -358,23 +358,6 @@ function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
     (value) => ({ status: 'fulfilled', value }),
     (reason: unknown) => ({ status: 'rejected', reason }),
   );
-}
-
-/** A stable hash of a request: keys sorted, so field order does not matter. */
-function hashRequest(dto: CreateTaskDto): string {
-  const canonical = (value: unknown): unknown =>
-    Array.isArray(value)
-      ? value.map(canonical)
-      : value && typeof value === 'object'
-        ? Object.fromEntries(
-            Object.keys(value)
-              .sort()
-              .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
-          )
-        : value;
-  return createHash('sha256')
-    .update(JSON.stringify(canonical(dto)))
-    .digest('hex');
 }
 
 /** Each task's next attempt as a message, with `headersFor`'s extra headers. */
