@@ -1,26 +1,42 @@
-import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
+import {
+  ApiProperty,
+  ApiPropertyOptional,
+  IntersectionType,
+  OmitType,
+  PickType,
+} from '@nestjs/swagger';
 import {
   IsBoolean,
   IsIn,
   IsInt,
   IsISO8601,
-  IsObject,
   IsOptional,
   IsString,
-  IsUrl,
   Matches,
   Max,
   MaxLength,
   Min,
 } from 'class-validator';
-import { ACTION_PATTERN, MAX_PRIORITY } from '../../tasks/dto/create-task.dto';
+import { CreateTaskDto } from '../../tasks/dto/create-task.dto';
 import { MISSED_POLICIES, type MissedPolicy } from '../schedule.model';
 
 /** Names go into URLs (/schedules/:name) and idempotency keys: no spaces or slashes. */
 export const SCHEDULE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
-const DAY_MS = 86_400_000;
 
-export class CreateScheduleDto {
+/**
+ * The task each run submits: the same fields, checks and messages as `POST /tasks`, less the
+ * one-off timing (`delayMs`, `runAt`), which the schedule's own timing replaces.
+ */
+class ScheduledTaskFields extends PickType(CreateTaskDto, [
+  'action',
+  'data',
+  'priority',
+  'maxAttempts',
+  'timeoutMs',
+  'callbackUrl',
+] as const) {}
+
+class ScheduleFields {
   @ApiProperty({
     description: 'Unique name (letter or digit first, up to 128 of letters, digits, _ . : -).',
     example: 'nightly-report',
@@ -31,24 +47,6 @@ export class CreateScheduleDto {
       'name must be a letter or digit, then up to 127 letters, digits, _ . : or - (no spaces or slashes)',
   })
   name!: string;
-
-  @ApiProperty({ description: 'The action each run is a task of.', example: 'report' })
-  @IsString()
-  @Matches(ACTION_PATTERN, {
-    message:
-      'action must be a short identifier: a letter, then up to 63 letters, digits, _ . : or -',
-  })
-  action!: string;
-
-  @ApiPropertyOptional({
-    description: "Each run's task data; checked against the handler's data type.",
-    type: 'object',
-    additionalProperties: true,
-    example: { kind: 'daily' },
-  })
-  @IsOptional()
-  @IsObject()
-  data?: Record<string, unknown>;
 
   @ApiPropertyOptional({
     description:
@@ -96,36 +94,6 @@ export class CreateScheduleDto {
   @IsBoolean()
   overlap?: boolean;
 
-  @ApiPropertyOptional({ minimum: 0, maximum: MAX_PRIORITY, description: "Each run's priority." })
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_PRIORITY)
-  priority?: number;
-
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, description: "Each run's attempts." })
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(100)
-  maxAttempts?: number;
-
-  @ApiPropertyOptional({ minimum: 1, maximum: DAY_MS, description: 'Per-attempt limit in ms.' })
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(DAY_MS)
-  timeoutMs?: number;
-
-  @ApiPropertyOptional({ description: "Receives each run's task JSON when it ends." })
-  @IsOptional()
-  @MaxLength(2048)
-  @IsUrl(
-    { protocols: ['http', 'https'], require_protocol: true, require_tld: false },
-    { message: 'callbackUrl must be an http or https URL' },
-  )
-  callbackUrl?: string;
-
   @ApiPropertyOptional({ format: 'date-time', description: 'No run before this time.' })
   @IsOptional()
   @IsISO8601({ strict: true }, { message: 'startAt must be an ISO 8601 date-time' })
@@ -146,6 +114,8 @@ export class CreateScheduleDto {
   @Max(1_000_000_000)
   limit?: number;
 }
+
+export class CreateScheduleDto extends IntersectionType(ScheduleFields, ScheduledTaskFields) {}
 
 /** `PUT /schedules/:name`: the whole definition, named by the path. */
 export class PutScheduleDto extends OmitType(CreateScheduleDto, ['name'] as const) {}
