@@ -76,6 +76,27 @@ function setup(options: Partial<WorkerPoolOptions>, processor: MessageProcessor<
   return { sut, driver, publish };
 }
 
+/**
+ * A pool whose single worker stays busy until `gate` resolves, on a memory driver that claims to
+ * lease, so the pool renews what it holds every leaseMs/2.
+ */
+function leasingSetup(
+  options: { prefetch: number; leaseMs: number },
+  logger: { warn: (m: string) => void; error: (m: string) => void } = silent,
+) {
+  const gate = deferred();
+  const driver = new CountingDriver();
+  Object.defineProperty(driver, 'capabilities', { value: { durable: false, leases: true } });
+  const sut = new WorkerPool<number>(
+    driver,
+    QUEUE,
+    { process: () => gate.promise },
+    { concurrency: 1, maxAttempts: 1, backoff: { baseMs: 1, maxMs: 1 }, ...options },
+    logger,
+  );
+  return { sut, driver, gate };
+}
+
 describe(WorkerPool.name, () => {
   let toClose: { sut: WorkerPool<number>; driver: MemoryQueueDriver }[] = [];
   afterEach(async () => {
@@ -403,25 +424,9 @@ describe(WorkerPool.name, () => {
 
   it('extends the lease of every delivery it holds, running or buffered, on lease-based drivers', async () => {
     // Arrange: a memory driver that claims to lease, recording extensions.
-    const gate = deferred();
-    const driver = new CountingDriver();
-    Object.defineProperty(driver, 'capabilities', { value: { durable: false, leases: true } });
+    const { sut, driver, gate } = track(leasingSetup({ prefetch: 2, leaseMs: 40 }));
     const extended: string[] = [];
     driver.extendLease = async (d: Delivery, ms: number) => void extended.push(`${d.id}:${ms}`);
-    const sut = new WorkerPool<number>(
-      driver,
-      QUEUE,
-      { process: () => gate.promise },
-      {
-        concurrency: 1,
-        prefetch: 2,
-        maxAttempts: 1,
-        backoff: { baseMs: 1, maxMs: 1 },
-        leaseMs: 40,
-      },
-      silent,
-    );
-    track({ sut, driver });
     const ids = await driver.publish(QUEUE, [{ body: 1 }, { body: 2 }]);
     // Act
     sut.start();
@@ -437,9 +442,8 @@ describe(WorkerPool.name, () => {
 
   it('renews every held lease in one extendLeases call per interval where the driver has it', async () => {
     // Arrange: a leasing memory driver with the batch call; the second message's lease is lost.
-    const gate = deferred();
-    const driver = new CountingDriver();
-    Object.defineProperty(driver, 'capabilities', { value: { durable: false, leases: true } });
+    const logger = { warn: jest.fn(), error: jest.fn() };
+    const { sut, driver, gate } = track(leasingSetup({ prefetch: 2, leaseMs: 40 }, logger));
     const single = jest.fn(() => Promise.resolve());
     driver.extendLease = single;
     const calls: { ids: string[]; ms: number }[] = [];
@@ -450,21 +454,6 @@ describe(WorkerPool.name, () => {
         return deliveries.filter((d) => d.id === lostId);
       },
     });
-    const logger = { warn: jest.fn(), error: jest.fn() };
-    const sut = new WorkerPool<number>(
-      driver,
-      QUEUE,
-      { process: () => gate.promise },
-      {
-        concurrency: 1,
-        prefetch: 2,
-        maxAttempts: 1,
-        backoff: { baseMs: 1, maxMs: 1 },
-        leaseMs: 40,
-      },
-      logger,
-    );
-    track({ sut, driver });
     const ids = await driver.publish(QUEUE, [{ body: 1 }, { body: 2 }]);
     lostId = ids[1];
     // Act
@@ -488,10 +477,8 @@ describe(WorkerPool.name, () => {
 
   it('does not start a renewal while the previous one is still in flight', async () => {
     // Arrange: the first batch renewal hangs.
-    const gate = deferred();
     const renewal = deferred();
-    const driver = new CountingDriver();
-    Object.defineProperty(driver, 'capabilities', { value: { durable: false, leases: true } });
+    const { sut, driver, gate } = track(leasingSetup({ prefetch: 1, leaseMs: 20 }));
     let calls = 0;
     Object.assign(driver, {
       extendLeases: async () => {
@@ -500,20 +487,6 @@ describe(WorkerPool.name, () => {
         return [];
       },
     });
-    const sut = new WorkerPool<number>(
-      driver,
-      QUEUE,
-      { process: () => gate.promise },
-      {
-        concurrency: 1,
-        prefetch: 1,
-        maxAttempts: 1,
-        backoff: { baseMs: 1, maxMs: 1 },
-        leaseMs: 20,
-      },
-      silent,
-    );
-    track({ sut, driver });
     await driver.publish(QUEUE, [{ body: 1 }]);
     // Act
     sut.start();
