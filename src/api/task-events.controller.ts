@@ -38,10 +38,9 @@ export class TaskEventsController implements BeforeApplicationShutdown {
     description:
       'Each event is `data: <JSON>` with `{type: "status"|"progress", taskId, action, status, ' +
       'progress?, progressMessage?, at}` (`at` in epoch ms). A `: heartbeat` comment is sent ' +
-      `every ${SSE_HEARTBEAT_MS / 1000} s. Only changes made by the process serving the stream ` +
-      'are seen, so with separate API and worker processes connect to a process that runs ' +
-      'workers (APP_ROLE=all). Events are not replayed: read `GET /tasks/:id` after connecting ' +
-      'for the state so far.',
+      `every ${SSE_HEARTBEAT_MS / 1000} s. Changes made by every process of the deployment ` +
+      'are seen (TASK_EVENTS_BUS; `local` limits it to the serving process). Events are not ' +
+      'replayed: read `GET /tasks/:id` after connecting for the state so far.',
   })
   @ApiOkResponse({
     description: 'An open `text/event-stream`.',

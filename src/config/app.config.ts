@@ -81,7 +81,16 @@ export interface AppConfig {
   };
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  /** How task events reach the other processes (README, "Events across processes"). */
+  events: {
+    /** TASK_EVENTS_BUS: `auto` picks redis, then postgres, then the SQLite change feed. */
+    bus: TaskEventsBusKind;
+    /** TASK_EVENTS_POLL_MS: how often the SQLite change feed looks for other processes' events. */
+    pollMs: number;
+  };
 }
+
+export type TaskEventsBusKind = 'auto' | 'local' | 'sqlite' | 'postgres' | 'redis';
 
 export type LogLevel = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 
@@ -216,5 +225,15 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
     logLevel: oneOf(env, 'LOG_LEVEL', 'log', ['error', 'warn', 'log', 'debug', 'verbose'] as const),
+    events: {
+      bus: oneOf(env, 'TASK_EVENTS_BUS', 'auto', [
+        'auto',
+        'local',
+        'sqlite',
+        'postgres',
+        'redis',
+      ] as const),
+      pollMs: int(env, 'TASK_EVENTS_POLL_MS', 100, 10, 60_000),
+    },
   };
 }

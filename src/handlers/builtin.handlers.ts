@@ -17,11 +17,26 @@ export class BuiltinHandlers {
     return { output: (data.numbers ?? []).reduce((total, n) => total + n, 0) };
   }
 
-  /** Sleeps `data.ms`, reporting progress; stops at once when the signal aborts. */
+  /**
+   * Sleeps `data.ms` in `data.steps` parts (default 1), reporting progress after each; stops at
+   * once when the signal aborts.
+   */
   @TaskHandler('sleep', { dataType: SleepData })
   async sleep(data: SleepData, ctx: TaskContext): Promise<{ output: string; sleptMs: number }> {
-    await sleep(data.ms, undefined, { signal: ctx.signal });
-    ctx.progress(100);
+    const steps = data.steps ?? 1;
+    for (let step = 1; step <= steps; step += 1) {
+      await sleep(
+        Math.round((data.ms * step) / steps) - Math.round((data.ms * (step - 1)) / steps),
+        undefined,
+        {
+          signal: ctx.signal,
+        },
+      );
+      ctx.progress(
+        Math.round((100 * step) / steps),
+        steps > 1 ? `step ${step} of ${steps}` : undefined,
+      );
+    }
     return { output: 'slept', sleptMs: data.ms };
   }
 

@@ -20,6 +20,14 @@ export class SleepData {
   @Min(0)
   @Max(600_000)
   ms!: number;
+
+  /** Progress reports: the sleep is cut into this many equal parts, one report after each. */
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  steps?: number;
 }
 
 export class FailData {

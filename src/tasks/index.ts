@@ -1,6 +1,7 @@
 export * from './dto/create-task.dto';
 export * from './dto/task.response.dto';
 export * from './errors';
+export * from './events/task-event-bus';
 export * from './task-events.service';
 export * from './task-message.interface';
 export * from './task.factory';
