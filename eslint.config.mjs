@@ -46,4 +46,14 @@ export default tseslint.config(
       '@typescript-eslint/unbound-method': 'off',
     },
   },
+  {
+    // The dashboard's browser script: plain JavaScript, outside the TypeScript project.
+    files: ['src/dashboard/static/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: globals.browser,
+      sourceType: 'module',
+    },
+  },
 );

@@ -4,6 +4,7 @@ import { CallbacksModule } from './callbacks/callbacks.module';
 import type { BootConfig } from './app.config.loader';
 import type { AppRole } from './config/app.config';
 import { ConfigModule } from './config/config.module';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { HandlersModule } from './handlers/handlers.module';
 import { HealthModule } from './health/health.module';
 import { PersistenceModule } from './persistence/persistence.module';
@@ -19,7 +20,7 @@ import { WorkerModule } from './worker/worker.module';
  * retention, callback dispatcher or scheduler; a `worker` process has no REST API (only /health).
  */
 export function roleModules(role: AppRole): Type[] {
-  const api = [ApiModule, QueuesModule, SchedulesApiModule];
+  const api = [ApiModule, QueuesModule, SchedulesApiModule, DashboardModule];
   // The maintenance module (reconciler, retention) comes with WorkerModule, which needs its
   // start-up sweep before consuming.
   const worker = [WorkerModule, CallbacksModule, SchedulerModule];
