@@ -47,6 +47,13 @@ module.exports = {
       to: { path: `^src/(${FEATURES}|config)/` },
     },
     {
+      name: 'cli-is-an-http-client',
+      severity: 'error',
+      comment: 'src/cli talks to a deployment over HTTP only: it imports nothing of the service.',
+      from: { path: '^src/cli/' },
+      to: { path: '^src/', pathNot: '^src/cli/' },
+    },
+    {
       name: 'production-code-loads-no-tests',
       severity: 'error',
       comment: 'Code under src/ (but specs) must not import test helpers or jest.',
