@@ -20,7 +20,7 @@ describe('processes', () => {
       });
       expect(first).toMatchObject({ code: 0 });
       expect(first.stdout).toContain(
-        `migrate: applied CreateTasks1763900000000, AddTaskControl1763910000000, CreateSchedules1764600000000 to ${dbPath}`,
+        `migrate: applied CreateTasks1763900000000, AddTaskControl1763910000000, CreateSchedules1764600000000, CreateTaskEvents1765350000000 to ${dbPath}`,
       );
 
       const db = new Database(dbPath, { readonly: true });
