@@ -131,19 +131,35 @@ describeWithChromium('the dashboard in Chromium', () => {
     expect(await detail.locator('button[data-action="retry"]').count()).toBe(1);
   });
 
-  it('filters the task table by status and action', async () => {
-    await page.selectOption('#filters select[name="status"]', 'failed');
-    await page.click('#filters button[type="submit"]');
-    await page.waitForFunction(
-      `[...document.querySelectorAll('#tasks tbody tr')].every((tr) => tr.dataset.status === 'failed')`,
-    );
-    await page.selectOption('#filters select[name="status"]', '');
-    await page.fill('#filters input[name="action"]', 'hold');
-    await page.click('#filters button[type="submit"]');
-    await page.waitForFunction(`(() => {
-      const rows = [...document.querySelectorAll('#tasks tbody tr [data-field="action"]')];
-      return rows.length === 1 && rows[0].textContent === 'hold';
-    })()`);
+  it('filters the task table by status, action and creation time', async () => {
+    // The tasks so far: a completed sleep, a completed flaky-once, a cancelled hold.
+    const shown = (): Promise<string[]> =>
+      page.$$eval('#tasks tbody tr [data-field="action"]', (cells) =>
+        cells.map((cell) => cell.textContent ?? ''),
+      );
+    const apply = async (fields: Record<string, string>) => {
+      for (const [name, value] of Object.entries(fields)) {
+        if (name === 'status') await page.selectOption('#filters select[name="status"]', value);
+        else await page.fill(`#filters input[name="${name}"]`, value);
+      }
+      await page.click('#filters button[type="submit"]');
+    };
+    const expectRows = async (actions: string[]) => {
+      await page.waitForFunction(
+        `[...document.querySelectorAll('#tasks tbody tr [data-field="action"]')].map((c) => c.textContent).join() === ${JSON.stringify(actions.join())}`,
+      );
+      expect(await shown()).toEqual(actions);
+    };
+
+    await apply({ status: 'cancelled' });
+    await expectRows(['hold']);
+    await apply({ status: '', action: 'sleep' });
+    await expectRows(['sleep']);
+    await apply({ action: '', createdBefore: '2000-01-01T00:00:00' });
+    await expectRows([]);
+    await apply({ createdBefore: '', createdAfter: '2000-01-01T00:00:00' });
+    await expectRows(['hold', 'flaky-once', 'sleep']);
+    await apply({ createdAfter: '' });
   });
 
   it('pauses and resumes a queue', async () => {
@@ -159,8 +175,6 @@ describeWithChromium('the dashboard in Chromium', () => {
 
   it('shows every new task as a row (and takes the README screenshot with DASHBOARD_SCREENSHOT=1)', async () => {
     // A few tasks of each kind, so the picture shows what an operator sees.
-    await page.fill('#filters input[name="action"]', '');
-    await page.click('#filters button[type="submit"]');
     await submit({ action: 'sleep', data: { ms: 60_000, steps: 4 } });
     await submit({ action: 'uppercase', data: { text: 'hello' } });
     await submit({ action: 'sum', data: { numbers: [1, 2, 3] } });
