@@ -37,6 +37,11 @@ export class PgEventBus extends TaskEventBus {
     await this.client.query('SELECT pg_notify($1, $2)', [this.channel, message]);
   }
 
+  /** The server process of the listening connection (pg_stat_activity.pid), while connected. */
+  get backendPid(): number | undefined {
+    return (this.client as unknown as { processID?: number } | undefined)?.processID;
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.reconnectTimer);
@@ -46,7 +51,8 @@ export class PgEventBus extends TaskEventBus {
   }
 
   private async connect(): Promise<void> {
-    const client = new Client({ connectionString: this.url });
+    // Named, so an operator can tell the listening session apart in pg_stat_activity.
+    const client = new Client({ connectionString: this.url, application_name: 'taskq-events' });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
     client.on('notification', (note) => {
