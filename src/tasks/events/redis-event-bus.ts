@@ -15,12 +15,15 @@ export class RedisEventBus extends TaskEventBus {
   private readonly publisher: Redis;
   private readonly subscriber: Redis;
   readonly channel: string;
+  /** The subscribed connection's CLIENT ID on the server, as first connected. */
+  subscriberId?: number;
 
   /** `url` may carry a password: it is never logged. */
   constructor(url: string, keyPrefix: string, scope: string) {
     super();
     this.channel = `${keyPrefix}:events:${scope}`;
-    const options = { lazyConnect: true, maxRetriesPerRequest: 1 };
+    // Named, so an operator can tell these connections apart in CLIENT LIST.
+    const options = { lazyConnect: true, maxRetriesPerRequest: 1, connectionName: 'taskq-events' };
     this.publisher = new Redis(url, options);
     this.subscriber = new Redis(url, options);
     for (const connection of [this.publisher, this.subscriber]) {
@@ -36,6 +39,7 @@ export class RedisEventBus extends TaskEventBus {
       if (channel === this.channel) onMessage(message);
     });
     await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
+    this.subscriberId = Number(await this.subscriber.client('ID'));
     await this.subscriber.subscribe(this.channel);
   }
 
