@@ -74,6 +74,23 @@ describe(SqliteEventFeed.name, () => {
     expect(b.received[1233]).toBe('1233');
   });
 
+  it('starts before the table exists and shares events once a migration created it', async () => {
+    dbs[0].exec('DROP TABLE task_events');
+    const a = await started(dbs[0]);
+    const b = await started(dbs[1]);
+    await a.feed.publish('lost: no table yet');
+    b.feed.poll();
+
+    dbs[0].exec(
+      'CREATE TABLE task_events (seq integer PRIMARY KEY AUTOINCREMENT NOT NULL, at bigint NOT NULL, message text NOT NULL)',
+    );
+    b.feed.poll(); // finds the table: reads from here on
+    await a.feed.publish('shared');
+    b.feed.poll();
+
+    expect(b.received).toEqual(['shared']);
+  });
+
   it('prunes rows once they are older than the retention, and a new reader still sees what follows', async () => {
     const a = await started(dbs[0]);
     for (let i = 0; i < 10; i += 1) await a.feed.publish(String(i));

@@ -2,6 +2,12 @@ import { Logger } from '@nestjs/common';
 import type { Database, Statement } from 'better-sqlite3';
 import { TaskEventBus } from './task-event-bus';
 
+interface Statements {
+  insert: Statement;
+  after: Statement;
+  prune: Statement;
+}
+
 /** Rows older than this are pruned; a process that falls further behind misses them. */
 export const FEED_RETENTION_MS = 60_000;
 /** Rows read per query; a poll reads on until it is caught up. */
@@ -21,13 +27,14 @@ const PRUNE_EVERY_MS = 5_000;
 export class SqliteEventFeed extends TaskEventBus {
   readonly kind = 'sqlite';
   private readonly logger = new Logger(SqliteEventFeed.name);
-  private statements?: { insert: Statement; after: Statement; prune: Statement };
+  private statements?: Statements;
   private last = 0;
   /** (seq, at) of read pages, oldest first: what may be pruned once old enough. */
   private readonly seen: { seq: number; at: number }[] = [];
   private timer?: NodeJS.Timeout;
   private lastPrune = 0;
   private onMessage?: (message: string) => void;
+  private missingTableLogged = false;
 
   constructor(
     private readonly db: Database,
@@ -38,42 +45,66 @@ export class SqliteEventFeed extends TaskEventBus {
   }
 
   start(onMessage: (message: string) => void): Promise<void> {
-    const db = this.db;
-    this.statements = {
-      insert: db.prepare('INSERT INTO task_events (at, message) VALUES (?, ?)'),
-      after: db.prepare(
-        'SELECT seq, at, message FROM task_events WHERE seq > ? ORDER BY seq LIMIT ?',
-      ),
-      prune: db.prepare('DELETE FROM task_events WHERE seq <= ?'),
-    };
-    // Events are not replayed: a process starts after the newest row. Rows written before it
-    // started are pruned by it too, once they are old enough.
-    const { seq } = db.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM task_events').get() as {
-      seq: number;
-    };
-    this.last = seq;
-    this.seen.push({ seq, at: this.now() });
     this.onMessage = onMessage;
+    this.prepare();
     this.timer = setInterval(() => this.poll(), this.pollMs).unref();
     return Promise.resolve();
   }
 
+  /**
+   * Prepares the statements once `task_events` exists. A process started with
+   * MIGRATIONS_RUN=false may come up before another one has migrated: it then shares no events
+   * until the table appears, and says so once.
+   */
+  private prepare(): Statements | undefined {
+    if (this.statements) return this.statements;
+    const db = this.db;
+    try {
+      const statements = {
+        insert: db.prepare('INSERT INTO task_events (at, message) VALUES (?, ?)'),
+        after: db.prepare(
+          'SELECT seq, at, message FROM task_events WHERE seq > ? ORDER BY seq LIMIT ?',
+        ),
+        prune: db.prepare('DELETE FROM task_events WHERE seq <= ?'),
+      };
+      // Events are not replayed: a process starts after the newest row. Rows written before it
+      // started are pruned by it too, once they are old enough.
+      const { seq } = db.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM task_events').get() as {
+        seq: number;
+      };
+      this.last = seq;
+      this.seen.push({ seq, at: this.now() });
+      this.statements = statements;
+      return statements;
+    } catch (error) {
+      if (!/no such table/.test((error as Error).message)) throw error;
+      if (!this.missingTableLogged) {
+        this.missingTableLogged = true;
+        this.logger.warn('table task_events is missing (migrations pending?): events stay local');
+      }
+      return undefined;
+    }
+  }
+
   publish(message: string): Promise<void> {
-    if (!this.statements || !this.db.open) return Promise.resolve();
+    const statements = this.db.open ? this.prepare() : undefined;
+    if (!statements) return Promise.resolve();
     if (this.db.inTransaction) {
       // A TypeORM transaction holds the connection across awaits: joining it could roll back.
       return new Promise((resolve) => setTimeout(resolve, 5)).then(() => this.publish(message));
     }
-    this.statements.insert.run(this.now(), message);
+    statements.insert.run(this.now(), message);
     return Promise.resolve();
   }
 
   /** Reads every row after the last one seen; also called by tests to poll now. */
   poll(): void {
-    if (!this.statements || !this.onMessage || !this.db.open) return;
+    if (!this.onMessage || !this.db.open) return;
     try {
+      const statements = this.prepare();
+      if (!statements) return;
       for (;;) {
-        const rows = this.statements.after.all(this.last, PAGE) as {
+        const rows = statements.after.all(this.last, PAGE) as {
           seq: number;
           at: number;
           message: string;
