@@ -105,6 +105,9 @@ export function buildProgram(io: CliIo): Command {
     .option('-c, --concurrency <n>', 'requests in flight', positiveInt, 8)
     .option('--json', 'print the summary as JSON')
     .action(async (file: string | undefined, options: { concurrency: number; json?: boolean }) => {
+      if ((!file || file === '-') && (io.stdin as { isTTY?: boolean }).isTTY) {
+        note('taskq: reading tasks from stdin, one JSON object per line (Ctrl-D ends)');
+      }
       const text = file && file !== '-' ? readFileSync(file, 'utf8') : await readAll(io.stdin);
       const entries = parseJsonLines(text);
       const accepted: { line: number; id: string }[] = [];
