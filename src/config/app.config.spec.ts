@@ -21,7 +21,7 @@ describe(loadConfig.name, () => {
       host: '127.0.0.1',
       corsOrigins: [],
       eventStream: { maxConnections: 1000, maxConnectionsPerClient: 10, maxBufferBytes: 262144 },
-      rateLimit: { limit: 6000, windowMs: 60_000 },
+      rateLimit: { limit: 1000, windowMs: 1000 },
     });
     expect(
       loadConfig({

@@ -258,8 +258,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxBufferBytes: int(env, 'SSE_MAX_BUFFER_BYTES', 256 * 1024, 1024, 1024 * 1024 * 1024),
     },
     rateLimit: {
-      limit: int(env, 'RATE_LIMIT', 6000, 0, 1_000_000_000),
-      windowMs: int(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1, 86_400_000),
+      limit: int(env, 'RATE_LIMIT', 1000, 0, 1_000_000_000),
+      windowMs: int(env, 'RATE_LIMIT_WINDOW_MS', 1000, 1, 86_400_000),
     },
     corsOrigins: corsOrigins(env),
   };

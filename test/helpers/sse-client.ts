@@ -3,6 +3,7 @@ import { get, type IncomingMessage } from 'node:http';
 export interface SseStream {
   status: number;
   contentType: string | undefined;
+  headers: IncomingMessage['headers'];
   /** Parsed `data:` payloads, in arrival order. */
   events: unknown[];
   /** Comment lines (`: text`) received. */
@@ -47,6 +48,7 @@ export function openSse(url: string, options: { localAddress?: string } = {}): P
       resolve({
         status: res.statusCode ?? 0,
         contentType: res.headers['content-type'],
+        headers: res.headers,
         events,
         comments,
         ended,
