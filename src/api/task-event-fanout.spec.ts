@@ -15,8 +15,8 @@ class RecordingSink implements EventSink {
     this.looks += 1;
     return this.unread;
   }
-  write(chunk: string): void {
-    this.chunks.push(chunk);
+  write(chunk: string | Buffer): void {
+    this.chunks.push(chunk.toString());
     if (!this.reads) this.unread += Buffer.byteLength(chunk);
   }
   end(): void {
@@ -27,8 +27,10 @@ class RecordingSink implements EventSink {
   }
   events(): TaskEvent[] {
     return this.chunks
-      .filter((chunk) => chunk.startsWith('data: '))
-      .map((chunk) => JSON.parse(chunk.slice(6)) as TaskEvent);
+      .join('')
+      .split('\n\n')
+      .filter((block) => block.startsWith('data: '))
+      .map((block) => JSON.parse(block.slice(6)) as TaskEvent);
   }
 }
 
@@ -56,13 +58,16 @@ describe(TaskEventFanout.name, () => {
     sut.publish(event('a', 'sum'));
     sut.publish(event('a', 'uppercase'));
     sut.publish(event('b', 'sum'));
+    sut.flush();
 
     const ids = (sink: RecordingSink) => sink.events().map((e) => `${e.taskId}/${e.action}`);
     expect(ids(all)).toEqual(['a/sum', 'a/uppercase', 'b/sum']);
     expect(ids(taskA)).toEqual(['a/sum', 'a/uppercase']);
     expect(ids(taskAsum)).toEqual(['a/sum']);
     expect(ids(sums)).toEqual(['a/sum', 'b/sum']);
-    expect(all.chunks[0]).toBe(`data: ${JSON.stringify(event('a', 'sum'))}\n\n`);
+    expect(all.chunks[0]).toMatch(new RegExp(`^data: ${JSON.stringify(event('a', 'sum'))}\n\n`));
+    // What the streams got between two flushes went out in one write each.
+    expect([all, taskA, taskAsum, sums].map((sink) => sink.chunks.length)).toEqual([1, 1, 1, 1]);
   });
 
   it('does not touch the streams that do not want an event, however many there are', () => {
@@ -76,6 +81,7 @@ describe(TaskEventFanout.name, () => {
     sut.add(mine, { taskId: 'mine' }, 'me');
 
     sut.publish(event('mine', 'sum'));
+    sut.flush();
 
     expect(mine.events()).toHaveLength(1);
     expect(others.reduce((looks, sink) => looks + sink.looks + sink.chunks.length, 0)).toBe(0);
@@ -106,8 +112,11 @@ describe(TaskEventFanout.name, () => {
 
     for (let i = 0; i < 1000; i++) {
       sut.publish(event(`task-${i}`));
+      if (i % 3 === 0) sut.flush();
       expect(stalled.unread).toBeLessThanOrEqual(LIMITS.maxBufferBytes);
+      expect(sut.buffered()).toBeLessThanOrEqual(2 * LIMITS.maxBufferBytes); // two streams
     }
+    sut.flush();
 
     expect(stalled.destroyed).toBe(true);
     expect(sut.dropped).toBe(1);
@@ -123,11 +132,15 @@ describe(TaskEventFanout.name, () => {
     sut.add(sinks[0], { taskId: 'a' }, 'c');
     sut.add(sinks[1], { action: 'x' }, 'c');
     sut.broadcast(': heartbeat\n\n');
+    sut.flush();
     expect(sinks.map((s) => s.chunks)).toEqual([[': heartbeat\n\n'], [': heartbeat\n\n']]);
-    sut.closeAll();
+    sut.publish(event('a', 'x'));
+    sut.closeAll(); // sends what is pending, then ends
     expect(sinks.every((s) => s.ended)).toBe(true);
+    expect(sinks[0].events()).toHaveLength(1);
     expect(sut.size).toBe(0);
     sut.publish(event('a', 'x'));
-    expect(sinks.map((s) => s.chunks.length)).toEqual([1, 1]);
+    sut.flush();
+    expect(sinks.map((s) => s.chunks.length)).toEqual([2, 2]);
   });
 });

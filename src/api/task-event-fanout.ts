@@ -3,7 +3,7 @@ import type { TaskEvent } from '../tasks/task-events.service';
 /** Where a stream's bytes go: an HTTP response in the service, a recorder in tests. */
 export interface EventSink {
   /** Queues `chunk` for sending. */
-  write(chunk: string): void;
+  write(chunk: string | Buffer): void;
   /** Bytes written but not yet handed to the network (the response's `writableLength`). */
   readonly buffered: number;
   /** Ends the stream after what was written (shutdown). */
@@ -23,6 +23,9 @@ export interface FanoutLimits {
   maxBufferBytes: number;
 }
 
+/** How long an event may wait to be sent with the ones that follow it. */
+export const FLUSH_MS = 10;
+
 /** Why a stream was not opened. */
 export type Refusal = 'global' | 'client';
 
@@ -30,6 +33,9 @@ interface Subscriber {
   sink: EventSink;
   filter: StreamFilter;
   client: string;
+  /** Chunks not yet written: they go out together at the next flush (one write, not one each). */
+  pending: string[];
+  pendingBytes: number;
 }
 
 /**
@@ -38,6 +44,9 @@ interface Subscriber {
  * so its cost does not grow with the streams that do not want it. Streams are capped in total
  * and per client, and a stream whose client does not read (its unsent data passes
  * `maxBufferBytes`) is dropped, so slow clients cannot make the server buffer without bound.
+ * Events are sent in batches every FLUSH_MS: what a stream gets in that time goes out in one
+ * write, encoded once for all streams that get the same events, so a burst of events costs each
+ * stream one system call, not one per event.
  */
 export class TaskEventFanout {
   private readonly byTask = new Map<string, Set<Subscriber>>();
@@ -46,6 +55,9 @@ export class TaskEventFanout {
   private readonly perClient = new Map<string, number>();
   private readonly subscribers = new Set<Subscriber>();
   private droppedCount = 0;
+  /** Streams with pending chunks, and the timer that flushes them. */
+  private dirty: Subscriber[] = [];
+  private timer?: NodeJS.Timeout;
 
   constructor(private readonly limits: FanoutLimits) {}
 
@@ -62,7 +74,7 @@ export class TaskEventFanout {
   /** Unsent bytes held for all open streams. */
   buffered(): number {
     let total = 0;
-    for (const { sink } of this.subscribers) total += sink.buffered;
+    for (const { sink, pendingBytes } of this.subscribers) total += sink.buffered + pendingBytes;
     return total;
   }
 
@@ -74,7 +86,7 @@ export class TaskEventFanout {
     if (this.subscribers.size >= this.limits.maxConnections) return 'global';
     const mine = this.perClient.get(client) ?? 0;
     if (mine >= this.limits.maxConnectionsPerClient) return 'client';
-    const subscriber: Subscriber = { sink, filter, client };
+    const subscriber: Subscriber = { sink, filter, client, pending: [], pendingBytes: 0 };
     this.subscribers.add(subscriber);
     this.perClient.set(client, mine + 1);
     const index = this.indexOf(filter);
@@ -108,27 +120,57 @@ export class TaskEventFanout {
     for (const subscriber of [...this.subscribers]) this.write(subscriber, chunk, bytes);
   }
 
-  /** Ends every stream (shutdown). */
+  /** Ends every stream (shutdown), after what is pending for it. */
   closeAll(): void {
+    this.flush();
     for (const subscriber of [...this.subscribers]) {
       this.remove(subscriber);
       subscriber.sink.end();
     }
   }
 
+  /** Writes what was queued for each stream; runs by itself FLUSH_MS after the first chunk. */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const dirty = this.dirty;
+    this.dirty = [];
+    // Streams that want the same events get the same chunks in the same order: encode them once.
+    const encoded = new Map<string, Buffer>();
+    for (const subscriber of dirty) {
+      const { pending } = subscriber;
+      subscriber.pending = [];
+      subscriber.pendingBytes = 0;
+      if (!this.subscribers.has(subscriber) || pending.length === 0) continue;
+      const key = `${pending.length}\u0000${pending[0]}\u0000${pending[pending.length - 1]}`;
+      let bytes = encoded.get(key);
+      if (!bytes) {
+        bytes = Buffer.from(pending.length === 1 ? pending[0] : pending.join(''));
+        encoded.set(key, bytes);
+      }
+      subscriber.sink.write(bytes);
+    }
+  }
+
   private write(subscriber: Subscriber, chunk: string, bytes: number): void {
-    if (subscriber.sink.buffered + bytes > this.limits.maxBufferBytes) {
+    const held = subscriber.sink.buffered + subscriber.pendingBytes;
+    if (held + bytes > this.limits.maxBufferBytes) {
       // Its client stopped reading: holding more would let it grow the server's memory.
       this.droppedCount += 1;
       this.remove(subscriber);
       subscriber.sink.destroy();
       return;
     }
-    subscriber.sink.write(chunk);
+    if (subscriber.pending.length === 0) this.dirty.push(subscriber);
+    subscriber.pending.push(chunk);
+    subscriber.pendingBytes += bytes;
+    this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
 
   private remove(subscriber: Subscriber): void {
     if (!this.subscribers.delete(subscriber)) return;
+    subscriber.pending = [];
+    subscriber.pendingBytes = 0;
     const left = (this.perClient.get(subscriber.client) ?? 1) - 1;
     if (left === 0) this.perClient.delete(subscriber.client);
     else this.perClient.set(subscriber.client, left);
