@@ -19,9 +19,10 @@
  *   npm run fuzz -- --url http://127.0.0.1:8080    # a service that is already running
  *
  * With API keys on, give the service its keys as usual (the child inherits the environment)
- * and the fuzzer one key in FUZZ_API_KEY: it is sent as `Authorization: Bearer <key>`, and
- * requests with no key or a wrong key are then expected to be refused. RATE_LIMIT defaults to 0
- * for the child (one client on purpose); set it to fuzz with the limiter on (429 is a refusal).
+ * and the fuzzer one key (scopes tasks:read and tasks:write at least) in FUZZ_API_KEY: it is
+ * sent as `Authorization: Bearer <key>`, and requests with no key or a wrong key are then
+ * expected to be refused. RATE_LIMIT defaults to 0 for the child (one client on purpose); set
+ * it to fuzz with the limiter on (429 is a refusal).
  *
  * Exit 0: every check held. 1: a check failed (the failures are listed with their requests).
  * 2: a harness error (the service would not start, ...).
