@@ -9,7 +9,8 @@ const EXEMPT_PREFIXES = new Set(['health']);
 /**
  * `@nestjs/throttler`'s guard with one budget per client across every route: the client is its
  * API key, else its address (see clientIdentity), not one budget per route and address as the
- * library's default key would give. Health endpoints are exempt.
+ * library's default key would give. Health endpoints are exempt. Not a global guard itself:
+ * RateLimitInterceptor runs it once the guards are through.
  */
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {

@@ -1,13 +1,15 @@
 import { Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import type { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.constants';
 import { RateLimitGuard } from './rate-limit.guard';
+import { RateLimitInterceptor } from './rate-limit.interceptor';
 
 /**
  * RATE_LIMIT requests per RATE_LIMIT_WINDOW_MS per client, counted in this process; beyond,
- * 429 with Retry-After (seconds). RATE_LIMIT=0 turns it off.
+ * 429 with Retry-After (seconds). RATE_LIMIT=0 turns it off. Applied by an interceptor, after
+ * the guards (see RateLimitInterceptor).
  */
 @Module({
   imports: [
@@ -19,6 +21,6 @@ import { RateLimitGuard } from './rate-limit.guard';
       }),
     }),
   ],
-  providers: [{ provide: APP_GUARD, useClass: RateLimitGuard }],
+  providers: [RateLimitGuard, { provide: APP_INTERCEPTOR, useClass: RateLimitInterceptor }],
 })
 export class RateLimitModule {}

@@ -1,7 +1,26 @@
+import { type CanActivate, type ExecutionContext, Injectable, Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startTestApp, tempDir, type TestApp } from '../helpers/create-test-app';
 import { openSse } from '../helpers/sse-client';
+
+/** Stands in for authentication: names the actor from a header, as the API-key guard does. */
+@Injectable()
+class ActorFromHeader implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<{
+      headers: Record<string, string | undefined>;
+      actor?: unknown;
+    }>();
+    const keyName = request.headers['x-test-actor'];
+    if (keyName) request.actor = { keyName, tenant: 't', scopes: [], actions: [] };
+    return true;
+  }
+}
+
+@Module({ providers: [{ provide: APP_GUARD, useClass: ActorFromHeader }] })
+class ActorModule {}
 
 describe.each(['express', 'fastify'] as const)('HTTP limits and headers on %s', (adapter) => {
   const dir = tempDir();
@@ -11,8 +30,16 @@ describe.each(['express', 'fastify'] as const)('HTTP limits and headers on %s', 
   });
   afterAll(() => dir.remove());
 
-  async function start(env: Record<string, string> = {}): Promise<TestApp> {
-    const t = await startTestApp({ adapter, dbPath: join(dir.path, `${apps.length}.db`), env });
+  async function start(
+    env: Record<string, string> = {},
+    modules = [ActorModule],
+  ): Promise<TestApp> {
+    const t = await startTestApp({
+      adapter,
+      dbPath: join(dir.path, `${apps.length}.db`),
+      env,
+      modules,
+    });
     apps.push(t);
     return t;
   }
@@ -79,6 +106,17 @@ describe.each(['express', 'fastify'] as const)('HTTP limits and headers on %s', 
       .send({ action: 'uppercase', data: { text: 'x' } })
       .expect(429);
     for (let i = 0; i < 10; i++) await t.http.get('/health').expect(200);
+  });
+
+  it("counts a request with an actor against its key, not its address, whatever the guards' order", async () => {
+    const t = await start({ RATE_LIMIT: '2', RATE_LIMIT_WINDOW_MS: '60000' });
+    for (let i = 0; i < 2; i++) await t.http.get('/tasks').set('X-Test-Actor', 'ci').expect(200);
+    await t.http.get('/tasks').set('X-Test-Actor', 'ci').expect(429);
+    // Same address, another key: a budget of its own; and the anonymous address one of its own.
+    await t.http.get('/tasks').set('X-Test-Actor', 'other').expect(200);
+    await t.http.get('/tasks').expect(200);
+    await t.http.get('/tasks').expect(200);
+    await t.http.get('/tasks').expect(429);
   });
 
   it('does not limit with RATE_LIMIT=0', async () => {
