@@ -102,6 +102,7 @@ function appEnv(
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'warn',
+    RATE_LIMIT: '0', // the load generator is one client on purpose
     ...extra,
   };
 }

@@ -9,6 +9,8 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import fastifyHelmet from '@fastify/helmet';
+import helmet from 'helmet';
 import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
 import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
@@ -37,6 +39,7 @@ export async function createApp(
     // On fastify taskq registers its own JSON parser below; express keeps Nest's body-parser.
     bodyParser: config.httpAdapter === 'express',
   });
+  await useSecurityHeaders(app, config);
   if (config.httpAdapter === 'fastify') {
     // An empty JSON body reads as `{}`, as on express, so both answer it with the same 400.
     const fastify = (app as NestFastifyApplication).getHttpAdapter().getInstance();
@@ -86,4 +89,25 @@ export async function createApp(
     await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
   }
   return app;
+}
+
+/**
+ * Security headers on both adapters (helmet's defaults: nosniff, frame denial, HSTS, a CSP that
+ * Swagger UI's own files satisfy, ...), no `X-Powered-By`, and CORS only for CORS_ORIGINS
+ * (off by default: a browser page elsewhere cannot read the API).
+ */
+async function useSecurityHeaders(app: INestApplication, config: BootConfig): Promise<void> {
+  if (config.httpAdapter === 'fastify') {
+    await (app as NestFastifyApplication).register(fastifyHelmet);
+  } else {
+    const express = app as NestExpressApplication;
+    express.disable('x-powered-by');
+    express.use(helmet());
+  }
+  if (config.corsOrigins.length > 0) {
+    app.enableCors({
+      origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+      exposedHeaders: ['Retry-After'],
+    });
+  }
 }

@@ -79,13 +79,32 @@ export class TasksController {
   @Post('batch')
   @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({ summary: 'Queue up to 1000 tasks at once: all are accepted or none' })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description:
+      'Same key and body again (a retry that never saw the answer): 200 with the tasks the first request created, none added. Same key, other body: 409. Up to 255 visible ASCII characters.',
+  })
   @ApiAcceptedResponse({ type: TasksAcceptedResponseDto })
+  @ApiOkResponse({
+    type: TasksAcceptedResponseDto,
+    description: 'An idempotent replay: the tasks the key created, with their current status.',
+  })
+  @ApiConflictResponse({ description: 'The Idempotency-Key was used with a different body.' })
   @ApiBadRequestResponse({
     description: 'Names the index and field of every bad task; nothing is stored.',
   })
   @ApiResponse({ status: 429, description: 'QUEUE_MAX_DEPTH tasks are waiting; see Retry-After.' })
-  async createBatch(@Body() dto: CreateTasksBatchDto): Promise<TasksAcceptedResponseDto> {
-    const tasks = await this.tasks.createMany(dto.tasks);
+  async createBatch(
+    @Body() dto: CreateTasksBatchDto,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<TasksAcceptedResponseDto> {
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new InvalidTaskRequestError(['Idempotency-Key must be 1-255 visible ASCII characters']);
+    }
+    const { tasks, created } = await this.tasks.createBatch(dto.tasks, idempotencyKey);
+    if (!created) this.adapterHost.httpAdapter.status(response, HttpStatus.OK);
     return {
       tasks: tasks.map((task) => ({ id: task.id, status: task.status })),
       count: tasks.length,

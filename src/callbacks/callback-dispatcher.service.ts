@@ -11,6 +11,7 @@ import { TaskResponseDto } from '../tasks/dto/task.response.dto';
 import { TaskEvents } from '../tasks/task-events.service';
 import { TERMINAL_STATUSES } from '../persistence/task-status.enum';
 import { sendCallback } from './callback-sender';
+import { CallbackAddressError } from './callback-url';
 import { type ClaimedCallback, TaskStatements } from '../persistence/task-statements';
 
 /** How often the table is read for due callbacks when nothing wakes the dispatcher sooner. */
@@ -156,7 +157,8 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
           signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.shutdown.signal]),
         });
       } catch (error) {
-        await this.failed(claimed, (error as Error).message);
+        // A refusal by the address policy is final: another attempt would be refused alike.
+        await this.failed(claimed, (error as Error).message, error instanceof CallbackAddressError);
         return;
       }
       await this.store.settleCallback(claimed, { status: 'delivered', error: null, nextAt: null });
@@ -169,12 +171,12 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
     }
   }
 
-  private async failed(claimed: ClaimedCallback, message: string): Promise<void> {
+  private async failed(claimed: ClaimedCallback, message: string, final = false): Promise<void> {
     const { task, attempt } = claimed;
     const error = message.slice(0, 1000);
-    if (this.shutdown.signal.aborted) {
+    if (this.shutdown.signal.aborted && !final) {
       await this.store.settleCallback(claimed, { status: 'pending', error, nextAt: Date.now() });
-    } else if (attempt >= this.config.callback.maxAttempts) {
+    } else if (final || attempt >= this.config.callback.maxAttempts) {
       await this.store.settleCallback(claimed, { status: 'failed', error, nextAt: null });
       this.logger.warn(`callback of task ${task.id} failed after ${attempt} attempt(s): ${error}`);
     } else {

@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sendCallback } from './callback-sender';
 import { verifyCallbackSignature } from './callback-signature';
+import { CallbackAddressError } from './callback-url';
 
 describe(sendCallback.name, () => {
   let server: Server;
@@ -73,7 +74,30 @@ describe(sendCallback.name, () => {
   });
 
   it('refuses a forbidden address without connecting', async () => {
-    await expect(send({ allowPrivate: false })).rejects.toThrow(/loopback or private/);
+    const refusal = send({ allowPrivate: false });
+    await expect(refusal).rejects.toThrow(/loopback or private/);
+    await expect(refusal).rejects.toBeInstanceOf(CallbackAddressError);
     expect(seen).toHaveLength(0);
+  });
+
+  // A stub resolver stands in for DNS: these names are never looked up for real.
+  const resolvesTo = (address: string) => async (hostname: string) => {
+    expect(hostname).toBe('hooks.example.test');
+    return [{ address, family: 4 }];
+  };
+  const byName = () => url.replace('127.0.0.1', 'hooks.example.test');
+
+  it('refuses, with a CallbackAddressError, a name that resolves to loopback', async () => {
+    const refusal = send({ url: byName(), allowPrivate: false, resolve: resolvesTo('127.0.0.1') });
+    await expect(refusal).rejects.toBeInstanceOf(CallbackAddressError);
+    await expect(refusal).rejects.toThrow(/hooks\.example\.test resolves to 127\.0\.0\.1/);
+    expect(seen).toHaveLength(0);
+  });
+
+  it('connects to the address the resolver answered when the policy allows it', async () => {
+    handle = (respond) => respond(200);
+    await send({ url: byName(), allowPrivate: true, resolve: resolvesTo('127.0.0.1') });
+    expect(seen).toHaveLength(1);
+    expect(seen[0].headers.host).toMatch(/^hooks\.example\.test:/);
   });
 });

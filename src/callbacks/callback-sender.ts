@@ -6,7 +6,12 @@ import {
   CALLBACK_TASK_ID_HEADER,
   signCallbackBody,
 } from './callback-signature';
-import { checkCallbackUrl, guardedLookup } from './callback-url';
+import {
+  CallbackAddressError,
+  checkCallbackUrl,
+  guardedLookup,
+  type Resolver,
+} from './callback-url';
 
 export interface CallbackRequest {
   url: string;
@@ -18,6 +23,8 @@ export interface CallbackRequest {
   allowPrivate: boolean;
   /** Bounds the whole exchange: connect, send, and reading the answer. */
   signal: AbortSignal;
+  /** Resolves host names (all addresses); DNS by default, a stub in tests. */
+  resolve?: Resolver;
 }
 
 /** How much of an error answer's body is kept in `callback_error`. */
@@ -27,12 +34,14 @@ const resolveAll = (hostname: string) => lookup(hostname, { all: true, verbatim:
 
 /**
  * POSTs one callback. Resolves when the receiver answered 2xx; rejects with a short, storable
- * message otherwise (refused address, network error, timeout, non-2xx status). Redirects are
- * not followed: a 3xx is a failure, so a receiver cannot redirect the service elsewhere.
+ * message otherwise (network error, timeout, non-2xx status), or with a
+ * {@link CallbackAddressError} when the policy refuses the URL or an address its host resolves
+ * to. Redirects are not followed: a 3xx is a failure, so a receiver cannot redirect the service
+ * elsewhere.
  */
 export function sendCallback(callback: CallbackRequest): Promise<void> {
   const refused = checkCallbackUrl(callback.url, callback.allowPrivate);
-  if (refused) return Promise.reject(new Error(refused));
+  if (refused) return Promise.reject(new CallbackAddressError(refused));
   const url = new URL(callback.url);
   const headers: Record<string, string> = {
     'Content-Type': 'application/json',
@@ -50,7 +59,7 @@ export function sendCallback(callback: CallbackRequest): Promise<void> {
       headers,
       signal: callback.signal,
       // Literal IP hosts were checked above; names are checked, every address, on connect.
-      lookup: guardedLookup(callback.allowPrivate, resolveAll),
+      lookup: guardedLookup(callback.allowPrivate, callback.resolve ?? resolveAll),
     });
     req.on('error', (error) => reject(describe(error, callback.signal)));
     req.on('response', (res) => {
@@ -72,6 +81,7 @@ export function sendCallback(callback: CallbackRequest): Promise<void> {
 }
 
 function describe(error: Error, signal: AbortSignal): Error {
+  if (error instanceof CallbackAddressError) return error;
   if (signal.aborted) {
     // Not `instanceof Error`: AbortSignal.timeout's DOMException may come from another realm.
     const reason = signal.reason as { name?: unknown; message?: unknown } | undefined;

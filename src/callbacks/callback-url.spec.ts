@@ -1,7 +1,9 @@
+import { isIP } from 'node:net';
 import {
   CallbackAddressError,
   checkCallbackUrl,
   classifyAddress,
+  embeddedIpv4,
   guardedLookup,
 } from './callback-url';
 
@@ -70,6 +72,54 @@ describe(checkCallbackUrl.name, () => {
     expect(checkCallbackUrl(url, true)).toBeUndefined();
   });
 
+  it.each([
+    'http://100.100.100.200/latest/meta-data/', // Alibaba, inside 100.64.0.0/10
+    'http://169.254.170.2/v2/credentials', // AWS ECS
+    'http://168.63.129.16/', // Azure WireServer, a public address
+    'http://192.0.0.192/', // Oracle classic
+    'http://[fd00:ec2::254]/',
+    'http://[fd20:ce::254]/',
+    'http://[::ffff:100.100.100.200]/',
+    'http://[64:ff9b::6464:64c8]/', // NAT64 of 100.100.100.200
+    'http://metadata.goog/',
+    'http://metadata.tencentyun.com/',
+  ])('refuses the metadata address %s in every mode, naming it as such', (url) => {
+    for (const allowPrivate of [true, false]) {
+      expect(checkCallbackUrl(url, allowPrivate)).toMatch(
+        /^callbackUrl must not point to .*(cloud metadata)/,
+      );
+    }
+  });
+
+  it.each([
+    'http://[64:ff9b::a9fe:a9fe]/', // NAT64
+    'http://[64:ff9b::169.254.169.254]/',
+    'http://[64:ff9b:1::a9fe:a9fe]/', // local-use NAT64
+    'http://[::a9fe:a9fe]/', // IPv4-compatible
+    'http://[::169.254.169.254]/',
+    'http://[::ffff:a9fe:a9fe]/', // IPv4-mapped
+    'http://[::ffff:0:a9fe:a9fe]/', // IPv4-translated
+    'http://[2002:a9fe:a9fe::]/', // 6to4
+    'http://[2002:a9fe:a9fe:1::1]/',
+    'http://[2001:0:4136:e378:8000:63bf:5601:5601]/', // Teredo, client 169.254.169.254 inverted
+    'http://[2001:0:a9fe:a9fe::1]/', // Teredo, server 169.254.169.254
+  ])('refuses %s, an IPv6 form of 169.254.169.254, in every mode', (url) => {
+    expect(checkCallbackUrl(url, true)).toMatch(/^callbackUrl must not point to /);
+    expect(checkCallbackUrl(url, false)).toMatch(/^callbackUrl must not point to /);
+  });
+
+  it.each([
+    'http://[64:ff9b::7f00:1]/',
+    'http://[::7f00:1]/',
+    'http://[::ffff:0:7f00:1]/',
+    'http://[2002:7f00:1::]/',
+    'http://[2002:a00:1::1]/', // 6to4 of 10.0.0.1
+    'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/', // Teredo client 127.0.0.1
+  ])('treats %s, an IPv6 form of a private address, as private', (url) => {
+    expect(checkCallbackUrl(url, false)).toMatch(/loopback or private/);
+    expect(checkCallbackUrl(url, true)).toBeUndefined();
+  });
+
   it('leaves host names to the check at send time', () => {
     expect(checkCallbackUrl('http://internal.corp.example/', false)).toBeUndefined();
   });
@@ -89,11 +139,38 @@ describe(classifyAddress.name, () => {
     ['127.0.0.1', 'private'],
     ['::1', 'private'],
     ['::ffff:7f00:1', 'private'],
-    ['169.254.169.254', 'forbidden'],
+    ['169.254.169.254', 'metadata'],
+    ['169.254.1.1', 'forbidden'],
+    ['100.100.100.200', 'metadata'],
+    ['100.100.100.201', 'private'],
+    ['fd00:ec2::254', 'metadata'],
+    ['64:ff9b::808:808', 'public'], // NAT64 of 8.8.8.8
+    ['2002:808:808::1', 'public'], // 6to4 of 8.8.8.8
+    ['::ffff:0:a9fe:a9fe', 'metadata'],
+    ['::', 'forbidden'],
     ['fe80::1%eth0', 'forbidden'],
     ['not-an-ip', 'forbidden'],
   ] as const)('%s is %s', (address, expected) => {
     expect(classifyAddress(address)).toBe(expected);
+  });
+});
+
+describe(embeddedIpv4.name, () => {
+  it.each([
+    ['::ffff:1.2.3.4', ['1.2.3.4']],
+    ['::ffff:0102:0304', ['1.2.3.4']],
+    ['::ffff:0:1.2.3.4', ['1.2.3.4']],
+    ['::1.2.3.4', ['1.2.3.4']],
+    ['64:ff9b::102:304', ['1.2.3.4']],
+    ['2002:102:304::', ['1.2.3.4']],
+    ['2001:0:4136:e378:8000:63bf:fefd:fcfb', ['65.54.227.120', '1.2.3.4']],
+    ['::1', []],
+    ['::', []],
+    ['2001:db8::1', []],
+    ['2606:2800:220:1:248:1893:25c8:1946', []],
+    ['1.2.3.4', []],
+  ])('%s carries %j', (address, expected) => {
+    expect(embeddedIpv4(address)).toEqual(expected);
   });
 });
 
@@ -145,8 +222,11 @@ describe(guardedLookup.name, () => {
 
   it('allows a private address with allowPrivate, never a metadata address', async () => {
     expect((await lookup([{ address: '127.0.0.1', family: 4 }], true, false)).error).toBeNull();
-    const metadata = await lookup([{ address: '169.254.169.254', family: 4 }], true, false);
-    expect(metadata.error?.message).toMatch(/resolves to 169\.254\.169\.254/);
+    for (const address of ['169.254.169.254', '100.100.100.200', '64:ff9b::a9fe:a9fe']) {
+      const metadata = await lookup([{ address, family: isIP(address) }], true, false);
+      expect(metadata.error).toBeInstanceOf(CallbackAddressError);
+      expect(metadata.error?.message).toMatch(/cloud metadata address/);
+    }
   });
 
   it('passes resolution errors on and refuses an empty answer', async () => {

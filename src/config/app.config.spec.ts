@@ -16,6 +16,33 @@ describe(loadConfig.name, () => {
     });
   });
 
+  it('listens on loopback, with CORS off and the documented limits, unless told', () => {
+    expect(loadConfig({})).toMatchObject({
+      host: '127.0.0.1',
+      corsOrigins: [],
+      eventStream: { maxConnections: 1000, maxConnectionsPerClient: 10, maxBufferBytes: 262144 },
+      rateLimit: { limit: 1000, windowMs: 1000 },
+    });
+    expect(
+      loadConfig({
+        HOST: '0.0.0.0',
+        CORS_ORIGINS: 'https://a.example.com, http://b.example:8080',
+        SSE_MAX_CONNECTIONS: '5',
+        SSE_MAX_CONNECTIONS_PER_CLIENT: '2',
+        SSE_MAX_BUFFER_BYTES: '4096',
+        RATE_LIMIT: '0',
+      }),
+    ).toMatchObject({
+      host: '0.0.0.0',
+      corsOrigins: ['https://a.example.com', 'http://b.example:8080'],
+      eventStream: { maxConnections: 5, maxConnectionsPerClient: 2, maxBufferBytes: 4096 },
+      rateLimit: { limit: 0 },
+    });
+    expect(() => loadConfig({ CORS_ORIGINS: 'evil.example' })).toThrow(
+      /CORS_ORIGINS=evil.example is invalid/,
+    );
+  });
+
   it('reads typed values', () => {
     const config = loadConfig({
       PORT: '9000',

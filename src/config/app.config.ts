@@ -88,6 +88,23 @@ export interface AppConfig {
     /** TASK_EVENTS_POLL_MS: how often the SQLite change feed looks for other processes' events. */
     pollMs: number;
   };
+  /** `GET /tasks/events`: how many streams, and how much unsent data each may hold. */
+  eventStream: {
+    /** Open streams per process; beyond, 429. */
+    maxConnections: number;
+    /** Open streams per client (API key, else IP address); beyond, 429. */
+    maxConnectionsPerClient: number;
+    /** A stream whose unsent data passes this many bytes is closed (a client that does not read). */
+    maxBufferBytes: number;
+  };
+  /** Requests per client (API key, else IP address) per window; health endpoints are exempt. */
+  rateLimit: {
+    /** 0 turns rate limiting off. */
+    limit: number;
+    windowMs: number;
+  };
+  /** CORS origins allowed; empty means CORS off (no Access-Control-* headers), `*` any origin. */
+  corsOrigins: string[];
 }
 
 export type TaskEventsBusKind = 'auto' | 'local' | 'sqlite' | 'postgres' | 'redis';
@@ -171,6 +188,24 @@ function databaseUrl(env: Env): string | undefined {
   return value;
 }
 
+/** CORS_ORIGINS: a comma-separated list of origins (`https://app.example.com`), or `*`. */
+function corsOrigins(env: Env): string[] {
+  const value = raw(env, 'CORS_ORIGINS');
+  if (value === undefined) return [];
+  const origins = value
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== '');
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^\s/]+$/.test(origin)) {
+      throw new ConfigError(
+        `CORS_ORIGINS=${value} is invalid: expected * or origins such as https://app.example.com, comma-separated`,
+      );
+    }
+  }
+  return origins;
+}
+
 /**
  * Parses the environment into a typed config. Throws {@link ConfigError} on the first bad value.
  * Services never read `process.env`; they get this object injected.
@@ -179,7 +214,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const databasePath = resolve(raw(env, 'DATABASE_PATH') ?? './data/tasks.db');
   return {
     port: int(env, 'PORT', 8080, 0, 65535),
-    host: raw(env, 'HOST') ?? '0.0.0.0',
+    // Loopback unless told: an open service (no API keys) should not face the network by default.
+    host: raw(env, 'HOST') ?? '127.0.0.1',
     role: oneOf(env, 'APP_ROLE', 'all', ['all', 'api', 'worker'] as const),
     httpAdapter: oneOf(env, 'HTTP_ADAPTER', 'express', ['express', 'fastify'] as const),
     databasePath,
@@ -235,5 +271,15 @@ export function loadConfig(env: Env = process.env): AppConfig {
       ] as const),
       pollMs: int(env, 'TASK_EVENTS_POLL_MS', 100, 10, 60_000),
     },
+    eventStream: {
+      maxConnections: int(env, 'SSE_MAX_CONNECTIONS', 1000, 0, 1_000_000),
+      maxConnectionsPerClient: int(env, 'SSE_MAX_CONNECTIONS_PER_CLIENT', 10, 0, 1_000_000),
+      maxBufferBytes: int(env, 'SSE_MAX_BUFFER_BYTES', 256 * 1024, 1024, 1024 * 1024 * 1024),
+    },
+    rateLimit: {
+      limit: int(env, 'RATE_LIMIT', 1000, 0, 1_000_000_000),
+      windowMs: int(env, 'RATE_LIMIT_WINDOW_MS', 1000, 1, 86_400_000),
+    },
+    corsOrigins: corsOrigins(env),
   };
 }

@@ -433,7 +433,8 @@ export class PgTaskStatements extends TaskStatements {
     }
     if (filter.before) {
       const at = param(filter.before.createdAt);
-      where.push(keyset(col.createdAt, col.id, '<', at, param(filter.before.id)));
+      // A row value, not keyset()'s OR: the planner turns it into one range of the index.
+      where.push(`(${col.createdAt}, ${col.id}) < (${at}, ${param(filter.before.id)})`);
     }
     return this.rows(this.sql.list(where, param(filter.limit)), values);
   }

@@ -287,7 +287,8 @@ export class SqliteTaskStatements extends TaskStatements {
     if (filter.action) where.push('action = @action');
     if (filter.createdAfter !== undefined) where.push('created_at > @createdAfter');
     if (filter.createdBefore !== undefined) where.push('created_at < @createdBefore');
-    if (filter.before) where.push(keyset('created_at', '<', 'cursorAt', 'cursorId'));
+    // A row value, not keyset()'s OR: the planner turns it into one range of the index.
+    if (filter.before) where.push('(created_at, id) < (@cursorAt, @cursorId)');
     const sql = `SELECT ${this.select} FROM ${this.table}
       ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY created_at DESC, id DESC LIMIT @limit`;

@@ -865,9 +865,7 @@ describeWithService(POSTGRES, 'TaskStatements on PostgreSQL', () => {
         ['progress', [ids, s, n, s, n]],
         ['reclaim', ['x', 'y', 2, 'z', 1]],
       ] as const) {
-        expect(await plan(name, values as unknown as unknown[])).not.toContain(
-          'idx_tasks_status_created',
-        );
+        expect(await plan(name, values as unknown as unknown[])).not.toMatch(/idx_tasks_status_/);
       }
     } finally {
       await client.query('RESET search_path');

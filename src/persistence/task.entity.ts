@@ -13,9 +13,10 @@ const epochMs: ValueTransformer = {
  * what the lifecycle needs. The table is the source of truth; the queue is only transport.
  */
 @Entity('tasks')
-@Index('idx_tasks_created', ['createdAt'])
-@Index('idx_tasks_status_created', ['status', 'createdAt'])
-@Index('idx_tasks_action_created', ['action', 'createdAt'])
+@Index('idx_tasks_created_id', ['createdAt', 'id'])
+@Index('idx_tasks_status_created_id', ['status', 'createdAt', 'id'])
+@Index('idx_tasks_action_created_id', ['action', 'createdAt', 'id'])
+@Index('idx_tasks_status_action_created_id', ['status', 'action', 'createdAt', 'id'])
 @Index('uq_tasks_idempotency_key', ['idempotencyKey'], { unique: true })
 @Index('idx_tasks_callback_due', ['callbackStatus', 'callbackNextAt'])
 export class TaskEntity {

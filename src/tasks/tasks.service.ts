@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { plainToInstance } from 'class-transformer';
 import { validate, type ValidationError } from 'class-validator';
 import { groupBy } from '../common/group-by';
@@ -27,6 +28,22 @@ export interface CreateResult {
   task: TaskEntity;
   /** False when an Idempotency-Key matched an earlier request: `task` is that request's task. */
   created: boolean;
+}
+
+/** What `createBatch` answers: the batch's tasks, in order, and whether this call made them. */
+export interface BatchResult {
+  tasks: TaskEntity[];
+  /** False when an Idempotency-Key matched an earlier batch: `tasks` are that batch's tasks. */
+  created: boolean;
+}
+
+/**
+ * The key stored on task `index` of a batch submitted with Idempotency-Key `key`. A client's key
+ * is visible ASCII (no spaces), so these, with spaces, can never equal a key of `POST /tasks`;
+ * the client's key is hashed so any key up to 255 characters fits the column.
+ */
+export function batchTaskKey(key: string, index: number): string {
+  return `batch ${createHash('sha256').update(key).digest('hex')} ${index}`;
 }
 
 /** One request of a batch that `createKeyed` creates at once. */
@@ -137,8 +154,39 @@ export class TasksService {
     return outcomes;
   }
 
+  /**
+   * `createMany` with an optional Idempotency-Key for the whole batch: each task of the batch
+   * stores a key derived from it and its index (see batchTaskKey), in the same transaction as
+   * the rest, so a retry (the client never saw the answer, e.g. the process was killed after the
+   * commit) finds the batch instead of creating it again, and racing retries are decided by the
+   * unique index. The same key with another body is a conflict.
+   */
+  async createBatch(dtos: CreateTaskDto[], idempotencyKey?: string): Promise<BatchResult> {
+    if (!idempotencyKey) return { tasks: await this.createMany(dtos), created: true };
+    const requestHash = stableHash(dtos);
+    const earlier = await this.findBatch(idempotencyKey, dtos.length, requestHash);
+    if (earlier) return { tasks: earlier, created: false };
+    try {
+      const tasks = await this.createMany(dtos, (task, index) => {
+        task.idempotencyKey = batchTaskKey(idempotencyKey, index);
+        task.requestHash = requestHash;
+      });
+      return { tasks, created: true };
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      // A retry of the same batch committed first: answer with its tasks.
+      const winner = await this.findBatch(idempotencyKey, dtos.length, requestHash);
+      // Its first task is gone (retention) but others hold their keys: the key is spent.
+      if (!winner) throw new IdempotencyConflictError(idempotencyKey);
+      return { tasks: winner, created: false };
+    }
+  }
+
   /** All or nothing: every task is validated first, then all rows go in one transaction. */
-  async createMany(dtos: CreateTaskDto[]): Promise<TaskEntity[]> {
+  async createMany(
+    dtos: CreateTaskDto[],
+    prepare?: (task: TaskEntity, index: number) => void,
+  ): Promise<TaskEntity[]> {
     const tasks: TaskEntity[] = [];
     const problems: string[] = [];
     for (const [index, dto] of dtos.entries()) {
@@ -152,6 +200,7 @@ export class TasksService {
       }
     }
     if (problems.length > 0) throw new InvalidTaskRequestError(problems);
+    if (prepare) tasks.forEach(prepare);
     await this.assertRoom(tasks.length);
     await this.insertAndPublish(tasks);
     return tasks;
@@ -335,6 +384,28 @@ export class TasksService {
         (error as Error).stack,
       );
     }
+  }
+
+  /**
+   * The tasks of the batch stored under `key`, in order, or undefined when there is none. A
+   * batch is committed whole, so its first task stands for all of them.
+   */
+  private async findBatch(
+    key: string,
+    size: number,
+    requestHash: string,
+  ): Promise<TaskEntity[] | undefined> {
+    const first = await this.store.findByIdempotencyKey(batchTaskKey(key, 0));
+    if (!first) return undefined;
+    if (first.requestHash !== requestHash) throw new IdempotencyConflictError(key);
+    const rest = await Promise.all(
+      Array.from({ length: size - 1 }, (_, i) =>
+        this.store.findByIdempotencyKey(batchTaskKey(key, i + 1)),
+      ),
+    );
+    const tasks = [first, ...rest];
+    // Retention may have deleted finished tasks of an old batch; the ones left still answer.
+    return tasks.filter((task): task is TaskEntity => task !== null);
   }
 
   private replay(existing: TaskEntity, key: string, requestHash: string): TaskEntity {

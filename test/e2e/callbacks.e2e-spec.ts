@@ -129,12 +129,17 @@ describe(`result callbacks (${E2E_QUEUE_DRIVER} driver)`, () => {
     });
   });
 
-  it('refuses at send time an address the policy forbids, without connecting', async () => {
-    const t = await start({ CALLBACK_ALLOW_PRIVATE: 'false', CALLBACK_MAX_ATTEMPTS: '1' });
+  it('refuses at send time an address the policy forbids, without connecting or retrying', async () => {
+    const t = await start({ CALLBACK_ALLOW_PRIVATE: 'false', CALLBACK_MAX_ATTEMPTS: '3' });
     const id = leaveFinishedTask(t.dbPath, 'http://127.0.0.1:9/hook');
 
     const task = await callbackOf(t, id, 'failed');
-    expect(task.callback.lastError).toMatch(/loopback or private address/);
+    // One attempt: a refusal by policy is final, not retried up to CALLBACK_MAX_ATTEMPTS.
+    expect(task.callback).toEqual({
+      status: 'failed',
+      attempts: 1,
+      lastError: expect.stringMatching(/loopback or private address/),
+    });
   });
 
   it('sends, after a restart, a callback that was pending when the last process stopped', async () => {

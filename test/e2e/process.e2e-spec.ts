@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import request from 'supertest';
 import { distFile, finished, runNode, startNode } from '../helpers/child-process';
 import { E2E_QUEUE_DRIVER, tempDir } from '../helpers/create-test-app';
+import { migrations } from '../../src/persistence/migrations';
 import { waitFor } from '../helpers/wait-for';
 
 /** The compiled service and migrate command as an operator runs them, as child processes. */
@@ -20,7 +21,8 @@ describe('processes', () => {
       });
       expect(first).toMatchObject({ code: 0 });
       expect(first.stdout).toContain(
-        `migrate: applied CreateTasks1763900000000, AddTaskControl1763910000000, CreateSchedules1764600000000, CreateTaskEvents1765350000000 to ${dbPath}`,
+        // Every migration, oldest first (the list, so a new migration needs no edit here).
+        `migrate: applied ${migrations.map((m) => m.name).join(', ')} to ${dbPath}`,
       );
 
       const db = new Database(dbPath, { readonly: true });

@@ -3,6 +3,7 @@ import { get, type IncomingMessage } from 'node:http';
 export interface SseStream {
   status: number;
   contentType: string | undefined;
+  headers: IncomingMessage['headers'];
   /** Parsed `data:` payloads, in arrival order. */
   events: unknown[];
   /** Comment lines (`: text`) received. */
@@ -17,9 +18,11 @@ export interface SseStream {
  * Opens a server-sent event stream with a plain HTTP request (supertest buffers whole
  * responses) and parses it as it arrives. Resolves once the response headers are in.
  */
-export function openSse(url: string): Promise<SseStream> {
+export function openSse(url: string, options: { localAddress?: string } = {}): Promise<SseStream> {
   return new Promise((resolve, reject) => {
-    const req = get(url, { headers: { Accept: 'text/event-stream' } }, (res: IncomingMessage) => {
+    const headers = { Accept: 'text/event-stream' };
+    // localAddress (127.0.0.2, ...) makes the stream come from another client on loopback.
+    const req = get(url, { headers, ...options }, (res: IncomingMessage) => {
       const events: unknown[] = [];
       const comments: string[] = [];
       let buffer = '';
@@ -45,6 +48,7 @@ export function openSse(url: string): Promise<SseStream> {
       resolve({
         status: res.statusCode ?? 0,
         contentType: res.headers['content-type'],
+        headers: res.headers,
         events,
         comments,
         ended,
