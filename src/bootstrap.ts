@@ -3,19 +3,17 @@ import {
   type INestApplication,
   type LogLevel,
   type Type,
-  ValidationPipe,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
 import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
-import { JsonObjectBodyPipe } from './api/json-object-body.pipe';
-
-/** Largest accepted request body, the same on both adapters. */
-const BODY_LIMIT = 1024 * 1024;
+import { RequestBodyPipe } from './api/request-body.pipe';
+import { isUnsupportedBody, UNSUPPORTED_MEDIA_TYPE_BODY } from './api/content-type';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -27,10 +25,10 @@ export async function createApp(
   config: BootConfig,
   extraModules: Type[] = [],
 ): Promise<INestApplication> {
+  // Largest accepted request body (MAX_BODY_BYTES), the same on both adapters.
+  const bodyLimit = config.input.maxBodyBytes;
   const adapter =
-    config.httpAdapter === 'fastify'
-      ? new FastifyAdapter({ bodyLimit: BODY_LIMIT })
-      : new ExpressAdapter();
+    config.httpAdapter === 'fastify' ? new FastifyAdapter({ bodyLimit }) : new ExpressAdapter();
   const app = await NestFactory.create(AppModule.forRoot(config, extraModules), adapter, {
     logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1),
     abortOnError: false,
@@ -40,9 +38,14 @@ export async function createApp(
   if (config.httpAdapter === 'fastify') {
     // An empty JSON body reads as `{}`, as on express, so both answer it with the same 400.
     const fastify = (app as NestFastifyApplication).getHttpAdapter().getInstance();
+    fastify.addHook('onRequest', (request, reply, done) => {
+      if (isUnsupportedBody(request.headers))
+        void reply.code(415).send(UNSUPPORTED_MEDIA_TYPE_BODY);
+      else done();
+    });
     fastify.addContentTypeParser(
       'application/json',
-      { parseAs: 'string', bodyLimit: BODY_LIMIT },
+      { parseAs: 'string', bodyLimit },
       (_req, body, done) => {
         if (body === '') return done(null, {});
         try {
@@ -53,19 +56,18 @@ export async function createApp(
       },
     );
   } else {
+    const express = app as NestExpressApplication;
+    // Before the body parsers, which would read a form-encoded body as an object.
+    express.use((request: IncomingMessage, response: ServerResponse, next: () => void) => {
+      if (!isUnsupportedBody(request.headers)) return next();
+      response.writeHead(415, { 'content-type': 'application/json; charset=utf-8' });
+      response.end(JSON.stringify(UNSUPPORTED_MEDIA_TYPE_BODY));
+    });
     // Non-strict like fastify's parser, so `null` or `"x"` get the same answer on both adapters.
-    (app as NestExpressApplication).useBodyParser('json', { strict: false, limit: BODY_LIMIT });
+    express.useBodyParser('json', { strict: false, limit: bodyLimit });
   }
-  app.useGlobalPipes(
-    new JsonObjectBodyPipe(),
-    new ValidationPipe({
-      whitelist: true,
-      forbidNonWhitelisted: true,
-      transform: true,
-      forbidUnknownValues: true,
-    }),
-  );
-  app.useGlobalFilters(new InvalidJsonFilter(app.getHttpAdapter()));
+  app.useGlobalPipes(new RequestBodyPipe(config.input));
+  app.useGlobalFilters(new InvalidJsonFilter(app.getHttpAdapter(), bodyLimit));
 
   // A worker serves only /health: no public API, so no API documentation either.
   if (config.role !== 'worker') {

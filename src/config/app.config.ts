@@ -81,6 +81,15 @@ export interface AppConfig {
   };
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  /** Bounds on request bodies, checked before anything walks them (see RequestBodyPipe). */
+  input: {
+    /** Largest request body in bytes (413 beyond). */
+    maxBodyBytes: number;
+    /** Deepest nesting of objects and arrays inside a task's `data` (400 beyond). */
+    maxDataDepth: number;
+    /** Most object keys in one task's `data`, counted at every level (400 beyond). */
+    maxDataKeys: number;
+  };
 }
 
 export type LogLevel = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
@@ -216,5 +225,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
     logLevel: oneOf(env, 'LOG_LEVEL', 'log', ['error', 'warn', 'log', 'debug', 'verbose'] as const),
+    input: {
+      maxBodyBytes: int(env, 'MAX_BODY_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
+      maxDataDepth: int(env, 'MAX_DATA_DEPTH', 32, 1, 1000),
+      maxDataKeys: int(env, 'MAX_DATA_KEYS', 10_000, 1, 10_000_000),
+    },
   };
 }
