@@ -7,12 +7,13 @@ import {
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
 import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
 import { RequestBodyPipe } from './api/request-body.pipe';
+import { buildOpenApiDocument } from './api/openapi';
 import { isUnsupportedBody, UNSUPPORTED_MEDIA_TYPE_BODY } from './api/content-type';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
@@ -71,16 +72,7 @@ export async function createApp(
 
   // A worker serves only /health: no public API, so no API documentation either.
   if (config.role !== 'worker') {
-    const document = SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle('taskq')
-        .setDescription(
-          'Queue tasks for background workers; every task, status and result kept in SQL.',
-        )
-        .setVersion('0.1.0')
-        .build(),
-    );
+    const document = buildOpenApiDocument(app);
     SwaggerModule.setup('docs', app, document);
   }
   await app.init();

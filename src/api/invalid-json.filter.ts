@@ -4,6 +4,8 @@ import {
   Catch,
   HttpException,
   type HttpServer,
+  InternalServerErrorException,
+  Logger,
   PayloadTooLargeException,
 } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
@@ -24,9 +26,15 @@ function normalise(error: HttpException, maxBodyBytes: number): HttpException {
   return error;
 }
 
-/** Gives request-body errors the same JSON answer on both HTTP adapters. */
-@Catch(HttpException)
+/**
+ * Gives request-body errors the same JSON answer on both HTTP adapters, and any error no other
+ * filter took the shared error body (`{statusCode, error, message}`, as documented) instead of
+ * Nest's `{statusCode: 500, message}`; its stack goes to the log, not to the client.
+ */
+@Catch()
 export class InvalidJsonFilter extends BaseExceptionFilter {
+  private readonly logger = new Logger('taskq');
+
   constructor(
     adapter: HttpServer,
     private readonly maxBodyBytes: number,
@@ -34,7 +42,17 @@ export class InvalidJsonFilter extends BaseExceptionFilter {
     super(adapter);
   }
 
-  override catch(error: HttpException, host: ArgumentsHost): void {
-    super.catch(normalise(error, this.maxBodyBytes), host);
+  override catch(error: unknown, host: ArgumentsHost): void {
+    if (error instanceof HttpException)
+      return super.catch(normalise(error, this.maxBodyBytes), host);
+    this.logger.error('request failed', (error as Error)?.stack ?? String(error));
+    super.catch(
+      new InternalServerErrorException({
+        statusCode: 500,
+        error: 'Internal Server Error',
+        message: 'the request failed on the server; the service log has the details',
+      }),
+      host,
+    );
   }
 }
