@@ -1,3 +1,4 @@
+import Ajv from 'ajv';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -22,6 +23,10 @@ interface Answer {
  * service's); refusals the service makes of allowed requests (unknown handler data, a taken
  * Idempotency-Key, a full queue, ...) are among them.
  */
+const documented = JSON.parse(readFileSync(join(ROOT, 'openapi.json'), 'utf8'));
+/** OpenAPI 3.0 schemas are JSON Schema with a few keywords more (`nullable`, `example`). */
+const ajv = new Ajv({ strict: false });
+
 describe.each(['express', 'fastify'] as const)('the OpenAPI contract on %s', (adapter) => {
   const dir = tempDir();
   let t: TestApp;
@@ -156,6 +161,42 @@ describe.each(['express', 'fastify'] as const)('the OpenAPI contract on %s', (ad
       await call('POST', '/tasks', `{"action":"noop","data":{"s":"${'x'.repeat(1_100_000)}"}}`),
       413,
     );
+  });
+
+  /**
+   * Requests the document itself forbids (Prism would answer them with its own 4xx): the service's
+   * answer is checked directly: its status is one the operation documents, and its body matches
+   * the shared error schema, validated with Ajv.
+   */
+  it.each([
+    [
+      'post',
+      '/tasks',
+      415,
+      () => t.http.post('/tasks').set('Content-Type', 'text/plain').send('x'),
+    ],
+    ['post', '/tasks', 400, () => t.http.post('/tasks').send({ action: 'noop', data: null })],
+    ['post', '/tasks', 400, () => t.http.post('/tasks').send({ action: 'noop', colour: 1 })],
+    [
+      'post',
+      '/tasks',
+      400,
+      () => t.http.post('/tasks').set('Content-Type', 'application/json').send('{'),
+    ],
+    ['post', '/tasks/batch', 400, () => t.http.post('/tasks/batch').send({ tasks: [] })],
+    ['get', '/tasks/{id}', 400, () => t.http.get(`/tasks/${crypto.randomUUID()}?waitMs=abc`)],
+    ['get', '/tasks/{id}', 400, () => t.http.get(`/tasks/${crypto.randomUUID()}?waitMs=99999`)],
+    ['get', '/tasks', 400, () => t.http.get('/tasks?limit=0')],
+    ['get', '/tasks/events', 400, () => t.http.get('/tasks/events?taskId=not-a-uuid')],
+    ['post', '/schedules', 400, () => t.http.post('/schedules').send({ name: 'x' })],
+  ])('%s %s answering %i (a request outside the document)', async (method, path, status, send) => {
+    const res = await send();
+    expect(res.status).toBe(status);
+    const operation = documented.paths[path][method];
+    expect(Object.keys(operation.responses)).toContain(String(status));
+    const schema = operation.responses[String(status)].content['application/json'].schema;
+    const validate = ajv.compile({ ...schema, components: documented.components });
+    expect(validate(res.body) ? [] : validate.errors).toEqual([]);
   });
 
   it('queues and health', async () => {
