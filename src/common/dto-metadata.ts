@@ -71,13 +71,11 @@ interface TypeMetadataStorage {
  * class-transformer keeps `@Type` metadata in a storage its package index does not export;
  * @nestjs/mapped-types reads the same module for PickType and friends.
  */
-const typeStorage =
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- no typings for this path
-  (
-    require('class-transformer/cjs/storage') as {
-      defaultMetadataStorage: TypeMetadataStorage;
-    }
-  ).defaultMetadataStorage;
+/* eslint-disable @typescript-eslint/no-require-imports -- no typings for this module path */
+const { defaultMetadataStorage: typeStorage } = require('class-transformer/cjs/storage') as {
+  defaultMetadataStorage: TypeMetadataStorage;
+};
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /**
  * The class a property's `@Type(() => X)` names when X is itself a DTO (has validation
