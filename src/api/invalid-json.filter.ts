@@ -23,8 +23,44 @@ function normalise(error: HttpException, maxBodyBytes: number): HttpException {
       `request body is larger than ${maxBodyBytes} bytes (MAX_BODY_BYTES)`,
     );
   }
+  return withReason(error);
+}
+
+/**
+ * An error answer in the shared shape `{statusCode, error, message}`: one thrown with a bare
+ * message, or with `{statusCode, message}` only (e.g. the throttler's 429), gets its status's
+ * reason phrase as `error`. Bodies of another shape (a health report) are left as they are.
+ */
+export function withReason(error: HttpException): HttpException {
+  const status = error.getStatus();
+  const body = error.getResponse();
+  const reason = STATUS_REASONS[status] ?? 'Error';
+  if (typeof body === 'string') {
+    return new HttpException({ statusCode: status, error: reason, message: body }, status, {
+      cause: error,
+    });
+  }
+  const fields = body as Record<string, unknown>;
+  if ('message' in fields && 'statusCode' in fields && !('error' in fields)) {
+    return new HttpException({ ...fields, error: reason }, status, { cause: error });
+  }
   return error;
 }
+
+const STATUS_REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
 
 /**
  * Gives request-body errors the same JSON answer on both HTTP adapters, and any error no other
