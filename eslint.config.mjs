@@ -56,4 +56,11 @@ export default tseslint.config(
       sourceType: 'module',
     },
   },
+  {
+    // Plain CommonJS scripts run by npm before anything is built (scripts/build.js): no types.
+    files: ['scripts/**/*.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

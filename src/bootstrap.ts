@@ -3,21 +3,20 @@ import {
   type INestApplication,
   type LogLevel,
   type Type,
-  ValidationPipe,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import fastifyHelmet from '@fastify/helmet';
 import helmet from 'helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
 import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
-import { JsonObjectBodyPipe } from './api/json-object-body.pipe';
-
-/** Largest accepted request body, the same on both adapters. */
-const BODY_LIMIT = 1024 * 1024;
+import { RequestBodyPipe } from './api/request-body.pipe';
+import { buildOpenApiDocument } from './api/openapi';
+import { isUnsupportedBody, UNSUPPORTED_MEDIA_TYPE_BODY } from './api/content-type';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -29,10 +28,10 @@ export async function createApp(
   config: BootConfig,
   extraModules: Type[] = [],
 ): Promise<INestApplication> {
+  // Largest accepted request body (MAX_BODY_BYTES), the same on both adapters.
+  const bodyLimit = config.input.maxBodyBytes;
   const adapter =
-    config.httpAdapter === 'fastify'
-      ? new FastifyAdapter({ bodyLimit: BODY_LIMIT })
-      : new ExpressAdapter();
+    config.httpAdapter === 'fastify' ? new FastifyAdapter({ bodyLimit }) : new ExpressAdapter();
   const app = await NestFactory.create(AppModule.forRoot(config, extraModules), adapter, {
     logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1),
     abortOnError: false,
@@ -43,9 +42,14 @@ export async function createApp(
   if (config.httpAdapter === 'fastify') {
     // An empty JSON body reads as `{}`, as on express, so both answer it with the same 400.
     const fastify = (app as NestFastifyApplication).getHttpAdapter().getInstance();
+    fastify.addHook('onRequest', (request, reply, done) => {
+      if (isUnsupportedBody(request.headers))
+        void reply.code(415).send(UNSUPPORTED_MEDIA_TYPE_BODY);
+      else done();
+    });
     fastify.addContentTypeParser(
       'application/json',
-      { parseAs: 'string', bodyLimit: BODY_LIMIT },
+      { parseAs: 'string', bodyLimit },
       (_req, body, done) => {
         if (body === '') return done(null, {});
         try {
@@ -56,32 +60,22 @@ export async function createApp(
       },
     );
   } else {
+    const express = app as NestExpressApplication;
+    // Before the body parsers, which would read a form-encoded body as an object.
+    express.use((request: IncomingMessage, response: ServerResponse, next: () => void) => {
+      if (!isUnsupportedBody(request.headers)) return next();
+      response.writeHead(415, { 'content-type': 'application/json; charset=utf-8' });
+      response.end(JSON.stringify(UNSUPPORTED_MEDIA_TYPE_BODY));
+    });
     // Non-strict like fastify's parser, so `null` or `"x"` get the same answer on both adapters.
-    (app as NestExpressApplication).useBodyParser('json', { strict: false, limit: BODY_LIMIT });
+    express.useBodyParser('json', { strict: false, limit: bodyLimit });
   }
-  app.useGlobalPipes(
-    new JsonObjectBodyPipe(),
-    new ValidationPipe({
-      whitelist: true,
-      forbidNonWhitelisted: true,
-      transform: true,
-      forbidUnknownValues: true,
-    }),
-  );
-  app.useGlobalFilters(new InvalidJsonFilter(app.getHttpAdapter()));
+  app.useGlobalPipes(new RequestBodyPipe(config.input));
+  app.useGlobalFilters(new InvalidJsonFilter(app.getHttpAdapter(), bodyLimit));
 
   // A worker serves only /health: no public API, so no API documentation either.
   if (config.role !== 'worker') {
-    const document = SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle('taskq')
-        .setDescription(
-          'Queue tasks for background workers; every task, status and result kept in SQL.',
-        )
-        .setVersion('0.1.0')
-        .build(),
-    );
+    const document = buildOpenApiDocument(app);
     SwaggerModule.setup('docs', app, document);
   }
   await app.init();

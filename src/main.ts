@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import { type INestApplication, Logger } from '@nestjs/common';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createApp } from './bootstrap';
 import { type BootConfig, loadAppConfig } from './app.config.loader';
 import { ConfigError } from './config/app.config';
@@ -55,13 +57,24 @@ function describeStores(config: BootConfig): string {
   return `${database}, queues ${queues.map((q) => `${q.name} on ${kindOf(q.driver)}`).join(', ')}`;
 }
 
+/**
+ * Where the socket is bound, as the OS reports it: `0.0.0.0:8080 (all interfaces)` rather than
+ * Nest's getUrl(), which names 127.0.0.1 whatever the bind address.
+ */
+function boundAddress(app: INestApplication): string {
+  const bound = (app.getHttpServer() as Server).address() as AddressInfo;
+  const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  const all = bound.address === '0.0.0.0' || bound.address === '::';
+  return `http://${host}:${bound.port}${all ? ' (all interfaces)' : ''}`;
+}
+
 async function main(): Promise<void> {
   const config = configOrExit();
   const app = await createApp(config);
   exitOnSignals(app);
   await app.listen(config.port, config.host);
   logger.log(
-    `listening on ${await app.getUrl()} (role ${config.role}, ${describeStores(config)}, ${config.httpAdapter})${config.role === 'worker' ? '' : '; docs at /docs'}`,
+    `listening on ${boundAddress(app)} (role ${config.role}, ${describeStores(config)}, ${config.httpAdapter})${config.role === 'worker' ? '' : '; docs at /docs'}`,
   );
 }
 

@@ -19,6 +19,7 @@ import {
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
+  ApiParam,
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
@@ -36,6 +37,7 @@ import { TaskErrorsFilter } from './task-errors.filter';
 import { TasksService } from '../tasks/tasks.service';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const TASK_ID = { name: 'id', description: 'The task id `POST /tasks` answered.' };
 
 @ApiTags('tasks')
 @Controller('tasks')
@@ -48,17 +50,23 @@ export class TasksController {
 
   @Post()
   @HttpCode(HttpStatus.ACCEPTED)
-  @ApiOperation({ summary: 'Queue a task for a background worker' })
+  @ApiOperation({
+    summary: 'Queue a task for a background worker',
+    description:
+      "Validates the task (its action must have a handler, or a `*` handler must exist; its `data` must fit the handler's data type), stores it `queued` and hands it to the queue. Read it back with `GET /tasks/{id}` (add `waitMs` to wait for the end). With `callbackUrl`, the task's JSON is POSTed there when it ends (see the callback).",
+  })
   @ApiHeader({
     name: 'Idempotency-Key',
     required: false,
     description:
-      'Same key and body again: 200 with the first task. Same key, other body: 409. Up to 255 visible ASCII characters.',
+      'Same key and body again: 200 with the id and current status of the task the key created. Same key, other body: 409. Up to 255 visible ASCII characters.',
+    schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
   })
   @ApiAcceptedResponse({ type: TaskAcceptedResponseDto, description: 'Stored and queued.' })
   @ApiOkResponse({
     type: TaskAcceptedResponseDto,
-    description: 'An idempotent replay: the task the key created.',
+    description:
+      'An idempotent replay: the id and current status of the task the key created (nothing new is stored).',
   })
   @ApiBadRequestResponse({ description: 'Invalid JSON, a bad field, or an unknown action.' })
   @ApiConflictResponse({ description: 'The Idempotency-Key was used with a different body.' })
@@ -78,7 +86,11 @@ export class TasksController {
 
   @Post('batch')
   @HttpCode(HttpStatus.ACCEPTED)
-  @ApiOperation({ summary: 'Queue up to 1000 tasks at once: all are accepted or none' })
+  @ApiOperation({
+    summary: 'Queue up to 1000 tasks at once: all are accepted or none',
+    description:
+      'Each task is checked as `POST /tasks` checks one; a bad one fails the whole batch with 400 naming `tasks.N.field`, and nothing is stored. The tasks are stored in one transaction.',
+  })
   @ApiHeader({
     name: 'Idempotency-Key',
     required: false,
@@ -112,7 +124,11 @@ export class TasksController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List tasks, newest first, a page at a time' })
+  @ApiOperation({
+    summary: 'List tasks, newest first, a page at a time',
+    description:
+      'At most `limit` tasks (default 100) matching every filter given. `count` is the size of this page, not a total; pass `nextCursor` as `cursor` for the next (older) page, which stays stable while tasks are added.',
+  })
   @ApiOkResponse({ type: TaskListResponseDto })
   @ApiBadRequestResponse({ description: 'A bad query parameter.' })
   async list(@Query() query: ListTasksQueryDto): Promise<TaskListResponseDto> {
@@ -137,7 +153,10 @@ export class TasksController {
   @Get(':id')
   @ApiOperation({
     summary: 'One task with its status and result; optionally wait for it to finish',
+    description:
+      'With `waitMs`, answers as soon as the task is completed, failed or cancelled, or when `waitMs` runs out (then with the task as it is); no tight polling needed.',
   })
+  @ApiParam(TASK_ID)
   @ApiOkResponse({ type: TaskResponseDto })
   @ApiNotFoundResponse({ description: 'No task has this id.' })
   async findOne(
@@ -152,7 +171,12 @@ export class TasksController {
 
   @Post(':id/cancel')
   @HttpCode(HttpStatus.OK)
-  @ApiOperation({ summary: 'Cancel a queued or running task (a running one is aborted)' })
+  @ApiOperation({
+    summary: 'Cancel a queued or running task (a running one is aborted)',
+    description:
+      "A queued task never runs; a running one's AbortSignal fires wherever it runs, and it ends `cancelled` without a retry. Answers the task as it is now.",
+  })
+  @ApiParam(TASK_ID)
   @ApiOkResponse({ type: TaskResponseDto })
   @ApiNotFoundResponse({ description: 'No task has this id.' })
   @ApiConflictResponse({ description: 'The task already ended.' })
@@ -162,7 +186,11 @@ export class TasksController {
 
   @Post(':id/retry')
   @HttpCode(HttpStatus.ACCEPTED)
-  @ApiOperation({ summary: 'Queue a failed or cancelled task again with fresh attempts' })
+  @ApiOperation({
+    summary: 'Queue a failed or cancelled task again with fresh attempts',
+    description: 'The dead-letter redrive: `attempt` starts again from 0 and the task is queued.',
+  })
+  @ApiParam(TASK_ID)
   @ApiAcceptedResponse({ type: TaskResponseDto })
   @ApiNotFoundResponse({ description: 'No task has this id.' })
   @ApiConflictResponse({ description: 'The task is not failed or cancelled.' })

@@ -105,6 +105,15 @@ export interface AppConfig {
   };
   /** CORS origins allowed; empty means CORS off (no Access-Control-* headers), `*` any origin. */
   corsOrigins: string[];
+  /** Bounds on request bodies, checked before anything walks them (see RequestBodyPipe). */
+  input: {
+    /** Largest request body in bytes (413 beyond). */
+    maxBodyBytes: number;
+    /** Deepest nesting of objects and arrays inside a task's `data` (400 beyond). */
+    maxDataDepth: number;
+    /** Most object keys in one task's `data`, counted at every level (400 beyond). */
+    maxDataKeys: number;
+  };
 }
 
 export type TaskEventsBusKind = 'auto' | 'local' | 'sqlite' | 'postgres' | 'redis';
@@ -281,5 +290,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       windowMs: int(env, 'RATE_LIMIT_WINDOW_MS', 1000, 1, 86_400_000),
     },
     corsOrigins: corsOrigins(env),
+    input: {
+      maxBodyBytes: int(env, 'MAX_BODY_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
+      maxDataDepth: int(env, 'MAX_DATA_DEPTH', 32, 1, 1000),
+      maxDataKeys: int(env, 'MAX_DATA_KEYS', 10_000, 1, 10_000_000),
+    },
   };
 }

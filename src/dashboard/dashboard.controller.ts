@@ -3,7 +3,7 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The page's files, beside this module (nest-cli.json copies them into dist/dashboard/static). */
+/** The page's files, beside this module (scripts/build.js copies them into dist/dashboard/static). */
 const STATIC_DIR = join(__dirname, 'static');
 
 const read = (name: string): string => readFileSync(join(STATIC_DIR, name), 'utf8');

@@ -9,12 +9,12 @@ import { FailData, SleepData, SumData, UppercaseData } from './handler-data.dto'
 export class BuiltinHandlers {
   @TaskHandler('uppercase', { dataType: UppercaseData })
   uppercase(data: UppercaseData): { output: string } {
-    return { output: (data.text ?? '').toUpperCase() };
+    return { output: data.text.toUpperCase() };
   }
 
   @TaskHandler('sum', { dataType: SumData })
   sum(data: SumData): { output: number } {
-    return { output: (data.numbers ?? []).reduce((total, n) => total + n, 0) };
+    return { output: data.numbers.reduce((total, n) => total + n, 0) };
   }
 
   /**

@@ -12,6 +12,7 @@ import {
 } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
 import { QueueDriverRegistry } from '../queue';
+import { HealthResponseDto } from './health.response.dto';
 
 /**
  * Liveness for load balancers: database and every driver that carries a queue reachable, not
@@ -33,8 +34,14 @@ export class HealthController implements BeforeApplicationShutdown {
 
   @Get()
   @ApiOperation({ summary: 'Health of this process' })
-  @ApiOkResponse({ description: '`{status: "ok", database: "up", queue: "up"}`' })
-  @ApiServiceUnavailableResponse({ description: 'Shutting down, or a dependency is down.' })
+  @ApiOkResponse({
+    type: HealthResponseDto,
+    description: 'Up: `{status: "ok", database: "up", queue: "up"}`.',
+  })
+  @ApiServiceUnavailableResponse({
+    type: HealthResponseDto,
+    description: 'Shutting down, or a dependency is down (named in `database` or `queue`).',
+  })
   async check(): Promise<Record<string, string>> {
     const [database, queue] = await Promise.all([
       this.dataSource.query('SELECT 1').then(

@@ -11,6 +11,7 @@ import {
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
+  ApiParam,
   ApiProperty,
   ApiTags,
 } from '@nestjs/swagger';
@@ -40,6 +41,8 @@ class QueueListDto {
   @ApiProperty({ type: [QueueDto] }) queues!: QueueDto[];
 }
 
+const QUEUE_NAME = { name: 'name', description: 'A queue name, as `GET /queues` lists them.' };
+
 /** Queue state and control. Counts come from the driver; consumers are this process's. */
 @ApiTags('queues')
 @Controller('queues')
@@ -63,6 +66,7 @@ export class QueuesController {
   @ApiOperation({
     summary: 'Stop delivering the queue (it still accepts tasks); durable drivers remember it',
   })
+  @ApiParam(QUEUE_NAME)
   @ApiOkResponse({ type: QueueDto })
   @ApiNotFoundResponse({ description: 'No such queue.' })
   async pause(@Param('name') name: string): Promise<QueueDto> {
@@ -73,6 +77,7 @@ export class QueuesController {
   @Post(':name/resume')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Deliver the queue again' })
+  @ApiParam(QUEUE_NAME)
   @ApiOkResponse({ type: QueueDto })
   @ApiNotFoundResponse({ description: 'No such queue.' })
   async resume(@Param('name') name: string): Promise<QueueDto> {

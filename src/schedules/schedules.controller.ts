@@ -23,6 +23,7 @@ import {
   ApiOkResponse,
   ApiOperation,
   ApiParam,
+  ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
 import {
@@ -142,6 +143,8 @@ export class SchedulesController {
   @ApiParam(NAME)
   @ApiAcceptedResponse({ type: ScheduleRunResponseDto })
   @ApiNotFoundResponse({ description: 'No schedule of that name.' })
+  @ApiBadRequestResponse({ description: "The schedule's action no longer has a handler." })
+  @ApiResponse({ status: 429, description: 'QUEUE_MAX_DEPTH tasks are waiting; see Retry-After.' })
   async trigger(@Param('name') name: string): Promise<ScheduleRunResponseDto> {
     const task = await this.schedules.trigger(name);
     return { id: task.id, status: task.status };

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
+import { handlerDataProblems } from '../handlers/handler-data.validation';
 import { validate, type ValidationError } from 'class-validator';
 import { randomUUID } from 'node:crypto';
 import { QueryFailedError } from 'typeorm';
@@ -323,12 +324,7 @@ export class SchedulesService {
     const handler = this.explorer.resolve(input.action);
     if (!handler) throw new UnknownActionError(input.action, this.explorer.actions());
     const data = input.data ?? {};
-    if (handler.dataType) {
-      const errors = await validate(plainToInstance(handler.dataType, data), {
-        forbidUnknownValues: false,
-      });
-      problems.push(...flatten(errors, 'data'));
-    }
+    if (handler.dataType) problems.push(...(await handlerDataProblems(handler.dataType, data)));
     if (problems.length > 0) throw new InvalidScheduleError(problems);
     return {
       name: input.name,

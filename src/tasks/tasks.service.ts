@@ -1,7 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { plainToInstance } from 'class-transformer';
-import { validate, type ValidationError } from 'class-validator';
 import { groupBy } from '../common/group-by';
 import { stableHash } from '../common/stable-hash';
 import { QueryFailedError } from 'typeorm';
@@ -18,6 +16,7 @@ import { TaskStateConflictError } from './errors/task-state-conflict.error';
 import { UnknownActionError } from './errors/unknown-action.error';
 import { TaskEvents } from './task-events.service';
 import { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
+import { handlerDataProblems } from '../handlers/handler-data.validation';
 import type { TaskMessage } from './task-message.interface';
 import { TERMINAL_STATUSES } from '../persistence/task-status.enum';
 import type { TaskEntity } from '../persistence/task.entity';
@@ -298,10 +297,8 @@ export class TasksService {
       if (refused) throw new InvalidTaskRequestError([`${field}${refused}`]);
     }
     if (handler.dataType) {
-      const errors = await validate(plainToInstance(handler.dataType, data), {
-        forbidUnknownValues: false,
-      });
-      if (errors.length > 0) throw new InvalidTaskRequestError(flatten(errors, `${field}data`));
+      const problems = await handlerDataProblems(handler.dataType, data, `${field}data`);
+      if (problems.length > 0) throw new InvalidTaskRequestError(problems);
     }
     const now = Date.now();
     const runAt =
@@ -459,15 +456,4 @@ function isUniqueViolation(error: unknown): boolean {
   const { code } = error.driverError as { code?: string };
   // SQLite (better-sqlite3) and PostgreSQL.
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505';
-}
-
-/** class-validator errors as "data.field must be ..." lines, nested fields included. */
-function flatten(errors: ValidationError[], prefix: string): string[] {
-  return errors.flatMap((error) => {
-    const path = `${prefix}.${error.property}`;
-    const own = Object.values(error.constraints ?? {}).map((text) =>
-      text.startsWith(error.property) ? `${prefix}.${text}` : `${path}: ${text}`,
-    );
-    return [...own, ...flatten(error.children ?? [], path)];
-  });
 }

@@ -59,7 +59,7 @@ describe('task control API', () => {
 
     it('answers 404 for an unknown task and 409 for a finished one', async () => {
       await t.http.post('/tasks/nope/cancel').expect(404);
-      const { id } = (await submit({ action: 'uppercase' }).expect(202)).body;
+      const { id } = (await submit({ action: 'uppercase', data: { text: 'x' } }).expect(202)).body;
       await settled(id);
       const res = await t.http.post(`/tasks/${id}/cancel`).expect(409);
       expect(res.body.message).toBe(`task ${id} is completed: it cannot be cancelled`);
@@ -135,7 +135,7 @@ describe('task control API', () => {
       await t.http
         .post('/tasks')
         .set('Idempotency-Key', 'key-409')
-        .send({ action: 'sum' })
+        .send({ action: 'sum', data: { numbers: [2] } })
         .expect(202);
       const res = await t.http
         .post('/tasks')
@@ -211,7 +211,9 @@ describe('task control API', () => {
     });
 
     it('does not start a delayed task before its time', async () => {
-      const { id } = (await submit({ action: 'uppercase', delayMs: 300 }).expect(202)).body;
+      const { id } = (
+        await submit({ action: 'uppercase', data: { text: 'x' }, delayMs: 300 }).expect(202)
+      ).body;
       const queued = await get(id);
       expect(queued.status).toBe('queued');
       const task = await settled(id);
@@ -314,9 +316,16 @@ describe.each(['express', 'fastify'] as const)('status codes on %s', (adapter) =
       env: { QUEUE_MAX_DEPTH: '2' },
     });
     try {
-      await t.http.post('/tasks').send({ action: 'sum', delayMs: 60_000 }).expect(202);
-      await t.http.post('/tasks').send({ action: 'sum', delayMs: 60_000 }).expect(202);
-      const res = await t.http.post('/tasks').send({ action: 'sum' }).expect(429);
+      const sum = { action: 'sum', data: { numbers: [1] } };
+      await t.http
+        .post('/tasks')
+        .send({ ...sum, delayMs: 60_000 })
+        .expect(202);
+      await t.http
+        .post('/tasks')
+        .send({ ...sum, delayMs: 60_000 })
+        .expect(202);
+      const res = await t.http.post('/tasks').send(sum).expect(429);
       expect(res.headers['retry-after']).toBe('1');
       expect(res.body).toEqual({
         statusCode: 429,

@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import request from 'supertest';
+import { migrations } from '../../src/persistence/migrations';
 import { distFile, finished, runNode, startNode } from '../helpers/child-process';
 import { E2E_QUEUE_DRIVER, tempDir } from '../helpers/create-test-app';
-import { migrations } from '../../src/persistence/migrations';
 import { waitFor } from '../helpers/wait-for';
 
 /** The compiled service and migrate command as an operator runs them, as child processes. */

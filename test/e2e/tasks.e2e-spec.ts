@@ -70,10 +70,10 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
     });
 
     it('defaults data to {}', async () => {
-      const res = await submit({ action: 'uppercase' }).expect(202);
+      const res = await submit({ action: 'no-data' }).expect(202);
       const task = await settled(res.body.id);
       expect(task.data).toEqual({});
-      expect(task.result).toEqual({ output: '' });
+      expect(task.result).toEqual({ output: 'processed' });
     });
 
     it('lists tasks newest first with a count, filtered by status', async () => {

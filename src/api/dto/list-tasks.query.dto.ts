@@ -40,7 +40,12 @@ export class ListTasksQueryDto {
   @IsISO8601({ strict: true }, { message: 'createdBefore must be an ISO 8601 date-time' })
   createdBefore?: string;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_LIST_LIMIT, default: MAX_LIST_LIMIT })
+  @ApiPropertyOptional({
+    minimum: 1,
+    maximum: MAX_LIST_LIMIT,
+    default: MAX_LIST_LIMIT,
+    description: 'Most tasks on one page.',
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInt()

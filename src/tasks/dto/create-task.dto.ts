@@ -2,7 +2,6 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import {
   IsInt,
   IsISO8601,
-  IsObject,
   IsOptional,
   IsString,
   IsUrl,
@@ -11,6 +10,7 @@ import {
   MaxLength,
   Min,
 } from 'class-validator';
+import { IsFreeFormObject } from '../../common/dto-metadata';
 
 export const ACTION_PATTERN = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 /** Priorities every driver supports natively (RabbitMQ's x-max-priority is 10). */
@@ -31,13 +31,13 @@ export class CreateTaskDto {
   action!: string;
 
   @ApiPropertyOptional({
-    description: "The handler's input; an object, `{}` when omitted.",
+    description:
+      "The handler's input: any JSON object (`{}` when omitted; `null` is refused). At most MAX_DATA_DEPTH levels deep and MAX_DATA_KEYS keys; a handler that declares a data type checks its fields.",
     type: 'object',
     additionalProperties: true,
     example: { text: 'hello world' },
   })
-  @IsOptional()
-  @IsObject()
+  @IsFreeFormObject()
   data?: Record<string, unknown>;
 
   @ApiPropertyOptional({

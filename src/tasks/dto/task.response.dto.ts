@@ -1,6 +1,11 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { type CallbackStatus, TaskStatus } from '../../persistence/task-status.enum';
 import type { TaskEntity } from '../../persistence/task.entity';
+import { isJsonObject } from '../../common/dto-metadata';
+
+/** Results are documented as objects (or null); any other value a handler returned is wrapped. */
+const asObject = (value: unknown): Record<string, unknown> | null =>
+  value === null || isJsonObject(value) ? value : { value };
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -26,18 +31,26 @@ export class TaskResponseDto {
   @ApiProperty({ example: 'uppercase' })
   action!: string;
 
-  @ApiProperty({ type: 'object', additionalProperties: true, example: { text: 'hello world' } })
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    description: 'The input the task was submitted with.',
+    example: { text: 'hello world' },
+  })
   data!: Record<string, unknown>;
 
   @ApiProperty({ enum: TaskStatus })
   status!: TaskStatus;
 
   @ApiProperty({
-    description: "The handler's return value (parsed JSON); null until completed.",
+    description:
+      "The handler's return value, an object; null until completed. A handler that returns something else (a number, an array) shows `{value: <it>}`.",
+    type: 'object',
+    additionalProperties: true,
     nullable: true,
     example: { output: 'HELLO WORLD' },
   })
-  result!: unknown;
+  result!: Record<string, unknown> | null;
 
   @ApiProperty({ type: String, nullable: true, description: "The last failed attempt's error." })
   error!: string | null;
@@ -98,7 +111,7 @@ export class TaskResponseDto {
       action: task.action,
       data: JSON.parse(task.payload) as Record<string, unknown>,
       status: task.status,
-      result: task.result === null ? null : (JSON.parse(task.result) as unknown),
+      result: task.result === null ? null : asObject(JSON.parse(task.result) as unknown),
       error: task.error,
       attempt: task.attempt,
       maxAttempts: task.maxAttempts,
@@ -126,7 +139,10 @@ export class TaskListResponseDto {
   @ApiProperty({ type: [TaskResponseDto] })
   tasks!: TaskResponseDto[];
 
-  @ApiProperty({ description: 'How many tasks this page holds.' })
+  @ApiProperty({
+    description:
+      'How many tasks this page holds (not a total: follow `nextCursor` until it is null to see them all).',
+  })
   count!: number;
 
   @ApiProperty({
