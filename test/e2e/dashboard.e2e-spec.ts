@@ -7,6 +7,15 @@ import { startTestApp, tempDir, type TestApp } from '../helpers/create-test-app'
 import { probe, TestHandlersModule } from '../helpers/test-handlers';
 
 /**
+ * The browser globals the functions run in the page use (this project compiles without the DOM
+ * library). Functions, not strings: the page's CSP (helmet) forbids evaluating strings.
+ */
+interface InPage {
+  document: { querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }> };
+  sessionStorage: { getItem(key: string): string | null };
+}
+
+/**
  * The dashboard in a real browser: Debian's chromium driven by playwright-core, against the real
  * application. `.ci/run` installs chromium when it is missing; without it the suite is skipped
  * (a failure under CI=true). DASHBOARD_SCREENSHOT=1 writes the README's screenshot to docs/.
@@ -100,7 +109,11 @@ describeWithChromium('the dashboard in Chromium', () => {
     );
     expect(await row(id).locator('[data-field="attempts"]').textContent()).toBe('1 / 3');
     expect(authorizations).toEqual(new Set(['Bearer test-key']));
-    expect(await page.evaluate("sessionStorage.getItem('taskq.apiKey')")).toBe('test-key');
+    expect(
+      await page.evaluate(() =>
+        (globalThis as unknown as InPage).sessionStorage.getItem('taskq.apiKey'),
+      ),
+    ).toBe('test-key');
   });
 
   it('retries a failed task from its button', async () => {
@@ -146,7 +159,15 @@ describeWithChromium('the dashboard in Chromium', () => {
     };
     const expectRows = async (actions: string[]) => {
       await page.waitForFunction(
-        `[...document.querySelectorAll('#tasks tbody tr [data-field="action"]')].map((c) => c.textContent).join() === ${JSON.stringify(actions.join())}`,
+        (expected) =>
+          Array.from(
+            (globalThis as unknown as InPage).document.querySelectorAll(
+              '#tasks tbody tr [data-field="action"]',
+            ),
+          )
+            .map((c) => c.textContent)
+            .join() === expected,
+        actions.join(),
       );
       expect(await shown()).toEqual(actions);
     };
@@ -184,7 +205,10 @@ describeWithChromium('the dashboard in Chromium', () => {
       ? join(ROOT, 'docs', 'dashboard.png')
       : join(dir.path, 'dashboard.png');
     mkdirSync(join(file, '..'), { recursive: true });
-    await page.waitForFunction("document.querySelectorAll('#tasks tbody tr').length === 7");
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as InPage).document.querySelectorAll('#tasks tbody tr').length === 7,
+    );
     await page.screenshot({ path: file, fullPage: true });
     expect(existsSync(file)).toBe(true);
   });
