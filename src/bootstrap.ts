@@ -11,6 +11,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
+import { addAuthSchemes } from './auth/openapi';
 import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
 import { JsonObjectBodyPipe } from './api/json-object-body.pipe';
 
@@ -71,15 +72,16 @@ export async function createApp(
   if (config.role !== 'worker') {
     const document = SwaggerModule.createDocument(
       app,
-      new DocumentBuilder()
-        .setTitle('taskq')
-        .setDescription(
-          'Queue tasks for background workers; every task, status and result kept in SQL.',
-        )
-        .setVersion('0.1.0')
-        .build(),
+      addAuthSchemes(
+        new DocumentBuilder()
+          .setTitle('taskq')
+          .setDescription(
+            'Queue tasks for background workers; every task, status and result kept in SQL.',
+          )
+          .setVersion('0.1.0'),
+      ).build(),
     );
-    SwaggerModule.setup('docs', app, document);
+    SwaggerModule.setup('docs', app, document, { swaggerOptions: { persistAuthorization: true } });
   }
   await app.init();
   if (config.httpAdapter === 'fastify') {

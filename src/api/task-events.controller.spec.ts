@@ -26,7 +26,14 @@ describe(TaskEventsController.name, () => {
     return { received, subscription, isCompleted: () => completed };
   };
   const change = (taskId: string, action: string) =>
-    events.emit({ type: 'status', taskId, action, status: TaskStatus.Running, at: 1 });
+    events.emit({
+      type: 'status',
+      taskId,
+      tenant: 'default',
+      action,
+      status: TaskStatus.Running,
+      at: 1,
+    });
 
   it('sends a heartbeat comment every 15 s while nothing happens', () => {
     const { received, subscription } = open();

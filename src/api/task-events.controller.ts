@@ -9,6 +9,8 @@ import {
 import type { ServerResponse } from 'node:http';
 import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { interval, map, merge, Observable, ReplaySubject, takeUntil } from 'rxjs';
+import { type Actor, taskActorOf } from '../auth/actor';
+import { CurrentActor, RequireScopes } from '../auth/require-scopes.decorator';
 import { TaskEventsQueryDto } from './dto/task-events.query.dto';
 import { type TaskEvent, TaskEvents } from '../tasks/task-events.service';
 
@@ -33,6 +35,7 @@ export class TaskEventsController implements BeforeApplicationShutdown {
   constructor(private readonly events: TaskEvents) {}
 
   @Sse('events')
+  @RequireScopes('tasks:read')
   @ApiOperation({
     summary: 'Stream task status and progress changes (server-sent events)',
     description:
@@ -51,11 +54,14 @@ export class TaskEventsController implements BeforeApplicationShutdown {
   stream(
     @Query() query: TaskEventsQueryDto,
     @Res({ passthrough: true }) res: ServerResponse | { raw: ServerResponse },
+    @CurrentActor() actor?: Actor,
   ): Observable<MessageEvent> {
     this.track('raw' in res ? res.raw : res);
+    // A stream carries only its key's tenant's events.
+    const { tenant } = taskActorOf(actor);
     const changes = new Observable<MessageEvent>((subscriber) =>
       this.events.subscribe((event) => {
-        if (matches(event, query)) subscriber.next({ data: event });
+        if (event.tenant === tenant && matches(event, query)) subscriber.next({ data: event });
       }),
     );
     const heartbeats = interval(SSE_HEARTBEAT_MS).pipe(

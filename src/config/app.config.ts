@@ -81,6 +81,12 @@ export interface AppConfig {
   };
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  auth: {
+    /** API_KEYS_FILE: YAML or JSON list of hashed API keys (see src/auth); unset = none. */
+    keysFile?: string;
+    /** How often the key set (file and api_keys table) is read again, so a revoke takes hold. */
+    refreshMs: number;
+  };
 }
 
 export type LogLevel = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
@@ -216,5 +222,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
     logLevel: oneOf(env, 'LOG_LEVEL', 'log', ['error', 'warn', 'log', 'debug', 'verbose'] as const),
+    auth: {
+      keysFile: optionalPath(env, 'API_KEYS_FILE'),
+      refreshMs: int(env, 'API_KEYS_REFRESH_MS', 5000, 100, 3_600_000),
+    },
   };
 }

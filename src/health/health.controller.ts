@@ -11,6 +11,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
+import { ApiKeyStore } from '../auth/api-key.store';
+import { Public } from '../auth/require-scopes.decorator';
 import { QueueDriverRegistry } from '../queue';
 
 /**
@@ -19,12 +21,14 @@ import { QueueDriverRegistry } from '../queue';
  */
 @ApiTags('health')
 @Controller('health')
+@Public()
 export class HealthController implements BeforeApplicationShutdown {
   private shuttingDown = false;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly registry: QueueDriverRegistry,
+    private readonly keys: ApiKeyStore,
   ) {}
 
   beforeApplicationShutdown(): void {
@@ -33,7 +37,9 @@ export class HealthController implements BeforeApplicationShutdown {
 
   @Get()
   @ApiOperation({ summary: 'Health of this process' })
-  @ApiOkResponse({ description: '`{status: "ok", database: "up", queue: "up"}`' })
+  @ApiOkResponse({
+    description: '`{status: "ok", database: "up", queue: "up", auth: "keys" | "open"}`',
+  })
   @ApiServiceUnavailableResponse({ description: 'Shutting down, or a dependency is down.' })
   async check(): Promise<Record<string, string>> {
     const [database, queue] = await Promise.all([
@@ -48,7 +54,8 @@ export class HealthController implements BeforeApplicationShutdown {
       : database === 'up' && queue === 'up'
         ? 'ok'
         : 'error';
-    const body = { status, database, queue };
+    // `auth: open` says loudly that no API key is configured (every route is anonymous).
+    const body = { status, database, queue, auth: this.keys.mode };
     if (status !== 'ok') throw new ServiceUnavailableException(body);
     return body;
   }

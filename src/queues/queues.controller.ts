@@ -14,6 +14,7 @@ import {
   ApiProperty,
   ApiTags,
 } from '@nestjs/swagger';
+import { RequireScopes } from '../auth/require-scopes.decorator';
 import { QueueConsumerService, QueueDriverRegistry, UnknownQueueError } from '../queue';
 
 class QueueConsumerDto {
@@ -43,6 +44,8 @@ class QueueListDto {
 /** Queue state and control. Counts come from the driver; consumers are this process's. */
 @ApiTags('queues')
 @Controller('queues')
+// Queues are shared by every tenant: reading and pausing them is an operator's job.
+@RequireScopes('queues:admin')
 export class QueuesController {
   constructor(
     private readonly registry: QueueDriverRegistry,

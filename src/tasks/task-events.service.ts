@@ -6,6 +6,8 @@ import type { TaskStatus } from '../persistence/task-status.enum';
 export interface TaskEvent {
   type: 'status' | 'progress';
   taskId: string;
+  /** Streams show a client only its own tenant's events. */
+  tenant: string;
   action: string;
   status: TaskStatus;
   progress?: number | null;
