@@ -58,6 +58,7 @@ describe.each(['express', 'fastify'] as const)('GET /tasks/events on %s', (adapt
     expect(eventsOf(stream, id)[0]).toEqual({
       type: 'status',
       taskId: id,
+      tenant: 'default',
       action: 'uppercase',
       status: 'queued',
       at: expect.any(Number),

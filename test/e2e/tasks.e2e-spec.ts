@@ -50,6 +50,8 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
         runAt: null,
         timeoutMs: null,
         callback: null,
+        tenant: 'default',
+        createdBy: null,
         createdAt: expect.any(String),
         startedAt: expect.any(String),
         processedAt: expect.any(String),

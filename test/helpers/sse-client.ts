@@ -17,9 +17,10 @@ export interface SseStream {
  * Opens a server-sent event stream with a plain HTTP request (supertest buffers whole
  * responses) and parses it as it arrives. Resolves once the response headers are in.
  */
-export function openSse(url: string): Promise<SseStream> {
+export function openSse(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
   return new Promise((resolve, reject) => {
-    const req = get(url, { headers: { Accept: 'text/event-stream' } }, (res: IncomingMessage) => {
+    const options = { headers: { Accept: 'text/event-stream', ...headers } };
+    const req = get(url, options, (res: IncomingMessage) => {
       const events: unknown[] = [];
       const comments: string[] = [];
       let buffer = '';
