@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import request from 'supertest';
+import { migrations } from '../../src/persistence/migrations';
 import { distFile, finished, runNode, startNode } from '../helpers/child-process';
 import { E2E_QUEUE_DRIVER, tempDir } from '../helpers/create-test-app';
 import { waitFor } from '../helpers/wait-for';
@@ -20,7 +21,7 @@ describe('processes', () => {
       });
       expect(first).toMatchObject({ code: 0 });
       expect(first.stdout).toContain(
-        `migrate: applied CreateTasks1763900000000, AddTaskControl1763910000000, CreateSchedules1764600000000 to ${dbPath}`,
+        `migrate: applied ${migrations.map((m) => m.name).join(', ')} to ${dbPath}`,
       );
 
       const db = new Database(dbPath, { readonly: true });
