@@ -93,6 +93,8 @@ type ChildMessage =
       completed: number;
       loopDelayP99Ms: number;
       loopDelayMaxMs: number;
+      /** CPU time (user + system) the process used from listening to stop. */
+      cpuMs?: number;
     };
 
 // =============================================================================================
@@ -485,6 +487,8 @@ async function preloadMain(env: Record<string, string>, backlog: number): Promis
   await bench.close();
 }
 
+const cpuMs = ({ user, system }: NodeJS.CpuUsage): number => (user + system) / 1000;
+
 async function httpJob(
   job: Extract<Job, { kind: 'http' }>,
   dir: string,
@@ -496,7 +500,11 @@ async function httpJob(
   const keys: Record<string, string> = {};
   if (job.apiKey) {
     keys.API_KEYS_FILE = join(dir, 'keys.json');
-    const entry = { name: 'bench', hash: hashKey(job.apiKey), scopes: ['tasks:write'] };
+    const entry = {
+      name: 'bench',
+      hash: hashKey(job.apiKey),
+      scopes: ['tasks:write', 'tasks:read'],
+    };
     writeFileSync(keys.API_KEYS_FILE, JSON.stringify([{ ...entry, actions: ['uppercase'] }]));
   }
   const bench = await createBenchApp(
@@ -506,6 +514,7 @@ async function httpJob(
   const address = (bench.app.getHttpServer() as import('node:net').Server).address();
   const port = typeof address === 'object' && address ? address.port : 0;
   rss.peakMB(true);
+  const cpuAtStart = process.cpuUsage();
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   const stop = new Promise<void>((done) => {
@@ -522,6 +531,7 @@ async function httpJob(
     completed: bench.succeeded(),
     loopDelayP99Ms: loop.percentile(99) / 1e6,
     loopDelayMaxMs: loop.max / 1e6,
+    cpuMs: cpuMs(process.cpuUsage(cpuAtStart)),
   });
   await bench.close();
 }
