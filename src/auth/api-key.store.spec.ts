@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,10 @@ describe(ApiKeyStore.name, () => {
     await created.onModuleInit();
     return created;
   }
+
+  // The store's warnings (open mode, a bad file) are expected here.
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose', 'fatal']));
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'taskq-keys-'));
