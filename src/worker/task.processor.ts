@@ -57,7 +57,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
   private unsubscribe?: () => void;
   /** Deliveries that found nothing to claim (duplicates or stale), acked and skipped. */
   duplicates = 0;
-  /** Messages naming a task that does not exist, acked and dropped. */
+  /** Messages naming a task that does not exist: dropped, or dead-lettered when keys are on. */
   orphans = 0;
   /** Outcomes not recorded because the claim had been lost meanwhile. */
   lostClaims = 0;
@@ -85,6 +85,13 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
         this.logger.debug(`task ${taskId}: delivery ${delivery.id} has nothing to claim; skipped`);
       } else {
         this.orphans += 1;
+        // With keys, a message naming no task is one nobody with a key made (another path to
+        // the broker): it goes to the dead letters with the reason rather than out of sight.
+        if (this.keys.mode === 'keys') {
+          throw new NonRetryableError(
+            `refused: message ${delivery.id} names task ${taskId}, which does not exist (no actor)`,
+          );
+        }
         this.logger.warn(
           `message ${delivery.id} names task ${taskId}, which does not exist; dropped`,
         );

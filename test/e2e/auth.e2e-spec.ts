@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { type TaskContext, TaskHandler } from '../../src/handlers';
 import { type KeysOutput, runKeys } from '../../src/auth/keys.cli';
 import { TaskStatements } from '../../src/persistence/task-statements';
+import { QueueDriverRegistry } from '../../src/queue';
 import { TaskStatus } from '../../src/persistence/task-status.enum';
 import { newTask } from '../../src/tasks/task.factory';
 import { TasksService } from '../../src/tasks/tasks.service';
@@ -305,6 +306,31 @@ describe.each(['express', 'fastify'] as const)('API keys, scopes and tenants on 
       for (const row of forged) expect((await outcome(row.id)).attempt).toBe(1);
       const forgedIds = new Set(forged.map((row) => JSON.stringify(JSON.parse(row.payload))));
       expect(ran.filter((r) => forgedIds.has(JSON.stringify(r.data)))).toEqual([]);
+      // And their messages are in the driver's dead letters with the reason.
+      const letters = await t.app
+        .get(QueueDriverRegistry)
+        .driverFor(queue)
+        .deadLetters(queue, 1000);
+      for (const reason of reasons) {
+        expect(letters.map((d) => d.reason)).toContain(`non-retryable: ${reason}`);
+      }
+    });
+
+    it('dead-letters a message published for no task at all, with the reason', async () => {
+      const queue = t.config.queue.name;
+      const driver = t.app.get(QueueDriverRegistry).driverFor(queue);
+      // A message as another service might publish it: its task row does not exist.
+      const ghost = newTask({ action: 'intruder', data: { n: 5 }, queue, maxAttempts: 3 });
+      await t.app.get(TasksService).publish([ghost]);
+      const letter = await waitFor(async () =>
+        (await driver.deadLetters(queue)).find((d) => d.reason.includes(ghost.id)),
+      );
+      expect(letter.reason).toMatch(
+        new RegExp(
+          `^non-retryable: refused: message .+ names task ${ghost.id}, which does not exist`,
+        ),
+      );
+      expect(ran.filter((r) => JSON.stringify(r.data) === '{"n":5}')).toEqual([]);
     });
   });
 
