@@ -36,6 +36,8 @@ import {
 } from './lib/brokers';
 import { removeQueueFromBroker } from '../src/queue/testing/broker-cleanup';
 import { createBenchSchema } from './lib/pg-schema';
+import { runAuthPair } from './lib/auth-pair';
+import { hashKey } from '../src/auth/api-key';
 import { timeServiceDrain } from './lib/service-process';
 import { intArg, mapLimit, openLoop, parseArgs, quantile, RssSampler, sleep } from './lib/util';
 
@@ -69,6 +71,16 @@ type Job =
       seconds: number;
       /** `api`: HTTP only, as behind a load balancer with workers elsewhere. Default `all`. */
       role?: 'all' | 'api';
+      /** API keys on: API_KEYS_FILE holds this key's hash (see lib/auth-pair.ts). */
+      apiKey?: string;
+    }
+  /** POST /tasks with API keys off and on, two children loaded in turn (parent side only). */
+  | {
+      kind: 'auth';
+      driver: string;
+      adapter: 'express' | 'fastify';
+      seconds: number;
+      rounds: number;
     }
   | BrokerJob;
 
@@ -81,6 +93,8 @@ type ChildMessage =
       completed: number;
       loopDelayP99Ms: number;
       loopDelayMaxMs: number;
+      /** CPU time (user + system) the process used from listening to stop. */
+      cpuMs?: number;
     };
 
 // =============================================================================================
@@ -201,11 +215,13 @@ async function runJob(job: Job, send: (message: ChildMessage) => void): Promise<
         return await httpJob(job, dir, rss, send);
       case 'brokers':
         return await runBrokerJob(job, rss, (r) => send({ type: 'row', row: r }));
+      case 'auth':
+        throw new Error('the auth comparison runs in the parent');
     }
   } finally {
     rss.stop();
     rmSync(dir, { recursive: true, force: true });
-    if (job.kind !== 'brokers') {
+    if (job.kind !== 'brokers' && job.kind !== 'auth') {
       await removeQueueFromBroker(job.driver, SCENARIO_QUEUE, {
         redisUrl: process.env.REDIS_URL,
         amqpUrl: process.env.AMQP_URL,
@@ -472,6 +488,8 @@ async function preloadMain(env: Record<string, string>, backlog: number): Promis
   await bench.close();
 }
 
+const cpuMs = ({ user, system }: NodeJS.CpuUsage): number => (user + system) / 1000;
+
 async function httpJob(
   job: Extract<Job, { kind: 'http' }>,
   dir: string,
@@ -480,13 +498,24 @@ async function httpJob(
 ): Promise<void> {
   // The service as configured by default (worker concurrency and prefetch untouched), so the
   // consumers process what the POSTs queue, as they would in production (APP_ROLE=all).
+  const keys: Record<string, string> = {};
+  if (job.apiKey) {
+    keys.API_KEYS_FILE = join(dir, 'keys.json');
+    const entry = {
+      name: 'bench',
+      hash: hashKey(job.apiKey),
+      scopes: ['tasks:write', 'tasks:read'],
+    };
+    writeFileSync(keys.API_KEYS_FILE, JSON.stringify([{ ...entry, actions: ['uppercase'] }]));
+  }
   const bench = await createBenchApp(
-    appEnv(job.driver, dir, { HTTP_ADAPTER: job.adapter, APP_ROLE: job.role ?? 'all' }),
+    appEnv(job.driver, dir, { HTTP_ADAPTER: job.adapter, APP_ROLE: job.role ?? 'all', ...keys }),
   );
   await bench.app.listen(0, '127.0.0.1');
   const address = (bench.app.getHttpServer() as import('node:net').Server).address();
   const port = typeof address === 'object' && address ? address.port : 0;
   rss.peakMB(true);
+  const cpuAtStart = process.cpuUsage();
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   const stop = new Promise<void>((done) => {
@@ -503,6 +532,7 @@ async function httpJob(
     completed: bench.succeeded(),
     loopDelayP99Ms: loop.percentile(99) / 1e6,
     loopDelayMaxMs: loop.max / 1e6,
+    cpuMs: cpuMs(process.cpuUsage(cpuAtStart)),
   });
   await bench.close();
 }
@@ -531,12 +561,16 @@ function backlogSummary(rows: Row[]): string[] {
   return lines;
 }
 
+function forkChild(job: Job): import('node:child_process').ChildProcess {
+  return fork(__filename, ['--child', JSON.stringify(job)], {
+    execArgv: process.execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
 function runChild(job: Job, timeoutMs: number, onRow: (row: Row) => void): Promise<void> {
   return new Promise((resolvePromise, reject) => {
-    const child = fork(__filename, ['--child', JSON.stringify(job)], {
-      execArgv: process.execArgv,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    const child = forkChild(job);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${job.kind} (${job.driver}) timed out after ${timeoutMs / 1000} s`));
@@ -659,6 +693,7 @@ async function parent(): Promise<number> {
     'backlog-measure': 'string',
     rate: 'string',
     'latency-seconds': 'string',
+    'auth-rounds': 'string',
     'http-seconds': 'string',
     only: 'string',
     ...BROKER_ARGS,
@@ -695,6 +730,7 @@ async function parent(): Promise<number> {
   const rate = intArg(args, 'rate', 500, 1);
   const latencySeconds = intArg(args, 'latency-seconds', small ? 2 : 5, 1);
   const httpSeconds = intArg(args, 'http-seconds', small ? 2 : 5, 1);
+  const authRounds = intArg(args, 'auth-rounds', small ? 2 : 4, 1);
   const only = typeof args.only === 'string' ? args.only.split(',') : undefined;
 
   const jobs: Job[] = [];
@@ -719,6 +755,8 @@ async function parent(): Promise<number> {
       if (driver !== 'memory') {
         jobs.push({ kind: 'http', driver, adapter, seconds: httpSeconds, role: 'api' });
       }
+      // What authentication costs POST /tasks (target: under 5%).
+      jobs.push({ kind: 'auth', driver, adapter, seconds: httpSeconds, rounds: authRounds });
     }
     jobs.push(...brokerJobs(driver, args, { small, rate, seconds: latencySeconds }));
   }
@@ -741,11 +779,13 @@ async function parent(): Promise<number> {
     if (schema) process.env.DATABASE_URL = schema.url;
     else delete process.env.DATABASE_URL;
     try {
-      await runChild(job, timeoutMs, (r) => {
+      const onRow = (r: Row): void => {
         if (schema) r.driver = `${r.driver}+postgres`;
         rows.push(r);
         console.log(line(r));
-      });
+      };
+      if (job.kind === 'auth') await runAuthPair(job, forkChild, onRow);
+      else await runChild(job, timeoutMs, onRow);
     } catch (error) {
       failed += 1;
       console.log(`| ${job.driver} | ${job.kind} FAILED: ${(error as Error).message} |`);

@@ -1,5 +1,6 @@
 import { type DynamicModule, Module, type Type } from '@nestjs/common';
 import { ApiModule } from './api/api.module';
+import { AuthModule } from './auth/auth.module';
 import { CallbacksModule } from './callbacks/callbacks.module';
 import type { BootConfig } from './app.config.loader';
 import type { AppRole } from './config/app.config';
@@ -59,6 +60,7 @@ export class AppModule {
           shutdownTimeoutMs: config.shutdownTimeoutMs,
         }),
         HandlersModule,
+        AuthModule,
         TasksModule,
         ...roleModules(config.role),
         HealthModule,

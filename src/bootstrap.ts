@@ -76,7 +76,7 @@ export async function createApp(
   // A worker serves only /health: no public API, so no API documentation either.
   if (config.role !== 'worker') {
     const document = buildOpenApiDocument(app);
-    SwaggerModule.setup('docs', app, document);
+    SwaggerModule.setup('docs', app, document, { swaggerOptions: { persistAuthorization: true } });
   }
   await app.init();
   if (config.httpAdapter === 'fastify') {

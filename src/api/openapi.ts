@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { addAuthSchemes } from '../auth/openapi';
 import type {
   CallbacksObject,
   OperationObject,
@@ -90,7 +91,7 @@ const RESULT_CALLBACK: CallbacksObject = {
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const document = SwaggerModule.createDocument(
     app,
-    new DocumentBuilder()
+    addAuthSchemes(new DocumentBuilder())
       .setTitle('taskq')
       .setDescription(
         'Queue tasks for background workers; every task, status and result is kept in SQL. ' +

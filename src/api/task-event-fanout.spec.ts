@@ -35,10 +35,11 @@ class RecordingSink implements EventSink {
 }
 
 const LIMITS = { maxConnections: 100_000, maxConnectionsPerClient: 100_000, maxBufferBytes: 4096 };
-const event = (taskId: string, action = 'sum'): TaskEvent => ({
+const event = (taskId: string, action = 'sum', tenant = 'default'): TaskEvent => ({
   type: 'status',
   taskId,
   action,
+  tenant,
   status: TaskStatus.Running,
   at: 1,
 });
@@ -142,5 +143,22 @@ describe(TaskEventFanout.name, () => {
     sut.publish(event('a', 'x'));
     sut.flush();
     expect(sinks.map((s) => s.chunks.length)).toEqual([2, 2]);
+  });
+
+  it("shows a tenant's streams only that tenant's events, whatever their filter", () => {
+    const sut = new TaskEventFanout(LIMITS);
+    const acme = { all: new RecordingSink(), sum: new RecordingSink(), task: new RecordingSink() };
+    sut.add(acme.all, { tenant: 'acme' }, 'a');
+    sut.add(acme.sum, { tenant: 'acme', action: 'sum' }, 'a');
+    // A task id learnt from another tenant shows nothing of that task.
+    sut.add(acme.task, { tenant: 'acme', taskId: 'g1' }, 'a');
+    const operator = new RecordingSink();
+    sut.add(operator, {}, 'o');
+    sut.publish(event('g1', 'sum', 'globex'));
+    sut.publish(event('a1', 'sum', 'acme'));
+    sut.flush();
+    const ids = (sink: RecordingSink) => sink.events().map((e) => e.taskId);
+    expect([ids(acme.all), ids(acme.sum), ids(acme.task)]).toEqual([['a1'], ['a1'], []]);
+    expect(ids(operator)).toEqual(['g1', 'a1']);
   });
 });

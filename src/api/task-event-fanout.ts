@@ -13,9 +13,14 @@ export interface EventSink {
 }
 
 export interface StreamFilter {
+  /** The stream's key's tenant: it sees that tenant's tasks only (undefined: every tenant). */
+  tenant?: string;
   taskId?: string;
   action?: string;
 }
+
+/** The index key of streams that take every tenant's events. */
+const ANY_TENANT = '';
 
 export interface FanoutLimits {
   maxConnections: number;
@@ -51,7 +56,8 @@ interface Subscriber {
 export class TaskEventFanout {
   private readonly byTask = new Map<string, Set<Subscriber>>();
   private readonly byAction = new Map<string, Set<Subscriber>>();
-  private readonly everything = new Set<Subscriber>();
+  /** Streams with neither a task id nor an action, by tenant. */
+  private readonly everything = new Map<string, Set<Subscriber>>();
   private readonly perClient = new Map<string, number>();
   private readonly subscribers = new Set<Subscriber>();
   private droppedCount = 0;
@@ -89,9 +95,8 @@ export class TaskEventFanout {
     const subscriber: Subscriber = { sink, filter, client, pending: [], pendingBytes: 0 };
     this.subscribers.add(subscriber);
     this.perClient.set(client, mine + 1);
-    const index = this.indexOf(filter);
-    index?.[0].set(index[1], (index[0].get(index[1]) ?? new Set()).add(subscriber));
-    if (!index) this.everything.add(subscriber);
+    const [map, key] = this.indexOf(filter);
+    map.set(key, (map.get(key) ?? new Set()).add(subscriber));
     return () => this.remove(subscriber);
   }
 
@@ -107,11 +112,16 @@ export class TaskEventFanout {
       this.write(subscriber, chunk, bytes);
     };
     for (const subscriber of this.byTask.get(event.taskId) ?? []) {
-      const { action } = subscriber.filter;
+      const { action, tenant } = subscriber.filter;
+      if (tenant !== undefined && tenant !== event.tenant) continue;
       if (action === undefined || action === event.action) send(subscriber);
     }
-    for (const subscriber of this.byAction.get(event.action) ?? []) send(subscriber);
-    for (const subscriber of this.everything) send(subscriber);
+    for (const tenant of [event.tenant, ANY_TENANT]) {
+      for (const subscriber of this.byAction.get(`${tenant}\u0000${event.action}`) ?? []) {
+        send(subscriber);
+      }
+      for (const subscriber of this.everything.get(tenant) ?? []) send(subscriber);
+    }
   }
 
   /** Writes `chunk` (a comment such as a heartbeat) to every stream. */
@@ -174,21 +184,20 @@ export class TaskEventFanout {
     const left = (this.perClient.get(subscriber.client) ?? 1) - 1;
     if (left === 0) this.perClient.delete(subscriber.client);
     else this.perClient.set(subscriber.client, left);
-    const index = this.indexOf(subscriber.filter);
-    if (!index) {
-      this.everything.delete(subscriber);
-      return;
-    }
-    const [map, key] = index;
+    const [map, key] = this.indexOf(subscriber.filter);
     const set = map.get(key);
     set?.delete(subscriber);
     if (set?.size === 0) map.delete(key);
   }
 
-  /** A stream with a task id is indexed by it (the action, if any, checked per event). */
-  private indexOf(filter: StreamFilter): [Map<string, Set<Subscriber>>, string] | undefined {
+  /**
+   * A stream with a task id is indexed by it (its tenant and action, if any, checked per event);
+   * the others by tenant and action, or by tenant alone.
+   */
+  private indexOf(filter: StreamFilter): [Map<string, Set<Subscriber>>, string] {
     if (filter.taskId !== undefined) return [this.byTask, filter.taskId];
-    if (filter.action !== undefined) return [this.byAction, filter.action];
-    return undefined;
+    const tenant = filter.tenant ?? ANY_TENANT;
+    if (filter.action !== undefined) return [this.byAction, `${tenant}\u0000${filter.action}`];
+    return [this.everything, tenant];
   }
 }

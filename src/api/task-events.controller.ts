@@ -19,6 +19,8 @@ import {
 } from '@nestjs/swagger';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
+import { type Actor, taskActorOf } from '../auth/actor';
+import { CurrentActor, RequireScopes } from '../auth/require-scopes.decorator';
 import { TaskEventsQueryDto } from './dto/task-events.query.dto';
 import { TaskEvents } from '../tasks/task-events.service';
 import { clientIdentity } from './client-identity';
@@ -66,6 +68,7 @@ export class TaskEventsController implements BeforeApplicationShutdown, OnModule
   }
 
   @Get('events')
+  @RequireScopes('tasks:read')
   @ApiOperation({
     summary: 'Stream task status and progress changes (server-sent events)',
     description:
@@ -90,6 +93,7 @@ export class TaskEventsController implements BeforeApplicationShutdown, OnModule
     @Query() query: TaskEventsQueryDto,
     @Req() request: unknown,
     @Res() response: ServerResponse | FastifyReplyLike,
+    @CurrentActor() actor?: Actor,
   ): void {
     const raw = 'raw' in response ? response.raw : response;
     const sink: EventSink = {
@@ -100,7 +104,12 @@ export class TaskEventsController implements BeforeApplicationShutdown, OnModule
       end: () => raw.end(),
       destroy: () => raw.destroy(),
     };
-    const filter = { taskId: query.taskId, action: query.action };
+    // A stream carries only its key's tenant's events.
+    const filter = {
+      tenant: taskActorOf(actor).tenant,
+      taskId: query.taskId,
+      action: query.action,
+    };
     const added = this.closing ? undefined : this.fanout.add(sink, filter, clientIdentity(request));
     if (typeof added === 'string') {
       const { httpAdapter } = this.adapterHost;

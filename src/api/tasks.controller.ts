@@ -24,6 +24,9 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { HttpAdapterHost } from '@nestjs/core';
+import { type Actor, taskActorOf } from '../auth/actor';
+import { assertMaySubmit } from '../auth/may-submit';
+import { CurrentActor, RequireScopes } from '../auth/require-scopes.decorator';
 import { CreateTaskDto } from '../tasks/dto/create-task.dto';
 import { CreateTasksBatchDto } from './dto/create-tasks-batch.dto';
 import { GetTaskQueryDto, ListTasksQueryDto, MAX_LIST_LIMIT } from './dto/list-tasks.query.dto';
@@ -50,6 +53,7 @@ export class TasksController {
 
   @Post()
   @HttpCode(HttpStatus.ACCEPTED)
+  @RequireScopes('tasks:write')
   @ApiOperation({
     summary: 'Queue a task for a background worker',
     description:
@@ -75,17 +79,20 @@ export class TasksController {
     @Body() dto: CreateTaskDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) response: unknown,
+    @CurrentActor() actor: Actor | undefined,
   ): Promise<TaskAcceptedResponseDto> {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new InvalidTaskRequestError(['Idempotency-Key must be 1-255 visible ASCII characters']);
     }
-    const { task, created } = await this.tasks.create(dto, idempotencyKey);
+    assertMaySubmit(actor, [dto.action]);
+    const { task, created } = await this.tasks.create(dto, idempotencyKey, taskActorOf(actor));
     if (!created) this.adapterHost.httpAdapter.status(response, HttpStatus.OK);
     return { id: task.id, status: task.status };
   }
 
   @Post('batch')
   @HttpCode(HttpStatus.ACCEPTED)
+  @RequireScopes('tasks:write')
   @ApiOperation({
     summary: 'Queue up to 1000 tasks at once: all are accepted or none',
     description:
@@ -111,11 +118,20 @@ export class TasksController {
     @Body() dto: CreateTasksBatchDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) response: unknown,
+    @CurrentActor() actor: Actor | undefined,
   ): Promise<TasksAcceptedResponseDto> {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new InvalidTaskRequestError(['Idempotency-Key must be 1-255 visible ASCII characters']);
     }
-    const { tasks, created } = await this.tasks.createBatch(dto.tasks, idempotencyKey);
+    assertMaySubmit(
+      actor,
+      dto.tasks.map((task) => task.action),
+    );
+    const { tasks, created } = await this.tasks.createBatch(
+      dto.tasks,
+      idempotencyKey,
+      taskActorOf(actor),
+    );
     if (!created) this.adapterHost.httpAdapter.status(response, HttpStatus.OK);
     return {
       tasks: tasks.map((task) => ({ id: task.id, status: task.status })),
@@ -124,16 +140,21 @@ export class TasksController {
   }
 
   @Get()
+  @RequireScopes('tasks:read')
   @ApiOperation({
-    summary: 'List tasks, newest first, a page at a time',
+    summary: "List the key's tenant's tasks, newest first, a page at a time",
     description:
       'At most `limit` tasks (default 100) matching every filter given. `count` is the size of this page, not a total; pass `nextCursor` as `cursor` for the next (older) page, which stays stable while tasks are added.',
   })
   @ApiOkResponse({ type: TaskListResponseDto })
   @ApiBadRequestResponse({ description: 'A bad query parameter.' })
-  async list(@Query() query: ListTasksQueryDto): Promise<TaskListResponseDto> {
+  async list(
+    @Query() query: ListTasksQueryDto,
+    @CurrentActor() actor: Actor | undefined,
+  ): Promise<TaskListResponseDto> {
     const limit = query.limit ?? MAX_LIST_LIMIT;
     const rows = await this.tasks.list({
+      tenant: taskActorOf(actor).tenant,
       status: query.status,
       action: query.action,
       createdAfter: query.createdAfter ? Date.parse(query.createdAfter) : undefined,
@@ -151,6 +172,7 @@ export class TasksController {
   }
 
   @Get(':id')
+  @RequireScopes('tasks:read')
   @ApiOperation({
     summary: 'One task with its status and result; optionally wait for it to finish',
     description:
@@ -158,19 +180,22 @@ export class TasksController {
   })
   @ApiParam(TASK_ID)
   @ApiOkResponse({ type: TaskResponseDto })
-  @ApiNotFoundResponse({ description: 'No task has this id.' })
+  @ApiNotFoundResponse({ description: "No task of the key's tenant has this id." })
   async findOne(
     @Param('id') id: string,
     @Query() query: GetTaskQueryDto,
+    @CurrentActor() actor: Actor | undefined,
   ): Promise<TaskResponseDto> {
+    const { tenant } = taskActorOf(actor);
     const task = query.waitMs
-      ? await this.tasks.waitFor(id, query.waitMs)
-      : await this.tasks.findOne(id);
+      ? await this.tasks.waitFor(id, query.waitMs, tenant)
+      : await this.tasks.findOne(id, tenant);
     return TaskResponseDto.from(task);
   }
 
   @Post(':id/cancel')
   @HttpCode(HttpStatus.OK)
+  @RequireScopes('tasks:cancel')
   @ApiOperation({
     summary: 'Cancel a queued or running task (a running one is aborted)',
     description:
@@ -180,12 +205,16 @@ export class TasksController {
   @ApiOkResponse({ type: TaskResponseDto })
   @ApiNotFoundResponse({ description: 'No task has this id.' })
   @ApiConflictResponse({ description: 'The task already ended.' })
-  async cancel(@Param('id') id: string): Promise<TaskResponseDto> {
-    return TaskResponseDto.from(await this.tasks.cancel(id));
+  async cancel(
+    @Param('id') id: string,
+    @CurrentActor() actor: Actor | undefined,
+  ): Promise<TaskResponseDto> {
+    return TaskResponseDto.from(await this.tasks.cancel(id, taskActorOf(actor).tenant));
   }
 
   @Post(':id/retry')
   @HttpCode(HttpStatus.ACCEPTED)
+  @RequireScopes('tasks:write')
   @ApiOperation({
     summary: 'Queue a failed or cancelled task again with fresh attempts',
     description: 'The dead-letter redrive: `attempt` starts again from 0 and the task is queued.',
@@ -194,8 +223,14 @@ export class TasksController {
   @ApiAcceptedResponse({ type: TaskResponseDto })
   @ApiNotFoundResponse({ description: 'No task has this id.' })
   @ApiConflictResponse({ description: 'The task is not failed or cancelled.' })
-  async retry(@Param('id') id: string): Promise<TaskResponseDto> {
-    return TaskResponseDto.from(await this.tasks.retry(id));
+  async retry(
+    @Param('id') id: string,
+    @CurrentActor() actor: Actor | undefined,
+  ): Promise<TaskResponseDto> {
+    const task = await this.tasks.retry(id, taskActorOf(actor).tenant, ({ action }) =>
+      assertMaySubmit(actor, [action]),
+    );
+    return TaskResponseDto.from(task);
   }
 }
 

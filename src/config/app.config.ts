@@ -114,6 +114,12 @@ export interface AppConfig {
     /** Most object keys in one task's `data`, counted at every level (400 beyond). */
     maxDataKeys: number;
   };
+  auth: {
+    /** API_KEYS_FILE: YAML or JSON list of hashed API keys (see src/auth); unset = none. */
+    keysFile?: string;
+    /** How often the key set (file and api_keys table) is read again, so a revoke takes hold. */
+    refreshMs: number;
+  };
 }
 
 export type TaskEventsBusKind = 'auto' | 'local' | 'sqlite' | 'postgres' | 'redis';
@@ -294,6 +300,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxBodyBytes: int(env, 'MAX_BODY_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
       maxDataDepth: int(env, 'MAX_DATA_DEPTH', 32, 1, 1000),
       maxDataKeys: int(env, 'MAX_DATA_KEYS', 10_000, 1, 10_000_000),
+    },
+    auth: {
+      keysFile: optionalPath(env, 'API_KEYS_FILE'),
+      refreshMs: int(env, 'API_KEYS_REFRESH_MS', 5000, 100, 3_600_000),
     },
   };
 }

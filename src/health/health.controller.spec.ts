@@ -1,5 +1,6 @@
 import { ServiceUnavailableException } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
+import type { ApiKeyStore } from '../auth/api-key.store';
 import { QueueDriverRegistry } from '../queue';
 import { HealthController } from './health.controller';
 
@@ -24,7 +25,8 @@ function setUp() {
   });
   const dataSource = { query: () => Promise.resolve([{ '?column?': 1 }]) } as unknown as DataSource;
   const driver = (name: string) => registry.allDrivers().get(name)!;
-  return { controller: new HealthController(dataSource, registry), driver };
+  const keys = { mode: 'open' } as ApiKeyStore;
+  return { controller: new HealthController(dataSource, registry, keys), driver };
 }
 
 async function failure(check: Promise<unknown>): Promise<unknown> {
@@ -43,6 +45,7 @@ describe(HealthController.name, () => {
       status: 'ok',
       database: 'up',
       queue: 'up',
+      auth: 'open',
     });
   });
 
@@ -53,6 +56,7 @@ describe(HealthController.name, () => {
       status: 'error',
       database: 'up',
       queue: 'down: reports-driver: connection lost',
+      auth: 'open',
     });
   });
 

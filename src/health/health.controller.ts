@@ -11,6 +11,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
+import { ApiKeyStore } from '../auth/api-key.store';
+import { Public } from '../auth/require-scopes.decorator';
 import { QueueDriverRegistry } from '../queue';
 import { HealthResponseDto } from './health.response.dto';
 
@@ -20,12 +22,14 @@ import { HealthResponseDto } from './health.response.dto';
  */
 @ApiTags('health')
 @Controller('health')
+@Public()
 export class HealthController implements BeforeApplicationShutdown {
   private shuttingDown = false;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly registry: QueueDriverRegistry,
+    private readonly keys: ApiKeyStore,
   ) {}
 
   beforeApplicationShutdown(): void {
@@ -36,7 +40,7 @@ export class HealthController implements BeforeApplicationShutdown {
   @ApiOperation({ summary: 'Health of this process' })
   @ApiOkResponse({
     type: HealthResponseDto,
-    description: 'Up: `{status: "ok", database: "up", queue: "up"}`.',
+    description: 'Up: `{status: "ok", database: "up", queue: "up", auth: "keys" | "open"}`.',
   })
   @ApiServiceUnavailableResponse({
     type: HealthResponseDto,
@@ -55,7 +59,8 @@ export class HealthController implements BeforeApplicationShutdown {
       : database === 'up' && queue === 'up'
         ? 'ok'
         : 'error';
-    const body = { status, database, queue };
+    // `auth: open` says loudly that no API key is configured (every route is anonymous).
+    const body = { status, database, queue, auth: this.keys.mode };
     if (status !== 'ok') throw new ServiceUnavailableException(body);
     return body;
   }

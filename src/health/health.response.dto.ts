@@ -13,4 +13,10 @@ export class HealthResponseDto {
     example: 'up',
   })
   queue!: string;
+
+  @ApiProperty({
+    enum: ['keys', 'open'],
+    description: '`keys`: every route but health and docs needs an API key; `open`: none does.',
+  })
+  auth!: string;
 }

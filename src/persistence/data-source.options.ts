@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { redactUrl } from '../config/app.config';
+import { ApiKeyEntity } from '../auth/api-key.entity';
 import { TaskEntity } from './task.entity';
 import { migrations } from './migrations';
 
@@ -13,7 +14,7 @@ import { migrations } from './migrations';
  */
 export function buildDataSourceOptions(config: AppConfig): DataSourceOptions {
   const common = {
-    entities: [TaskEntity],
+    entities: [TaskEntity, ApiKeyEntity],
     migrations,
     migrationsTransactionMode: 'each' as const,
     synchronize: false,

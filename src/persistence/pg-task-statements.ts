@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, QueryResult } from 'pg';
 import { QueryFailedError, type DataSource, type Driver, type EntityMetadata } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
+import { DEFAULT_TENANT, type TaskActor } from '../auth/actor';
 import { GroupCommit, type Outcome } from '../common/group-commit';
 import {
   type CallbackChange,
@@ -93,7 +94,7 @@ export class PgTaskStatements extends TaskStatements {
   protected readonly scope = undefined;
   private readonly columns: ColumnMetadata[];
   private readonly sql: ReturnType<PgTaskStatements['statements']>;
-  private readonly claims: GroupCommit<Claim, boolean>;
+  private readonly claims: GroupCommit<Claim, TaskActor | null>;
   private readonly completes: GroupCommit<Complete, boolean>;
   private readonly fails: GroupCommit<Fail, boolean>;
   private readonly progresses: GroupCommit<Progress, boolean>;
@@ -112,8 +113,11 @@ export class PgTaskStatements extends TaskStatements {
       key: (write: { id: string }): string => write.id,
       maxInFlight: MAX_IN_FLIGHT,
     };
-    this.claims = new GroupCommit<Claim, boolean>(
-      (batch) => this.update(this.sql.claim, batch),
+    this.claims = new GroupCommit<Claim, TaskActor | null>(
+      (batch) =>
+        this.update(this.sql.claim, batch, (row) =>
+          row ? { keyName: row.keyName as string | null, tenant: row.tenant as string } : null,
+        ),
       updates,
     );
     this.completes = new GroupCommit<Complete, boolean>(
@@ -240,9 +244,20 @@ export class PgTaskStatements extends TaskStatements {
         'insert_new',
         `INSERT INTO ${T} (${names}) SELECT * FROM unnest(` +
           `${this.columns.map((col, i) => `$${i + 1}::${typeOf(col)}[]`).join(', ')})
-         ON CONFLICT (${c('idempotencyKey')}) DO NOTHING RETURNING ${c('id')} AS id`,
+         ON CONFLICT (${c('tenant')}, ${c('idempotencyKey')}) DO NOTHING
+         RETURNING ${c('id')} AS id`,
       ),
-      findById: named('find', `SELECT ${names} FROM ${T} WHERE ${c('id')} = $1 LIMIT 1`),
+      // `$2 IS NULL`: an internal caller that names no tenant.
+      findById: named(
+        'find',
+        `SELECT ${names} FROM ${T} WHERE ${c('id')} = $1
+           AND ($2::${typeOf(column('tenant'))} IS NULL OR ${c('tenant')} = $2) LIMIT 1`,
+      ),
+      actorOf: named(
+        'actor_of',
+        `SELECT ${c('actorKey')} AS "keyName", ${c('tenant')} AS tenant FROM ${T}
+         WHERE ${c('id')} = $1 LIMIT 1`,
+      ),
       // The claim condition: a queued row of an earlier attempt, or, for a
       // redelivered message, a running row of this same attempt.
       claim: updating(
@@ -256,7 +271,7 @@ export class PgTaskStatements extends TaskStatements {
            WHEN ${status(TaskStatus.Queued)} THEN t.${c('attempt')} < v.attempt
            WHEN ${status(TaskStatus.Running)} THEN v.redelivered AND t.${c('attempt')} = v.attempt
            ELSE false END
-         ${returning}`,
+         ${returning}, t.${c('actorKey')} AS "keyName", t.${c('tenant')} AS tenant`,
       ),
       complete: updating(
         'complete',
@@ -292,7 +307,10 @@ export class PgTaskStatements extends TaskStatements {
          FROM ${unnest(progressFields)}
          ${claimed} ${returning}`,
       ),
-      findByKey: named('find_key', `${rows} WHERE t.${c('idempotencyKey')} = $1 LIMIT 1`),
+      findByKey: named(
+        'find_key',
+        `${rows} WHERE t.${c('tenant')} = $2 AND t.${c('idempotencyKey')} = $1 LIMIT 1`,
+      ),
       reclaim: named(
         'reclaim',
         `UPDATE ${T} AS t SET ${c('attempt')} = $3, ${c('claimToken')} = $4,
@@ -305,6 +323,7 @@ export class PgTaskStatements extends TaskStatements {
            ${c('processedAt')} = $2, ${c('updatedAt')} = $2,
            ${callbackPending(`$2::${typeOf(column('callbackNextAt'))}`)}
          WHERE t.${c('id')} = $1
+           AND ($3::${typeOf(column('tenant'))} IS NULL OR t.${c('tenant')} = $3)
            AND t.${c('status')} IN (${status(TaskStatus.Queued)}, ${status(TaskStatus.Running)})`,
       ),
       requeueFinished: named(
@@ -316,6 +335,7 @@ export class PgTaskStatements extends TaskStatements {
            ${c('callbackStatus')} = NULL, ${c('callbackAttempts')} = 0,
            ${c('callbackError')} = NULL, ${c('callbackNextAt')} = NULL
          WHERE t.${c('id')} = $1
+           AND ($3::${typeOf(column('tenant'))} IS NULL OR t.${c('tenant')} = $3)
            AND t.${c('status')} IN (${status(TaskStatus.Failed)}, ${status(TaskStatus.Cancelled)})`,
       ),
       cancelledAmong: named(
@@ -386,6 +406,7 @@ export class PgTaskStatements extends TaskStatements {
            ORDER BY t.${c('createdAt')} DESC, t.${c('id')} DESC LIMIT ${limit}`,
         ),
       columns: {
+        tenant: `t.${c('tenant')}`,
         status: `t.${c('status')}`,
         action: `t.${c('action')}`,
         createdAt: `t.${c('createdAt')}`,
@@ -410,12 +431,16 @@ export class PgTaskStatements extends TaskStatements {
     return (result.rows as { id: string }[]).map((row) => row.id);
   }
 
-  async findById(id: string): Promise<TaskEntity | null> {
-    return (await this.rows(this.sql.findById, [id]))[0] ?? null;
+  async findById(id: string, tenant?: string): Promise<TaskEntity | null> {
+    return (await this.rows(this.sql.findById, [id, tenant ?? null]))[0] ?? null;
   }
 
-  async findByIdempotencyKey(key: string): Promise<TaskEntity | null> {
-    return (await this.rows(this.sql.findByKey, [key]))[0] ?? null;
+  async findByIdempotencyKey(key: string, tenant = DEFAULT_TENANT): Promise<TaskEntity | null> {
+    return (await this.rows(this.sql.findByKey, [key, tenant]))[0] ?? null;
+  }
+
+  async actorOf(id: string): Promise<TaskActor | null> {
+    return ((await this.query(this.sql.actorOf, [id])).rows[0] as TaskActor | undefined) ?? null;
   }
 
   list(filter: ListTasksFilter): Promise<TaskEntity[]> {
@@ -423,6 +448,7 @@ export class PgTaskStatements extends TaskStatements {
     const where: string[] = [];
     const values: unknown[] = [];
     const param = (value: unknown): string => `$${values.push(value)}`;
+    if (filter.tenant !== undefined) where.push(`${col.tenant} = ${param(filter.tenant)}`);
     if (filter.status) where.push(`${col.status} = ${param(filter.status)}`);
     if (filter.action) where.push(`${col.action} = ${param(filter.action)}`);
     if (filter.createdAfter !== undefined) {
@@ -439,7 +465,12 @@ export class PgTaskStatements extends TaskStatements {
     return this.rows(this.sql.list(where, param(filter.limit)), values);
   }
 
-  claim(id: string, attempt: number, token: string, redelivered: boolean): Promise<boolean> {
+  claimActor(
+    id: string,
+    attempt: number,
+    token: string,
+    redelivered: boolean,
+  ): Promise<TaskActor | null> {
     return this.claims.submit({ id, attempt, token, redelivered, now: Date.now() });
   }
 
@@ -461,12 +492,13 @@ export class PgTaskStatements extends TaskStatements {
     return this.progresses.submit({ id, token, percent, message, now: Date.now() });
   }
 
-  async cancel(id: string): Promise<boolean> {
-    return (await this.query(this.sql.cancel, [id, Date.now()])).rowCount === 1;
+  async cancel(id: string, tenant?: string): Promise<boolean> {
+    return (await this.query(this.sql.cancel, [id, Date.now(), tenant ?? null])).rowCount === 1;
   }
 
-  async requeueFinished(id: string): Promise<boolean> {
-    return (await this.query(this.sql.requeueFinished, [id, Date.now()])).rowCount === 1;
+  async requeueFinished(id: string, tenant?: string): Promise<boolean> {
+    const values = [id, Date.now(), tenant ?? null];
+    return (await this.query(this.sql.requeueFinished, values)).rowCount === 1;
   }
 
   async cancelledAmong(ids: string[]): Promise<string[]> {
@@ -569,23 +601,27 @@ export class PgTaskStatements extends TaskStatements {
    * One UPDATE for the whole batch; each write's outcome is whether its id came back. Every
    * write in a batch names a different row (GroupCommit's key), so the answer is exact.
    */
-  private async update<W extends { id: string }>(
+  private async update<W extends { id: string }, R = boolean>(
     statement: { name: string; text: string; fields: (keyof W & string)[] },
     batch: W[],
-  ): Promise<Outcome<boolean>[]> {
+    /** Each write's answer from its returned row (undefined: its row did not change). */
+    answer: (row: Record<string, unknown> | undefined) => R = (row) => (row !== undefined) as R,
+  ): Promise<Outcome<R>[]> {
     try {
       const arrays = statement.fields.map((field) => batch.map((write) => write[field]));
       const result = await this.query(statement, arrays);
-      const changed = new Set((result.rows as { id: string }[]).map((row) => row.id));
-      return batch.map((write) => ({ ok: true, value: changed.has(write.id) }));
+      const changed = new Map(
+        (result.rows as Record<string, unknown>[]).map((row) => [row.id as string, row]),
+      );
+      return batch.map((write) => ({ ok: true, value: answer(changed.get(write.id)) }));
     } catch (error) {
       if (batch.length === 1 || !rowSpecific(error)) throw error;
     }
     // Nothing changed; one write's value was refused: each alone, so only its caller hears.
-    const outcomes: Outcome<boolean>[] = [];
+    const outcomes: Outcome<R>[] = [];
     for (const write of batch) {
       try {
-        const [outcome] = await this.update(statement, [write]);
+        const [outcome] = await this.update(statement, [write], answer);
         outcomes.push(outcome);
       } catch (error) {
         outcomes.push({ ok: false, error });

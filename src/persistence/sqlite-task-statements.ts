@@ -2,6 +2,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import { QueryFailedError, type DataSource, type EntityMetadata } from 'typeorm';
 import { GroupCommit, type Outcome, type RetryLater } from '../common/group-commit';
 import { failsWholeSqliteBatch } from '../common/sqlite-errors';
+import { DEFAULT_TENANT, type TaskActor } from '../auth/actor';
 import type { SqliteSharedTransaction } from '../queue';
 import {
   type CallbackChange,
@@ -118,6 +119,7 @@ export class SqliteTaskStatements extends TaskStatements {
     const claimSet = `UPDATE ${T} SET status = '${Running}', attempt = @attempt,
       claim_token = @token, started_at = @now, updated_at = @now
       WHERE id = @id AND ((status = '${Queued}' AND attempt < @attempt)`;
+    const claimReturning = 'RETURNING actor_key AS keyName, tenant';
     const callbackHeld = `id = @id AND callback_status = 'pending'
       AND callback_attempts = @heldAttempts AND callback_next_at = @heldNextAt`;
     const ids = `(SELECT value FROM json_each(@ids))`;
@@ -140,14 +142,18 @@ export class SqliteTaskStatements extends TaskStatements {
       ),
       insertNew: db.prepare(
         `INSERT INTO ${T} (${names}) VALUES (${this.columns.map(() => '?').join(', ')})
-         ON CONFLICT (idempotency_key) DO NOTHING`,
+         ON CONFLICT (tenant, idempotency_key) DO NOTHING`,
       ),
-      findById: db.prepare(`${rows} WHERE id = ? LIMIT 1`),
-      findByKey: db.prepare(`${rows} WHERE idempotency_key = ? LIMIT 1`),
-      claim: db.prepare(`${claimSet})`),
+      // `@tenant IS NULL`: an internal caller that names no tenant.
+      findById: db.prepare(
+        `${rows} WHERE id = @id AND (@tenant IS NULL OR tenant = @tenant) LIMIT 1`,
+      ),
+      findByKey: db.prepare(`${rows} WHERE tenant = @tenant AND idempotency_key = @key LIMIT 1`),
+      claim: db.prepare(`${claimSet}) ${claimReturning}`),
       claimRedelivered: db.prepare(
-        `${claimSet} OR (status = '${Running}' AND attempt = @attempt))`,
+        `${claimSet} OR (status = '${Running}' AND attempt = @attempt)) ${claimReturning}`,
       ),
+      actorOf: db.prepare(`SELECT actor_key AS keyName, tenant FROM ${T} WHERE id = ? LIMIT 1`),
       complete: db.prepare(
         `UPDATE ${T} SET status = '${Completed}', result = @result, error = NULL,
            processed_at = @now, updated_at = @now, claim_token = NULL, ${callbackPending}
@@ -171,14 +177,16 @@ export class SqliteTaskStatements extends TaskStatements {
       ),
       cancel: db.prepare(
         `UPDATE ${T} SET status = '${Cancelled}', processed_at = @now, updated_at = @now,
-           ${callbackPending} WHERE id = @id AND status IN ('${Queued}', '${Running}')`,
+           ${callbackPending} WHERE id = @id AND (@tenant IS NULL OR tenant = @tenant)
+           AND status IN ('${Queued}', '${Running}')`,
       ),
       requeueFinished: db.prepare(
         `UPDATE ${T} SET status = '${Queued}', attempt = 0, result = NULL, error = NULL,
            progress = NULL, progress_message = NULL, claim_token = NULL, started_at = NULL,
            processed_at = NULL, run_at = NULL, updated_at = @now, callback_status = NULL,
            callback_attempts = 0, callback_error = NULL, callback_next_at = NULL
-         WHERE id = @id AND status IN ('${Failed}', '${Cancelled}')`,
+         WHERE id = @id AND (@tenant IS NULL OR tenant = @tenant)
+           AND status IN ('${Failed}', '${Cancelled}')`,
       ),
       cancelledAmong: db
         .prepare(`SELECT id FROM ${T} WHERE id IN ${ids} AND status = '${Cancelled}'`)
@@ -267,22 +275,30 @@ export class SqliteTaskStatements extends TaskStatements {
     );
   }
 
-  findById(id: string): Promise<TaskEntity | null> {
+  findById(id: string, tenant?: string): Promise<TaskEntity | null> {
     return this.read(
       () => this.s.findById,
-      (stmt) => entity(stmt.get(id)),
+      (stmt) => entity(stmt.get({ id, tenant: tenant ?? null })),
     );
   }
 
-  findByIdempotencyKey(key: string): Promise<TaskEntity | null> {
+  findByIdempotencyKey(key: string, tenant = DEFAULT_TENANT): Promise<TaskEntity | null> {
     return this.read(
       () => this.s.findByKey,
-      (stmt) => entity(stmt.get(key)),
+      (stmt) => entity(stmt.get({ key, tenant })),
+    );
+  }
+
+  actorOf(id: string): Promise<TaskActor | null> {
+    return this.read(
+      () => this.s.actorOf,
+      (stmt) => (stmt.get(id) as TaskActor | undefined) ?? null,
     );
   }
 
   list(filter: ListTasksFilter): Promise<TaskEntity[]> {
     const where: string[] = [];
+    if (filter.tenant !== undefined) where.push('tenant = @tenant');
     if (filter.status) where.push('status = @status');
     if (filter.action) where.push('action = @action');
     if (filter.createdAfter !== undefined) where.push('created_at > @createdAfter');
@@ -293,6 +309,7 @@ export class SqliteTaskStatements extends TaskStatements {
       ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY created_at DESC, id DESC LIMIT @limit`;
     const params = {
+      tenant: filter.tenant,
       status: filter.status,
       action: filter.action,
       createdAfter: filter.createdAfter,
@@ -321,10 +338,17 @@ export class SqliteTaskStatements extends TaskStatements {
     return stmt;
   }
 
-  claim(id: string, attempt: number, token: string, redelivered: boolean): Promise<boolean> {
+  claimActor(
+    id: string,
+    attempt: number,
+    token: string,
+    redelivered: boolean,
+  ): Promise<TaskActor | null> {
     const params = { id, attempt, token, now: Date.now() };
-    return this.submit(() =>
-      changedOne((redelivered ? this.s.claimRedelivered : this.s.claim).run(params)),
+    return this.submit(
+      () =>
+        ((redelivered ? this.s.claimRedelivered : this.s.claim).get(params) as
+          TaskActor | undefined) ?? null,
     );
   }
 
@@ -370,13 +394,13 @@ export class SqliteTaskStatements extends TaskStatements {
     return this.submit(() => changedOne(this.s.progress.run(params)));
   }
 
-  cancel(id: string): Promise<boolean> {
-    const params = { id, now: Date.now() };
+  cancel(id: string, tenant?: string): Promise<boolean> {
+    const params = { id, tenant: tenant ?? null, now: Date.now() };
     return this.submit(() => changedOne(this.s.cancel.run(params)));
   }
 
-  requeueFinished(id: string): Promise<boolean> {
-    const params = { id, now: Date.now() };
+  requeueFinished(id: string, tenant?: string): Promise<boolean> {
+    const params = { id, tenant: tenant ?? null, now: Date.now() };
     return this.submit(() => changedOne(this.s.requeueFinished.run(params)));
   }
 

@@ -426,6 +426,40 @@ function contractCases(get: () => Harness): void {
     ).toEqual(ids(newest.filter((t) => t.action === 'x' && t.createdAt < 3000)));
   });
 
+  it('keeps tenants apart in the query: get, key lookup, list, cancel, requeue, and claims answer the actor', async () => {
+    const acme = { keyName: 'ci', tenant: 'acme' };
+    const globex = { keyName: 'ops', tenant: 'globex' };
+    const mine = task({ actor: acme, idempotencyKey: 'same' });
+    const theirs = task({ actor: globex, idempotencyKey: 'same' }); // same key, other tenant
+    const open = task({ idempotencyKey: 'same' }); // the default tenant's
+    await store.insert([mine, theirs, open]);
+    expect(await store.insertNew([task({ actor: acme, idempotencyKey: 'same' })])).toEqual([]);
+
+    expect((await store.findById(mine.id, 'acme'))?.actorKey).toBe('ci');
+    expect(await store.findById(mine.id, 'globex')).toBeNull();
+    expect((await store.findById(mine.id))?.tenant).toBe('acme'); // internal: any tenant
+    expect((await store.findByIdempotencyKey('same', 'globex'))?.id).toBe(theirs.id);
+    expect((await store.findByIdempotencyKey('same'))?.id).toBe(open.id);
+    expect((await store.list({ tenant: 'acme', limit: 10 })).map((r) => r.id)).toEqual([mine.id]);
+    expect(
+      await store.list({ tenant: 'acme', status: TaskStatus.Queued, action: 'b', limit: 10 }),
+    ).toEqual([]);
+
+    expect(await store.cancel(mine.id, 'globex')).toBe(false);
+    expect(await store.cancel(mine.id, 'acme')).toBe(true);
+    expect(await store.requeueFinished(mine.id, 'globex')).toBe(false);
+    expect(await store.requeueFinished(mine.id, 'acme')).toBe(true);
+
+    expect(await store.claimActor(mine.id, 1, 't1', false)).toEqual(acme);
+    expect(await store.claimActor(mine.id, 1, 't2', false)).toBeNull(); // a duplicate
+    expect(await store.claimActor(open.id, 1, 't3', false)).toEqual({
+      keyName: null,
+      tenant: 'default',
+    });
+    expect(await store.actorOf(theirs.id)).toEqual(globex);
+    expect(await store.actorOf('missing')).toBeNull();
+  });
+
   it("answers the reconciler's queries: keys, stale rows, due counts", async () => {
     const old = [1000, 1000, 1001, 1002].map((now) => task({ now, queue: 'r' }));
     const delayed = task({ now: 1000, queue: 'r', runAt: 50_000 });

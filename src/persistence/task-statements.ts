@@ -1,3 +1,4 @@
+import type { TaskActor } from '../auth/actor';
 import type { SharedTransactionScope, SharedWrite } from '../queue';
 import type { CallbackStatus, TaskStatus } from './task-status.enum';
 import type { TaskEntity } from './task.entity';
@@ -16,6 +17,8 @@ export interface TaskKey {
 }
 
 export interface ListTasksFilter {
+  /** Only this tenant's tasks (the API always sets it; unset is for internal callers). */
+  tenant?: string;
   status?: TaskStatus;
   action?: string;
   createdAfter?: number;
@@ -68,9 +71,14 @@ export abstract class TaskStatements {
    */
   abstract insertNew(tasks: TaskEntity[]): Promise<string[]>;
 
-  abstract findById(id: string): Promise<TaskEntity | null>;
+  /**
+   * The row of `id`; with `tenant`, only if it is that tenant's (the condition is in the query, so
+   * another tenant's task reads as absent). Without: internal callers (schedules, tests).
+   */
+  abstract findById(id: string, tenant?: string): Promise<TaskEntity | null>;
 
-  abstract findByIdempotencyKey(key: string): Promise<TaskEntity | null>;
+  /** Idempotency keys are unique per tenant. */
+  abstract findByIdempotencyKey(key: string, tenant?: string): Promise<TaskEntity | null>;
 
   /** Newest first, ties broken by id, so keyset pages stay stable while tasks are added. */
   abstract list(filter: ListTasksFilter): Promise<TaskEntity[]>;
@@ -80,12 +88,23 @@ export abstract class TaskStatements {
    * attempt, or, when the broker redelivered the message (its holder died), a running row of
    * this same attempt. False means the delivery is a duplicate or stale.
    */
-  abstract claim(
+  claim(id: string, attempt: number, token: string, redelivered: boolean): Promise<boolean> {
+    return this.claimActor(id, attempt, token, redelivered).then((actor) => actor !== null);
+  }
+
+  /**
+   * `claim`, answering who the task runs for (its tenant and the key that made it, read in the
+   * claiming statement itself), or null where `claim` answers false.
+   */
+  abstract claimActor(
     id: string,
     attempt: number,
     token: string,
     redelivered: boolean,
-  ): Promise<boolean>;
+  ): Promise<TaskActor | null>;
+
+  /** Who the task runs for; null when it does not exist. */
+  abstract actorOf(id: string): Promise<TaskActor | null>;
 
   /** Stores progress while the claim holds. */
   abstract progress(
@@ -95,11 +114,14 @@ export abstract class TaskStatements {
     message: string | null,
   ): Promise<boolean>;
 
-  /** Queued or running → cancelled. False when the task is in neither status (or absent). */
-  abstract cancel(id: string): Promise<boolean>;
+  /**
+   * Queued or running → cancelled. False when the task is in neither status (or absent, or,
+   * with `tenant`, another tenant's).
+   */
+  abstract cancel(id: string, tenant?: string): Promise<boolean>;
 
-  /** Failed or cancelled → queued with fresh attempts (the dead-letter redrive). */
-  abstract requeueFinished(id: string): Promise<boolean>;
+  /** Failed or cancelled → queued with fresh attempts (the dead-letter redrive); `tenant` as cancel. */
+  abstract requeueFinished(id: string, tenant?: string): Promise<boolean>;
 
   /** Which of `ids` have been cancelled (so their handlers can be stopped). */
   abstract cancelledAmong(ids: string[]): Promise<string[]>;

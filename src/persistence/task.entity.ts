@@ -13,11 +13,12 @@ const epochMs: ValueTransformer = {
  * what the lifecycle needs. The table is the source of truth; the queue is only transport.
  */
 @Entity('tasks')
-@Index('idx_tasks_created_id', ['createdAt', 'id'])
-@Index('idx_tasks_status_created_id', ['status', 'createdAt', 'id'])
-@Index('idx_tasks_action_created_id', ['action', 'createdAt', 'id'])
-@Index('idx_tasks_status_action_created_id', ['status', 'action', 'createdAt', 'id'])
-@Index('uq_tasks_idempotency_key', ['idempotencyKey'], { unique: true })
+@Index('idx_tasks_status_created', ['status', 'createdAt'])
+@Index('idx_tasks_tenant_created', ['tenant', 'createdAt', 'id'])
+@Index('idx_tasks_tenant_status_created', ['tenant', 'status', 'createdAt', 'id'])
+@Index('idx_tasks_tenant_action_created', ['tenant', 'action', 'createdAt', 'id'])
+@Index('idx_tasks_tenant_status_action_created', ['tenant', 'status', 'action', 'createdAt', 'id'])
+@Index('uq_tasks_tenant_idempotency_key', ['tenant', 'idempotencyKey'], { unique: true })
 @Index('idx_tasks_callback_due', ['callbackStatus', 'callbackNextAt'])
 export class TaskEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
@@ -80,7 +81,18 @@ export class TaskEntity {
   @Column({ name: 'timeout_ms', type: 'int', nullable: true })
   timeoutMs!: number | null;
 
-  /** The client's Idempotency-Key; unique, so one key makes one task however many requests race. */
+  /** The tenant of the key that created the task; only that tenant's keys see the task. */
+  @Column({ type: 'varchar', length: 64, default: 'default' })
+  tenant!: string;
+
+  /** Name of the API key that created the task (`schedule:<name>` for a schedule's); null in open mode. */
+  @Column({ name: 'actor_key', type: 'varchar', length: 160, nullable: true })
+  actorKey!: string | null;
+
+  /**
+   * The client's Idempotency-Key; unique within a tenant, so one key makes one task however many
+   * requests race.
+   */
   @Column({ name: 'idempotency_key', type: 'varchar', length: 255, nullable: true })
   idempotencyKey!: string | null;
 

@@ -15,6 +15,7 @@ import {
   ApiProperty,
   ApiTags,
 } from '@nestjs/swagger';
+import { RequireScopes } from '../auth/require-scopes.decorator';
 import { QueueConsumerService, QueueDriverRegistry, UnknownQueueError } from '../queue';
 
 class QueueConsumerDto {
@@ -46,6 +47,8 @@ const QUEUE_NAME = { name: 'name', description: 'A queue name, as `GET /queues` 
 /** Queue state and control. Counts come from the driver; consumers are this process's. */
 @ApiTags('queues')
 @Controller('queues')
+// Queues are shared by every tenant: reading and pausing them is an operator's job.
+@RequireScopes('queues:admin')
 export class QueuesController {
   constructor(
     private readonly registry: QueueDriverRegistry,

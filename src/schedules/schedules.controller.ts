@@ -13,6 +13,7 @@ import {
   UseFilters,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { RequireScopes } from '../auth/require-scopes.decorator';
 import {
   ApiAcceptedResponse,
   ApiBadRequestResponse,
@@ -45,6 +46,8 @@ const NAME = { name: 'name', description: 'The schedule name.', example: 'nightl
 
 @ApiTags('schedules')
 @Controller('schedules')
+// Schedules are the operator's: not per tenant, and their tasks run in the default tenant.
+@RequireScopes('admin')
 @UseFilters(ScheduleErrorsFilter)
 export class SchedulesController {
   constructor(

@@ -4,6 +4,7 @@ import { handlerDataProblems } from '../handlers/handler-data.validation';
 import { validate, type ValidationError } from 'class-validator';
 import { randomUUID } from 'node:crypto';
 import { QueryFailedError } from 'typeorm';
+import { DEFAULT_TENANT, SCHEDULE_ACTOR_PREFIX, type TaskActor } from '../auth/actor';
 import { stableHash } from '../common/stable-hash';
 import { checkCallbackUrl } from '../callbacks/callback-url';
 import type { AppConfig } from '../config/app.config';
@@ -149,6 +150,7 @@ export class SchedulesService {
     const { task } = await this.tasks.create(
       taskRequest(schedule),
       `schedule:${name}:trigger:${randomUUID()}`,
+      scheduleActor(schedule),
     );
     await this.store.recordTrigger(name, now, task.id);
     return task;
@@ -165,7 +167,8 @@ export class SchedulesService {
    */
   async runTick(schedule: Schedule, tick: number): Promise<TaskEntity | null> {
     try {
-      return (await this.tasks.create(taskRequest(schedule), tickKey(schedule, tick))).task;
+      const key = tickKey(schedule, tick);
+      return (await this.tasks.create(taskRequest(schedule), key, scheduleActor(schedule))).task;
     } catch (error) {
       if (error instanceof IdempotencyConflictError) return null;
       throw error;
@@ -183,6 +186,7 @@ export class SchedulesService {
       ticks.map(({ schedule, tick }) => ({
         dto: taskRequest(schedule),
         idempotencyKey: tickKey(schedule, tick),
+        actor: scheduleActor(schedule),
       })),
     );
     return outcomes.map((outcome) =>
@@ -469,4 +473,13 @@ function flatten(errors: ValidationError[], prefix: string): string[] {
     );
     return [...own, ...flatten(error.children ?? [], path)];
   });
+}
+
+/**
+ * Who a schedule's tasks run for: the schedule itself, in the default tenant. Schedules are
+ * operator objects (only an `admin` key manages them), so the consumer runs their tasks
+ * whatever key made the schedule (see ApiKeyStore.refusal).
+ */
+function scheduleActor(schedule: Schedule): TaskActor {
+  return { keyName: `${SCHEDULE_ACTOR_PREFIX}${schedule.name}`, tenant: DEFAULT_TENANT };
 }

@@ -43,6 +43,7 @@ const event = (taskId: string, status = TaskStatus.Running): TaskEvent => ({
   type: 'status',
   taskId,
   action: 'sum',
+  tenant: 'default',
   status,
   at: 1,
 });

@@ -15,6 +15,8 @@ import { MAX_EVENT_MESSAGE_BYTES, TaskEventBus } from './events/task-event-bus';
 export interface TaskEvent {
   type: 'status' | 'progress';
   taskId: string;
+  /** Streams show a client only its own tenant's events. */
+  tenant: string;
   action: string;
   status: TaskStatus;
   progress?: number | null;

@@ -1,4 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
+import { DEFAULT_TENANT, type TaskActor } from '../auth/actor';
 import { TaskStatus } from '../persistence/task-status.enum';
 import { TaskEntity } from '../persistence/task.entity';
 
@@ -13,6 +14,8 @@ export interface NewTaskInput {
   idempotencyKey?: string | null;
   requestHash?: string | null;
   callbackUrl?: string | null;
+  /** Who the task runs for; open mode's default tenant and no key when absent. */
+  actor?: TaskActor;
   id?: string;
   now?: number;
 }
@@ -43,6 +46,8 @@ export function newTask(input: NewTaskInput): TaskEntity {
     updatedAt: now,
     runAt: input.runAt ?? null,
     timeoutMs: input.timeoutMs ?? null,
+    tenant: input.actor?.tenant ?? DEFAULT_TENANT,
+    actorKey: input.actor?.keyName ?? null,
     idempotencyKey: input.idempotencyKey ?? null,
     requestHash: input.requestHash ?? null,
     callbackUrl: input.callbackUrl ?? null,

@@ -5,6 +5,7 @@ import { stableHash } from '../common/stable-hash';
 import { QueryFailedError } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
+import { DEFAULT_TENANT, type TaskActor } from '../auth/actor';
 import { MAX_ATTEMPTS_HEADER, type PublishMessage, QueuePublisher } from '../queue';
 import { checkCallbackUrl } from '../callbacks/callback-url';
 import type { CreateTaskDto } from './dto/create-task.dto';
@@ -49,7 +50,11 @@ export function batchTaskKey(key: string, index: number): string {
 export interface KeyedRequest {
   dto: CreateTaskDto;
   idempotencyKey: string;
+  actor?: TaskActor;
 }
+
+/** Open mode's actor: no key, the default tenant. */
+const OPEN_ACTOR: TaskActor = { keyName: null, tenant: DEFAULT_TENANT };
 
 /** How long a queue-depth reading is reused, so a burst of POSTs costs one COUNT. */
 const DEPTH_CACHE_MS = 500;
@@ -73,16 +78,21 @@ export class TasksService {
   /**
    * Validates, then stores the row (queued) and publishes its message (see insertAndPublish).
    * With an idempotency key, the unique index decides which of racing requests creates the task.
+   * The task belongs to `actor`'s tenant; idempotency keys are scoped to it.
    */
-  async create(dto: CreateTaskDto, idempotencyKey?: string): Promise<CreateResult> {
+  async create(
+    dto: CreateTaskDto,
+    idempotencyKey?: string,
+    actor: TaskActor = OPEN_ACTOR,
+  ): Promise<CreateResult> {
     const requestHash = idempotencyKey ? stableHash(dto) : null;
     if (idempotencyKey) {
-      const existing = await this.store.findByIdempotencyKey(idempotencyKey);
+      const existing = await this.store.findByIdempotencyKey(idempotencyKey, actor.tenant);
       if (existing)
         return { task: this.replay(existing, idempotencyKey, requestHash!), created: false };
     }
     await this.assertRoom(1);
-    const task = await this.build(dto, '');
+    const task = await this.build(dto, '', actor);
     task.idempotencyKey = idempotencyKey ?? null;
     task.requestHash = requestHash;
     try {
@@ -90,7 +100,7 @@ export class TasksService {
     } catch (error) {
       if (!idempotencyKey || !isUniqueViolation(error)) throw error;
       // Another request with this key won the race: answer with its task.
-      const winner = await this.store.findByIdempotencyKey(idempotencyKey);
+      const winner = await this.store.findByIdempotencyKey(idempotencyKey, actor.tenant);
       if (!winner) throw error;
       return { task: this.replay(winner, idempotencyKey, requestHash!), created: false };
     }
@@ -108,15 +118,15 @@ export class TasksService {
     const outcomes = new Array<PromiseSettledResult<CreateResult>>(requests.length);
     const built: { index: number; task: TaskEntity }[] = [];
     await Promise.all(
-      requests.map(async ({ dto, idempotencyKey }, index) => {
+      requests.map(async ({ dto, idempotencyKey, actor = OPEN_ACTOR }, index) => {
         try {
-          const task = await this.build(dto, '');
+          const task = await this.build(dto, '', actor);
           task.idempotencyKey = idempotencyKey;
           task.requestHash = stableHash(dto);
           built.push({ index, task });
         } catch {
           // `create` looks the key up before it validates: a stored task still answers.
-          outcomes[index] = await settle(this.create(dto, idempotencyKey));
+          outcomes[index] = await settle(this.create(dto, idempotencyKey, actor));
         }
       }),
     );
@@ -128,8 +138,8 @@ export class TasksService {
       if (!(error instanceof QueueFullError)) throw error;
       // No room for all: each request decides as `create` would (a taken key still answers).
       for (const { index } of built) {
-        const { dto, idempotencyKey } = requests[index];
-        outcomes[index] = await settle(this.create(dto, idempotencyKey));
+        const { dto, idempotencyKey, actor = OPEN_ACTOR } = requests[index];
+        outcomes[index] = await settle(this.create(dto, idempotencyKey, actor));
       }
       return outcomes;
     }
@@ -142,7 +152,7 @@ export class TasksService {
         }
         const key = task.idempotencyKey!;
         outcomes[index] = await settle(
-          this.store.findByIdempotencyKey(key).then((existing) => {
+          this.store.findByIdempotencyKey(key, task.tenant).then((existing) => {
             if (!existing)
               throw new Error(`idempotency key ${key} was taken, but its task is gone`);
             return { task: this.replay(existing, key, task.requestHash!), created: false };
@@ -160,13 +170,17 @@ export class TasksService {
    * commit) finds the batch instead of creating it again, and racing retries are decided by the
    * unique index. The same key with another body is a conflict.
    */
-  async createBatch(dtos: CreateTaskDto[], idempotencyKey?: string): Promise<BatchResult> {
-    if (!idempotencyKey) return { tasks: await this.createMany(dtos), created: true };
+  async createBatch(
+    dtos: CreateTaskDto[],
+    idempotencyKey?: string,
+    actor: TaskActor = OPEN_ACTOR,
+  ): Promise<BatchResult> {
+    if (!idempotencyKey) return { tasks: await this.createMany(dtos, actor), created: true };
     const requestHash = stableHash(dtos);
-    const earlier = await this.findBatch(idempotencyKey, dtos.length, requestHash);
+    const earlier = await this.findBatch(idempotencyKey, dtos.length, requestHash, actor.tenant);
     if (earlier) return { tasks: earlier, created: false };
     try {
-      const tasks = await this.createMany(dtos, (task, index) => {
+      const tasks = await this.createMany(dtos, actor, (task, index) => {
         task.idempotencyKey = batchTaskKey(idempotencyKey, index);
         task.requestHash = requestHash;
       });
@@ -174,7 +188,7 @@ export class TasksService {
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       // A retry of the same batch committed first: answer with its tasks.
-      const winner = await this.findBatch(idempotencyKey, dtos.length, requestHash);
+      const winner = await this.findBatch(idempotencyKey, dtos.length, requestHash, actor.tenant);
       // Its first task is gone (retention) but others hold their keys: the key is spent.
       if (!winner) throw new IdempotencyConflictError(idempotencyKey);
       return { tasks: winner, created: false };
@@ -184,13 +198,14 @@ export class TasksService {
   /** All or nothing: every task is validated first, then all rows go in one transaction. */
   async createMany(
     dtos: CreateTaskDto[],
+    actor: TaskActor = OPEN_ACTOR,
     prepare?: (task: TaskEntity, index: number) => void,
   ): Promise<TaskEntity[]> {
     const tasks: TaskEntity[] = [];
     const problems: string[] = [];
     for (const [index, dto] of dtos.entries()) {
       try {
-        tasks.push(await this.build(dto, `tasks.${index}.`));
+        tasks.push(await this.build(dto, `tasks.${index}.`, actor));
       } catch (error) {
         if (error instanceof InvalidTaskRequestError) problems.push(...error.messages);
         else if (error instanceof UnknownActionError)
@@ -215,8 +230,12 @@ export class TasksService {
     }
   }
 
-  async findOne(id: string): Promise<TaskEntity> {
-    const task = await this.store.findById(id);
+  /**
+   * The task `id` of `tenant` (another tenant's reads as not found). Without a tenant, any task:
+   * for internal callers only (the scheduler's last-task status).
+   */
+  async findOne(id: string, tenant?: string): Promise<TaskEntity> {
+    const task = await this.store.findById(id, tenant);
     if (!task) throw new TaskNotFoundError(id);
     return task;
   }
@@ -225,13 +244,14 @@ export class TasksService {
    * The task once it is terminal, or as it is when `waitMs` runs out. Woken by this process's
    * events at once; re-reads the row every 250 ms for changes made by other processes.
    */
-  async waitFor(id: string, waitMs: number): Promise<TaskEntity> {
+  async waitFor(id: string, waitMs: number, tenant = DEFAULT_TENANT): Promise<TaskEntity> {
     const deadline = Date.now() + waitMs;
-    let task = await this.findOne(id);
+    let task = await this.findOne(id, tenant);
     while (!TERMINAL_STATUSES.includes(task.status) && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.min(WAIT_POLL_MS, deadline - Date.now()));
         const unsubscribe = this.events.subscribe((event) => {
+          // Only wakes the loop: what it answers is read again, within the tenant.
           if (event.taskId === id && TERMINAL_STATUSES.includes(event.status)) done();
         });
         function done(): void {
@@ -240,12 +260,13 @@ export class TasksService {
           resolve();
         }
       });
-      task = await this.findOne(id);
+      task = await this.findOne(id, tenant);
     }
     return task;
   }
 
-  list(filter: ListTasksFilter): Promise<TaskEntity[]> {
+  /** One tenant's tasks (the tenant is a condition of the query). */
+  list(filter: ListTasksFilter & { tenant: string }): Promise<TaskEntity[]> {
     return this.store.list(filter);
   }
 
@@ -253,15 +274,16 @@ export class TasksService {
    * Queued: it will never run (its message finds nothing to claim). Running: its signal
    * aborts, here or in whichever worker process holds it. Terminal: a conflict.
    */
-  async cancel(id: string): Promise<TaskEntity> {
-    if (!(await this.store.cancel(id))) {
-      const task = await this.findOne(id);
+  async cancel(id: string, tenant = DEFAULT_TENANT): Promise<TaskEntity> {
+    if (!(await this.store.cancel(id, tenant))) {
+      const task = await this.findOne(id, tenant);
       throw new TaskStateConflictError(id, task.status, 'cancelled');
     }
-    const task = await this.findOne(id);
+    const task = await this.findOne(id, tenant);
     this.events.emit({
       type: 'status',
       taskId: id,
+      tenant: task.tenant,
       action: task.action,
       status: task.status,
       at: Date.now(),
@@ -269,23 +291,32 @@ export class TasksService {
     return task;
   }
 
-  /** Failed or cancelled: queued again with fresh attempts (the dead-letter redrive). */
-  async retry(id: string): Promise<TaskEntity> {
-    if (!(await this.store.requeueFinished(id))) {
-      const task = await this.findOne(id);
+  /**
+   * Failed or cancelled: queued again with fresh attempts (the dead-letter redrive). `mayRun`
+   * sees the task first and throws to refuse (the caller's action policy). The task keeps the
+   * key that created it, which the consumer checks again.
+   */
+  async retry(
+    id: string,
+    tenant = DEFAULT_TENANT,
+    mayRun: (task: TaskEntity) => void = () => undefined,
+  ): Promise<TaskEntity> {
+    mayRun(await this.findOne(id, tenant));
+    if (!(await this.store.requeueFinished(id, tenant))) {
+      const task = await this.findOne(id, tenant);
       throw new TaskStateConflictError(
         id,
         task.status,
         'retried (only failed or cancelled tasks can)',
       );
     }
-    const task = await this.findOne(id);
+    const task = await this.findOne(id, tenant);
     await this.publishAccepted([task]);
     return task;
   }
 
   /** `field` prefixes the names in error messages: '' for one task, `tasks.N.` in a batch. */
-  private async build(dto: CreateTaskDto, field: string): Promise<TaskEntity> {
+  private async build(dto: CreateTaskDto, field: string, actor: TaskActor): Promise<TaskEntity> {
     const data = dto.data ?? {};
     const handler = this.explorer.resolve(dto.action);
     if (!handler) throw new UnknownActionError(dto.action, this.explorer.actions());
@@ -313,6 +344,7 @@ export class TasksService {
       runAt: runAt !== null && runAt > now ? runAt : null,
       timeoutMs,
       callbackUrl: dto.callbackUrl,
+      actor,
       now,
     });
   }
@@ -364,6 +396,7 @@ export class TasksService {
       this.events.emit({
         type: 'status',
         taskId: task.id,
+        tenant: task.tenant,
         action: task.action,
         status: task.status,
         at: Date.now(),
@@ -384,20 +417,21 @@ export class TasksService {
   }
 
   /**
-   * The tasks of the batch stored under `key`, in order, or undefined when there is none. A
+   * The tasks of `tenant`'s batch stored under `key`, in order, or undefined when there is none. A
    * batch is committed whole, so its first task stands for all of them.
    */
   private async findBatch(
     key: string,
     size: number,
     requestHash: string,
+    tenant: string,
   ): Promise<TaskEntity[] | undefined> {
-    const first = await this.store.findByIdempotencyKey(batchTaskKey(key, 0));
+    const first = await this.store.findByIdempotencyKey(batchTaskKey(key, 0), tenant);
     if (!first) return undefined;
     if (first.requestHash !== requestHash) throw new IdempotencyConflictError(key);
     const rest = await Promise.all(
       Array.from({ length: size - 1 }, (_, i) =>
-        this.store.findByIdempotencyKey(batchTaskKey(key, i + 1)),
+        this.store.findByIdempotencyKey(batchTaskKey(key, i + 1), tenant),
       ),
     );
     const tasks = [first, ...rest];

@@ -8,6 +8,8 @@ import {
   NonRetryableError,
   type SharedWrite,
 } from '../queue';
+import type { TaskActor } from '../auth/actor';
+import { ApiKeyStore } from '../auth/api-key.store';
 import { TaskTimeoutError } from './errors/task-timeout.error';
 import type { TaskContext } from '../handlers/task-context.interface';
 import { TaskEvents } from '../tasks/task-events.service';
@@ -44,46 +46,68 @@ class TaskCancelled extends Error {
 @Injectable()
 export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(TaskProcessor.name);
-  /** The fencing token each delivery claimed its row with. */
-  private readonly tokens = new WeakMap<Delivery<TaskMessage>, string>();
+  /** The fencing token each delivery claimed its row with, and who its task runs for. */
+  private readonly claims = new WeakMap<
+    Delivery<TaskMessage>,
+    { token: string; actor: TaskActor }
+  >();
   /** Stop switches of the tasks running in this process, and whether a cancel pulled them. */
   private readonly running = new Map<string, RunningTask>();
   private cancelPoll?: NodeJS.Timeout;
   private unsubscribe?: () => void;
   /** Deliveries that found nothing to claim (duplicates or stale), acked and skipped. */
   duplicates = 0;
-  /** Messages naming a task that does not exist, acked and dropped. */
+  /** Messages naming a task that does not exist: dropped, or dead-lettered when keys are on. */
   orphans = 0;
   /** Outcomes not recorded because the claim had been lost meanwhile. */
   lostClaims = 0;
+  /** Tasks failed unrun because their actor may not run them (see ApiKeyStore.refusal). */
+  refused = 0;
 
   constructor(
     private readonly store: TaskStatements,
     private readonly explorer: TaskHandlerExplorer,
     private readonly events: TaskEvents,
+    private readonly keys: ApiKeyStore,
   ) {}
 
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
     const token = randomUUID();
-    if (
-      !(await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) &&
-      !(await this.reclaim(delivery, token))
-    ) {
+    // The actor comes from the row (read by the claim itself), never from the message, which
+    // anything that can publish to the broker could have written.
+    const actor =
+      (await this.store.claimActor(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) ??
+      ((await this.reclaim(delivery, token)) ? await this.store.actorOf(taskId) : null);
+    if (!actor) {
       if (await this.store.exists(taskId)) {
         this.duplicates += 1;
         this.logger.debug(`task ${taskId}: delivery ${delivery.id} has nothing to claim; skipped`);
       } else {
         this.orphans += 1;
+        // With keys, a message naming no task is one nobody with a key made (another path to
+        // the broker): it goes to the dead letters with the reason rather than out of sight.
+        if (this.keys.mode === 'keys') {
+          throw new NonRetryableError(
+            `refused: message ${delivery.id} names task ${taskId}, which does not exist (no actor)`,
+          );
+        }
         this.logger.warn(
           `message ${delivery.id} names task ${taskId}, which does not exist; dropped`,
         );
       }
       return;
     }
-    this.tokens.set(delivery, token);
-    this.emit(taskId, action, TaskStatus.Running);
+    this.claims.set(delivery, { token, actor });
+    this.emit(taskId, actor.tenant, action, TaskStatus.Running);
 
+    // The action policy again, against the keys in force now: a task that reached the queue
+    // another way, or whose key was revoked since, fails unrun and is dead-lettered.
+    const refusal = this.keys.refusal(actor, action);
+    if (refusal) {
+      this.refused += 1;
+      throw new NonRetryableError(refusal);
+    }
     const handler = this.explorer.resolve(action);
     if (!handler) throw new NonRetryableError(`no handler for action "${action}"`);
 
@@ -106,7 +130,8 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
         attempt: delivery.attempt,
         maxAttempts: Number(delivery.headers[MAX_ATTEMPTS_HEADER]) || delivery.attempt,
         signal: taskSignal,
-        progress: this.progressReporter(taskId, action, token),
+        progress: this.progressReporter(taskId, actor.tenant, action, token),
+        actor: { keyName: actor.keyName, tenant: actor.tenant },
       };
       const result = await untilAborted(
         Promise.resolve().then(() => handler.fn(data, ctx)),
@@ -114,7 +139,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
       );
       // Recorded by the worker pool, with the ack where the driver shares this database.
       return this.store.completion(taskId, token, result, (applied) => {
-        if (applied) return this.emit(taskId, action, TaskStatus.Completed);
+        if (applied) return this.emit(taskId, actor.tenant, action, TaskStatus.Completed);
         this.lostClaims += 1;
         this.logger.warn(
           `task ${taskId}: claim lost before completion (cancelled or taken over); result discarded`,
@@ -138,7 +163,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     decision: FailureDecision,
   ): Promise<SharedWrite | void> {
     const { taskId, action } = delivery.body;
-    const token = this.tokens.get(delivery);
+    const claim = this.claims.get(delivery);
     const message = error instanceof Error ? error.message : String(error);
     if (decision.kind === 'dead') {
       this.logger.error(
@@ -147,13 +172,15 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
       );
     }
     // Without a token the row was never claimed (the claim itself failed): nothing to record.
-    if (!token) return;
+    if (!claim) return;
+    const { token, actor } = claim;
     const final = decision.kind === 'dead';
     // Recorded by the worker pool, with the nack or dead-letter where the driver shares this
     // database: a crash in between cannot leave a queued row whose message is still leased.
     return this.store.failure(taskId, token, message, final, (applied) => {
-      if (applied) this.emit(taskId, action, final ? TaskStatus.Failed : TaskStatus.Queued);
-      else this.lostClaims += 1;
+      if (applied) {
+        this.emit(taskId, actor.tenant, action, final ? TaskStatus.Failed : TaskStatus.Queued);
+      } else this.lostClaims += 1;
     });
   }
 
@@ -209,11 +236,16 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     }
   }
 
-  private emit(taskId: string, action: string, status: TaskStatus): void {
-    this.events.emit({ type: 'status', taskId, action, status, at: Date.now() });
+  private emit(taskId: string, tenant: string, action: string, status: TaskStatus): void {
+    this.events.emit({ type: 'status', taskId, tenant, action, status, at: Date.now() });
   }
 
-  private progressReporter(taskId: string, action: string, token: string): TaskContext['progress'] {
+  private progressReporter(
+    taskId: string,
+    tenant: string,
+    action: string,
+    token: string,
+  ): TaskContext['progress'] {
     let last = 0;
     let pending: { percent: number; message: string | null } | undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -225,6 +257,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
           this.events.emit({
             type: 'progress',
             taskId,
+            tenant,
             action,
             status: TaskStatus.Running,
             progress: percent,

@@ -61,6 +61,7 @@ describe.each(['express', 'fastify'] as const)('GET /tasks/events on %s', (adapt
     expect(eventsOf(stream, id)[0]).toEqual({
       type: 'status',
       taskId: id,
+      tenant: 'default',
       action: 'uppercase',
       status: 'queued',
       at: expect.any(Number),
@@ -210,6 +211,7 @@ describe.each(['express', 'fastify'] as const)('event stream limits on %s', (ada
         type: 'progress',
         taskId: randomUUID(),
         action: 'sum',
+        tenant: 'default',
         status: TaskStatus.Running,
         progress: 1,
         progressMessage,
@@ -233,7 +235,14 @@ describe.each(['express', 'fastify'] as const)('event stream limits on %s', (ada
     const mine = await Promise.all(clients.map((client, i) => open(client, `?taskId=${ids[i]}`)));
     const events = t.app.get(TaskEvents);
     const emit = (taskId: string) =>
-      events.emit({ type: 'status', taskId, action: 'sum', status: TaskStatus.Running, at: 1 });
+      events.emit({
+        type: 'status',
+        taskId,
+        action: 'sum',
+        tenant: 'default',
+        status: TaskStatus.Running,
+        at: 1,
+      });
     for (let i = 0; i < 50; i++) emit(randomUUID()); // nobody's
     ids.forEach(emit);
 

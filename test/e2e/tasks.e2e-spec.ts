@@ -50,6 +50,8 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
         runAt: null,
         timeoutMs: null,
         callback: null,
+        tenant: 'default',
+        createdBy: null,
         createdAt: expect.any(String),
         startedAt: expect.any(String),
         processedAt: expect.any(String),
@@ -297,7 +299,9 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
       await t.http.post('/tasks').set('Content-Type', 'application/json').send('{').expect(400);
       const after = (await t.http.get('/tasks?limit=100').expect(200)).body.tasks[0]?.id;
       expect(after).toBe(before);
-      await t.http.get('/health').expect(200, { status: 'ok', database: 'up', queue: 'up' });
+      await t.http
+        .get('/health')
+        .expect(200, { status: 'ok', database: 'up', queue: 'up', auth: 'open' });
     });
   });
 

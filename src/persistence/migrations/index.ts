@@ -2,6 +2,7 @@ import { CreateTasks1763900000000 } from './1763900000000-CreateTasks';
 import { AddTaskControl1763910000000 } from './1763910000000-AddTaskControl';
 import { CreateSchedules1764600000000 } from './1764600000000-CreateSchedules';
 import { SqliteIntegerColumns1764700000000 } from './1764700000000-SqliteIntegerColumns';
+import { AddAuth1765100000000 } from './1765100000000-AddAuth';
 import { ListIndexes1765200000000 } from './1765200000000-ListIndexes';
 import { CreateTaskEvents1765350000000 } from './1765350000000-CreateTaskEvents';
 
@@ -14,6 +15,7 @@ export const migrations = [
   AddTaskControl1763910000000,
   CreateSchedules1764600000000,
   SqliteIntegerColumns1764700000000,
+  AddAuth1765100000000,
   ListIndexes1765200000000,
   CreateTaskEvents1765350000000,
 ];

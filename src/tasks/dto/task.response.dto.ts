@@ -98,6 +98,18 @@ export class TaskResponseDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true })
   processedAt!: string | null;
 
+  @ApiProperty({ example: 'default', description: 'The tenant of the key that created it.' })
+  tenant!: string;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'ci',
+    description:
+      "Name of the API key that created it (`schedule:<name>` for a schedule's task); null in open mode.",
+  })
+  createdBy!: string | null;
+
   @ApiProperty({
     type: TaskCallbackDto,
     nullable: true,
@@ -123,6 +135,8 @@ export class TaskResponseDto {
       createdAt: iso(task.createdAt)!,
       startedAt: iso(task.startedAt),
       processedAt: iso(task.processedAt),
+      tenant: task.tenant,
+      createdBy: task.actorKey,
       callback:
         task.callbackStatus === null
           ? null
