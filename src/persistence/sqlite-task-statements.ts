@@ -302,9 +302,14 @@ export class SqliteTaskStatements extends TaskStatements {
     if (filter.status) where.push('status = @status');
     if (filter.action) where.push('action = @action');
     if (filter.createdAfter !== undefined) where.push('created_at > @createdAfter');
-    if (filter.createdBefore !== undefined) where.push('created_at < @createdBefore');
+    // Only the tighter of the two upper bounds (either one implies the other): given both, with
+    // statistics (ANALYZE) SQLite skip-scans the tenant column and sorts in a temporary B-tree.
+    const { before, createdBefore } = filter;
+    const cursorBounds =
+      before !== undefined && (createdBefore === undefined || before.createdAt < createdBefore);
+    if (createdBefore !== undefined && !cursorBounds) where.push('created_at < @createdBefore');
     // A row value, not keyset()'s OR: the planner turns it into one range of the index.
-    if (filter.before) where.push('(created_at, id) < (@cursorAt, @cursorId)');
+    if (cursorBounds) where.push('(created_at, id) < (@cursorAt, @cursorId)');
     const sql = `SELECT ${this.select} FROM ${this.table}
       ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY created_at DESC, id DESC LIMIT @limit`;

@@ -25,12 +25,16 @@ const BASE = 1_700_000_000_000;
 const STATUSES = Object.values(TaskStatus);
 const LIMITS = [1, 2, 3, 10, 100];
 
-/** Every combination of the list filters, each with every limit. */
+/**
+ * Every combination of the list filters, each with every limit, within one tenant: the API
+ * always lists one tenant's tasks (rows made here take the column's default tenant).
+ */
 function filters(): ListTasksFilter[] {
   const all: ListTasksFilter[] = [];
   for (let mask = 0; mask < 32; mask++) {
     for (const limit of LIMITS) {
       all.push({
+        tenant: 'default',
         ...(mask & 1 ? { status: TaskStatus.Completed } : {}),
         ...(mask & 2 ? { action: 'a3' } : {}),
         ...(mask & 4 ? { createdAfter: BASE + 1_000 } : {}),
@@ -124,7 +128,7 @@ describe('GET /tasks plans on SQLite', () => {
     const seen: string[] = [];
     let before: ListTasksFilter['before'];
     for (let page = 0; page < 5; page++) {
-      const rows = await store.list({ action: 'a1', limit: 3, before });
+      const rows = await store.list({ tenant: 'default', action: 'a1', limit: 3, before });
       seen.push(...rows.map((row) => `${row.createdAt}:${row.id}`));
       const last = rows[rows.length - 1];
       before = { createdAt: last.createdAt, id: last.id };
