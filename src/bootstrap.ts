@@ -1,6 +1,7 @@
 import {
   BadRequestException,
   type INestApplication,
+  Logger,
   type LogLevel,
   type Type,
   ValidationPipe,
@@ -13,6 +14,8 @@ import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
 import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
 import { JsonObjectBodyPipe } from './api/json-object-body.pipe';
+import { StorageErrorsFilter } from './api/storage-errors.filter';
+import { prepareDatabaseFile } from './persistence/database-file';
 
 /** Largest accepted request body, the same on both adapters. */
 const BODY_LIMIT = 1024 * 1024;
@@ -27,6 +30,9 @@ export async function createApp(
   config: BootConfig,
   extraModules: Type[] = [],
 ): Promise<INestApplication> {
+  // Before any module opens the SQLite file (the sqlite driver does so while it is constructed),
+  // so a missing, unreadable or corrupt file is reported by its path and setting.
+  await prepareDatabaseFile(config, new Logger('Database'));
   const adapter =
     config.httpAdapter === 'fastify'
       ? new FastifyAdapter({ bodyLimit: BODY_LIMIT })
@@ -65,7 +71,11 @@ export async function createApp(
       forbidUnknownValues: true,
     }),
   );
-  app.useGlobalFilters(new InvalidJsonFilter(app.getHttpAdapter()));
+  app.useGlobalFilters(
+    // First: it catches everything, and Nest tries the last-registered global filter first.
+    new StorageErrorsFilter(app.getHttpAdapter()),
+    new InvalidJsonFilter(app.getHttpAdapter()),
+  );
 
   // A worker serves only /health: no public API, so no API documentation either.
   if (config.role !== 'worker') {

@@ -2,6 +2,7 @@ import {
   BeforeApplicationShutdown,
   Controller,
   Get,
+  Optional,
   ServiceUnavailableException,
 } from '@nestjs/common';
 import {
@@ -11,6 +12,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
+import { DatabaseFileMonitor } from '../persistence/database-file.monitor';
 import { QueueDriverRegistry } from '../queue';
 
 /**
@@ -25,6 +27,8 @@ export class HealthController implements BeforeApplicationShutdown {
   constructor(
     private readonly dataSource: DataSource,
     private readonly registry: QueueDriverRegistry,
+    /** The SQLite file still the one at DATABASE_PATH (absent for PostgreSQL in unit tests). */
+    @Optional() private readonly databaseFile?: DatabaseFileMonitor,
   ) {}
 
   beforeApplicationShutdown(): void {
@@ -36,8 +40,12 @@ export class HealthController implements BeforeApplicationShutdown {
   @ApiOkResponse({ description: '`{status: "ok", database: "up", queue: "up"}`' })
   @ApiServiceUnavailableResponse({ description: 'Shutting down, or a dependency is down.' })
   async check(): Promise<Record<string, string>> {
+    const fileProblem = this.databaseFile?.problem();
     const [database, queue] = await Promise.all([
-      this.dataSource.query('SELECT 1').then(
+      (fileProblem
+        ? Promise.reject(new Error(fileProblem))
+        : this.dataSource.query('SELECT 1')
+      ).then(
         () => 'up',
         (error: Error) => `down: ${error.message}`,
       ),
