@@ -50,10 +50,10 @@ describe(RepeatLog.name, () => {
     expect(lines).toEqual(['a', 'a']);
   });
 
-  it('writes what is still counted when closed', () => {
-    log.report('a', 'a');
-    log.report('a', 'a');
+  it('writes what is still counted when closed, with the latest line', () => {
+    log.report('low space', 'low space: 3 MiB free');
+    log.report('low space', 'low space: 1 MiB free');
     log.close();
-    expect(lines).toEqual(['a', 'a (repeated 1 times)']);
+    expect(lines).toEqual(['low space: 3 MiB free', 'low space: 1 MiB free (repeated 1 times)']);
   });
 });

@@ -2,6 +2,7 @@
 export type LineWriter = (line: string) => void;
 
 interface Entry {
+  line: string;
   /** Occurrences since the last line written for this key. */
   unwritten: number;
   writtenAt: number;
@@ -23,19 +24,20 @@ export class RepeatLog {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records one occurrence of `key`; `line` is what is written for it. */
+  /** Records one occurrence of `key`; `line` (the latest) is what is written for it. */
   report(key: string, line: string): void {
     const entry = this.entries.get(key);
     const quiet = entry && !entry.timer && this.now() - entry.writtenAt >= this.intervalMs;
     if (!entry || quiet) {
       // New, or nothing since its last line a whole interval ago: news again.
       this.write(line);
-      this.entries.set(key, { unwritten: 0, writtenAt: this.now() });
+      this.entries.set(key, { line, unwritten: 0, writtenAt: this.now() });
       return;
     }
     entry.unwritten += 1;
+    entry.line = line;
     entry.timer ??= setTimeout(
-      () => this.flush(key, line),
+      () => this.flush(key),
       Math.max(0, entry.writtenAt + this.intervalMs - this.now()),
     ).unref();
   }
@@ -44,17 +46,17 @@ export class RepeatLog {
   close(): void {
     for (const [key, entry] of this.entries) {
       clearTimeout(entry.timer);
-      if (entry.unwritten > 0) this.write(`${key} (repeated ${entry.unwritten} times)`);
+      if (entry.unwritten > 0) this.write(`${entry.line} (repeated ${entry.unwritten} times)`);
     }
     this.entries.clear();
   }
 
-  private flush(key: string, line: string): void {
+  private flush(key: string): void {
     const entry = this.entries.get(key);
     if (!entry) return;
     entry.timer = undefined;
     const seconds = Math.round((this.now() - entry.writtenAt) / 1000);
-    this.write(`${line} (repeated ${entry.unwritten} times in the last ${seconds} s)`);
+    this.write(`${entry.line} (repeated ${entry.unwritten} times in the last ${seconds} s)`);
     entry.unwritten = 0;
     entry.writtenAt = this.now();
   }
