@@ -143,7 +143,12 @@ export async function prepareDatabaseFile(config: AppConfig, log: OpenCheckLog):
   try {
     result = await checkDatabaseFile(path, config.databaseCheck);
   } catch (error) {
-    return refuse(`${check} could not read it: ${(error as Error).message}`);
+    // A page so damaged the check cannot walk past it is as corrupt as one it reports.
+    const { code } = error as { code?: unknown };
+    if (typeof code !== 'string' || !code.startsWith('SQLITE_CORRUPT')) {
+      return refuse(`${check} could not read it: ${(error as Error).message}`);
+    }
+    result = { ok: false, problems: [(error as Error).message] };
   }
   if (result.ok === false) {
     refuse(
