@@ -23,7 +23,7 @@ export const DATABASE_FILE_CHECK_MS = 1000;
  * disk that size is the space new writes need; TRUNCATE gives it back to the file system. See
  * the README (Running it in production) for the headroom measured under load.
  */
-export const LOW_SPACE_BYTES = 64 * 1024 * 1024;
+export const LOW_SPACE_BYTES = 128 * 1024 * 1024;
 
 /**
  * Watches the SQLite file under the running service (nothing for PostgreSQL or `:memory:`):
