@@ -1,5 +1,6 @@
 import { ServiceUnavailableException } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
+import type { DatabaseFileMonitor } from '../persistence/database-file.monitor';
 import { QueueDriverRegistry } from '../queue';
 import { HealthController } from './health.controller';
 
@@ -24,7 +25,7 @@ function setUp() {
   });
   const dataSource = { query: () => Promise.resolve([{ '?column?': 1 }]) } as unknown as DataSource;
   const driver = (name: string) => registry.allDrivers().get(name)!;
-  return { controller: new HealthController(dataSource, registry), driver };
+  return { controller: new HealthController(dataSource, registry), driver, dataSource, registry };
 }
 
 async function failure(check: Promise<unknown>): Promise<unknown> {
@@ -61,5 +62,19 @@ describe(HealthController.name, () => {
     const ping = jest.spyOn(driver('spare'), 'ping').mockRejectedValue(new Error('gone'));
     await expect(controller.check()).resolves.toMatchObject({ status: 'ok', queue: 'up' });
     expect(ping).not.toHaveBeenCalled();
+  });
+
+  it('reports the database down once its file is no longer the one at DATABASE_PATH', async () => {
+    const { dataSource, registry } = setUp();
+    const query = jest.spyOn(dataSource, 'query');
+    const gone = 'the database file /srv/tasks.db was deleted while the service had it open';
+    const file = { problem: () => gone } as unknown as DatabaseFileMonitor;
+    const controller = new HealthController(dataSource, registry, file);
+    expect(await failure(controller.check())).toEqual({
+      status: 'error',
+      database: `down: ${gone}`,
+      queue: 'up',
+    });
+    expect(query).not.toHaveBeenCalled();
   });
 });
