@@ -1,5 +1,8 @@
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RepeatLog } from '../common/repeat-log';
+import { storageFault } from '../common/storage-errors';
 import {
   type Delivery,
   type FailureDecision,
@@ -20,6 +23,8 @@ import { RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
 const PROGRESS_INTERVAL_MS = 250;
 /** How often running tasks are checked for a cancel made by another process. */
 const CANCEL_POLL_MS = 1000;
+/** Longest pause between claims the store could not write (disk full, database away). */
+const CLAIM_RETRY_MAX_MS = 5000;
 
 interface RunningTask {
   stop: AbortController;
@@ -44,6 +49,7 @@ class TaskCancelled extends Error {
 @Injectable()
 export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(TaskProcessor.name);
+  private readonly storageLog = new RepeatLog((line) => this.logger.warn(line));
   /** The fencing token each delivery claimed its row with. */
   private readonly tokens = new WeakMap<Delivery<TaskMessage>, string>();
   /** Stop switches of the tasks running in this process, and whether a cancel pulled them. */
@@ -66,10 +72,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
     const token = randomUUID();
-    if (
-      !(await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) &&
-      !(await this.reclaim(delivery, token))
-    ) {
+    if (!(await this.claimWhenStoreWrites(delivery, token, signal))) {
       if (await this.store.exists(taskId)) {
         this.duplicates += 1;
         this.logger.debug(`task ${taskId}: delivery ${delivery.id} has nothing to claim; skipped`);
@@ -157,6 +160,37 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     });
   }
 
+  /**
+   * Claims the row, or finds nothing to claim. A claim the store cannot write (a full disk, the
+   * database away) is no failed attempt: the task never started. Counting it as one would use
+   * up the task's attempts during an outage and dead-letter a message whose row stays queued.
+   * So the worker waits (growing pauses, logged once per interval) and tries again, which also
+   * holds back its next deliveries until the store writes again; shutdown ends the wait.
+   */
+  private async claimWhenStoreWrites(
+    delivery: Delivery<TaskMessage>,
+    token: string,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const { taskId } = delivery.body;
+    for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, CLAIM_RETRY_MAX_MS)) {
+      try {
+        return (
+          (await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) ||
+          (await this.reclaim(delivery, token))
+        );
+      } catch (error) {
+        const fault = storageFault(error);
+        if (!fault) throw error;
+        this.storageLog.report(
+          fault,
+          `cannot claim tasks (${fault}: ${(error as Error).message}); workers wait for the store`,
+        );
+        await sleep(pauseMs, undefined, { signal });
+      }
+    }
+  }
+
   /** A reconciler's message for a running row whose delivery was lost (TaskReconciler). */
   private reclaim(delivery: Delivery<TaskMessage>, token: string): Promise<boolean> {
     const stale = delivery.headers[RECLAIM_HEADER];
@@ -182,6 +216,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
   }
 
   onModuleDestroy(): void {
+    this.storageLog.close();
     this.unsubscribe?.();
     if (this.cancelPoll) clearInterval(this.cancelPoll);
   }
