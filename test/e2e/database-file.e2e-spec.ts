@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import {
   closeSync,
   copyFileSync,
@@ -11,6 +12,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { E2E_DATABASE_URL, startTestApp, tempDir, type TestApp } from '../helpers/create-test-app';
+import { distFile, finished, ROOT } from '../helpers/child-process';
 import { describeWithTmpfs, mountTmpfs, unmount } from '../helpers/tmpfs';
 import { waitFor } from '../helpers/wait-for';
 
@@ -25,6 +27,16 @@ async function startFailure(dbPath: string, env: Record<string, string> = {}): P
     await started?.close();
   }
   throw new Error(`the app started on ${dbPath}`);
+}
+
+/** `npm run db:check` on `dbPath`, as its own process. */
+function dbCheck(dbPath: string) {
+  const child = spawn(process.execPath, [distFile('persistence/db-tools.js'), 'check'], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_PATH: dbPath, DATABASE_URL: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return finished(child);
 }
 
 /** Overwrites one page in the middle of the file (past the schema) with garbage, as a bad disk would. */
@@ -100,7 +112,13 @@ function corruptMiddlePage(dbPath: string): void {
     }));
     for (let i = 0; i < 3; i++) await t.http.post('/tasks/batch').send({ tasks }).expect(202);
     await t.close();
+    const sound = await dbCheck(dbPath);
+    expect(sound).toMatchObject({ code: 0, stderr: '' });
+    expect(sound.stdout).toContain(`db:check: ${dbPath} (DATABASE_PATH): integrity_check ok`);
     corruptMiddlePage(dbPath);
+    const damaged = await dbCheck(dbPath);
+    expect(damaged.code).toBe(1);
+    expect(damaged.stderr).toContain(`db:check: ${dbPath} (DATABASE_PATH): integrity_check failed`);
 
     const error = await startFailure(dbPath);
     expect(error.message).toContain(
