@@ -1,8 +1,15 @@
-import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+  Optional,
+} from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RepeatLog } from '../common/repeat-log';
-import { storageFault } from '../common/storage-errors';
+import { DatabaseUnavailableError, storageFault } from '../common/storage-errors';
+import { DatabaseFileMonitor } from '../persistence/database-file.monitor';
 import {
   type Delivery,
   type FailureDecision,
@@ -67,6 +74,8 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     private readonly store: TaskStatements,
     private readonly explorer: TaskHandlerExplorer,
     private readonly events: TaskEvents,
+    /** SQLite: once the file is deleted or replaced, no new task starts (its writes would be lost). */
+    @Optional() private readonly databaseFile?: DatabaseFileMonitor,
   ) {}
 
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
@@ -165,7 +174,9 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
    * database away) is no failed attempt: the task never started. Counting it as one would use
    * up the task's attempts during an outage and dead-letter a message whose row stays queued.
    * So the worker waits (growing pauses, logged once per interval) and tries again, which also
-   * holds back its next deliveries until the store writes again; shutdown ends the wait.
+   * holds back its next deliveries until the store writes again; shutdown ends the wait. A
+   * SQLite file deleted or replaced under the service counts as such a fault: a task started
+   * now would record its outcome in a file no one will open again.
    */
   private async claimWhenStoreWrites(
     delivery: Delivery<TaskMessage>,
@@ -175,6 +186,8 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     const { taskId } = delivery.body;
     for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, CLAIM_RETRY_MAX_MS)) {
       try {
+        const gone = this.databaseFile?.lastProblem;
+        if (gone) throw new DatabaseUnavailableError(gone);
         return (
           (await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) ||
           (await this.reclaim(delivery, token))
