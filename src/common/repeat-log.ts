@@ -44,7 +44,7 @@ export class RepeatLog {
 
   /** Writes what is still counted (at shutdown, say) and forgets every key. */
   close(): void {
-    for (const [key, entry] of this.entries) {
+    for (const entry of this.entries.values()) {
       clearTimeout(entry.timer);
       if (entry.unwritten > 0) this.write(`${entry.line} (repeated ${entry.unwritten} times)`);
     }
