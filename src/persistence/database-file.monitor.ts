@@ -8,6 +8,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import Database from 'better-sqlite3';
+import { DataSource } from 'typeorm';
 import { RepeatLog } from '../common/repeat-log';
 import { DatabaseUnavailableError } from '../common/storage-errors';
 import type { AppConfig } from '../config/app.config';
@@ -43,10 +44,10 @@ export class DatabaseFileMonitor implements OnModuleDestroy {
   private replaced?: string;
   private readonly timer?: NodeJS.Timeout;
 
-  constructor(@InjectAppConfig() config: AppConfig) {
-    if (config.databaseUrl || config.databasePath === ':memory:') return;
+  constructor(dataSource: DataSource, @InjectAppConfig() config: AppConfig) {
+    if (dataSource.options.type !== 'better-sqlite3' || config.databasePath === ':memory:') return;
     this.path = config.databasePath;
-    // Constructed after the DataSource has opened the file: this is the file it holds.
+    // The DataSource (a dependency, so constructed first) has the file open: this is its file.
     this.opened = fileIdentity(this.path);
     this.timer = setInterval(() => this.tick(), DATABASE_FILE_CHECK_MS);
     this.timer.unref();
