@@ -18,8 +18,14 @@ class Relay {
   private readonly sockets = new Set<Socket>();
   port = 0;
 
-  async open(): Promise<void> {
+  /** `silent`: connections are accepted and never answered, as behind a dead network path. */
+  async open(silent = false): Promise<void> {
     this.server = createServer((client) => {
+      if (silent) {
+        this.sockets.add(client);
+        client.on('close', () => this.sockets.delete(client));
+        return;
+      }
       const upstream = connect(POSTGRES.port, POSTGRES.host);
       for (const [a, b] of [
         [client, upstream],
@@ -58,7 +64,7 @@ describeWithService(POSTGRES, 'PostgreSQL unreachable under the service', () => 
   });
 
   it.each(['express', 'fastify'] as const)(
-    '%s: 503 with Retry-After while it is away, health down, 202 again when it is back, every 202 stored',
+    '%s: 503 with Retry-After while it is away or silent, health down, 202 again when it is back, every 202 stored',
     async (adapter) => {
       const relay = new Relay();
       relays.push(relay);
@@ -89,6 +95,14 @@ describeWithService(POSTGRES, 'PostgreSQL unreachable under the service', () => 
         expect(refused.body.message).toMatch(/^database unavailable: /);
         const health = await t.http.get('/health').expect(503);
         expect(health.body.database).toMatch(/^down: /);
+
+        // A server that accepts and never answers: the request still ends, as a 503, within
+        // the connect timeout (no 20 s hang, no 202).
+        await relay.open(true);
+        const silent = await post();
+        expect(silent.status).toBe(503);
+        expect(silent.body.message).toMatch(/^database unavailable: /);
+        await relay.cut();
 
         await relay.open();
         await waitFor(async () => (await post()).status === 202, {
