@@ -2,7 +2,6 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { DatabaseUnavailableError } from '../common/storage-errors';
 import type { AppConfig } from '../config/app.config';
 
 /**
@@ -195,5 +194,3 @@ export function fileReplaced(path: string, opened: FileIdentity): string | undef
   }
   return undefined;
 }
-
-export { DatabaseUnavailableError };
