@@ -24,7 +24,7 @@ describe(DatabaseFileMonitor.name, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const sqlite = { options: { type: 'better-sqlite3' } } as unknown as DataSource;
+  const sqlite = { options: { type: 'better-sqlite3' }, driver: {} } as unknown as DataSource;
 
   it('reports a deleted file from then on, and the guard refuses writes but not reads', () => {
     const path = join(dir, 'tasks.db');

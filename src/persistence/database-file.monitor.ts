@@ -14,6 +14,7 @@ import { DatabaseUnavailableError } from '../common/storage-errors';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
 import { type FileIdentity, fileIdentity, fileReplaced } from './database-file';
+import { betterSqliteHandle } from './sqlite-task-statements';
 
 /** How often the file's identity and the free space beside it are looked at. */
 export const DATABASE_FILE_CHECK_MS = 1000;
@@ -25,6 +26,14 @@ export const DATABASE_FILE_CHECK_MS = 1000;
  * the README (Running it in production) for the headroom measured under load.
  */
 export const LOW_SPACE_BYTES = 128 * 1024 * 1024;
+
+/**
+ * WAL pages after which the service's own connection checkpoints while space is low. SQLite's
+ * default, 1000 pages (4 MiB), lets the log alone fill a nearly full disk before any checkpoint
+ * copies it back; a full log then cannot be checkpointed, because the database file has no room
+ * to grow into, and writes stay refused even after some space is freed.
+ */
+export const LOW_SPACE_AUTOCHECKPOINT_PAGES = 64;
 
 /**
  * Watches the SQLite file under the running service (nothing for PostgreSQL or `:memory:`):
@@ -43,14 +52,21 @@ export class DatabaseFileMonitor implements OnModuleDestroy {
   private readonly opened?: FileIdentity;
   private replaced?: string;
   private readonly timer?: NodeJS.Timeout;
+  /** The service's own connection, and its autocheckpoint while space is not short. */
+  private readonly db?: Database.Database;
+  private readonly autocheckpoint: number = 1000;
+  private lowSpace = false;
 
   constructor(dataSource: DataSource, @InjectAppConfig() config: AppConfig) {
     if (dataSource.options.type !== 'better-sqlite3' || config.databasePath === ':memory:') return;
     this.path = config.databasePath;
     // The DataSource (a dependency, so constructed first) has the file open: this is its file.
     this.opened = fileIdentity(this.path);
+    this.db = betterSqliteHandle(dataSource);
+    this.autocheckpoint = Number(this.db?.pragma('wal_autocheckpoint', { simple: true }) ?? 1000);
     this.timer = setInterval(() => this.tick(), DATABASE_FILE_CHECK_MS);
     this.timer.unref();
+    this.tick();
   }
 
   /** Why the database file cannot be used, checked now; undefined while all is well. */
@@ -76,12 +92,26 @@ export class DatabaseFileMonitor implements OnModuleDestroy {
     try {
       const { bavail, bsize } = statfsSync(dirname(this.path));
       const free = bavail * bsize;
-      if (free < LOW_SPACE_BYTES) this.truncateWal(free);
+      this.setLowSpace(free < LOW_SPACE_BYTES);
+      if (this.lowSpace) this.truncateWal(free);
     } catch (error) {
       this.repeats.report(
         'statfs',
         `free space of ${dirname(this.path)} unknown: ${String(error)}`,
       );
+    }
+  }
+
+  /** While space is short, the service's connection checkpoints every few pages it writes. */
+  private setLowSpace(low: boolean): void {
+    if (low === this.lowSpace) return;
+    this.lowSpace = low;
+    try {
+      this.db?.pragma(
+        `wal_autocheckpoint = ${low ? LOW_SPACE_AUTOCHECKPOINT_PAGES : this.autocheckpoint}`,
+      );
+    } catch {
+      // The connection is closing (shutdown): nothing left to tune.
     }
   }
 
