@@ -36,6 +36,15 @@ describe(storageFault.name, () => {
     expect(storageFault(wrapped)).toBe('disk full');
   });
 
+  it("leaves a queue driver's socket errors to the broker: only SQLite's codes name the database there", () => {
+    const driverError = (cause: unknown) =>
+      Object.assign(new Error('queue driver x is unavailable', { cause }), {
+        name: 'DriverUnavailableError',
+      });
+    expect(storageFault(driverError(coded('ECONNREFUSED')))).toBeUndefined();
+    expect(storageFault(driverError(coded('SQLITE_FULL')))).toBe('disk full');
+  });
+
   it('knows a lost pg connection by its message and its own error', () => {
     expect(storageFault(new Error('Connection terminated unexpectedly'))).toBe(
       'database unavailable',

@@ -55,9 +55,14 @@ function faultOf(error: object): StorageFault | undefined {
  */
 export function storageFault(error: unknown): StorageFault | undefined {
   let current: unknown = error;
+  let viaQueueDriver = false;
   for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
     const fault = faultOf(current);
-    if (fault) return fault;
+    // Behind a queue driver's error only SQLite's codes name the database (the sqlite driver's
+    // file may be the task file); a socket error there is the broker's, not the database's.
+    const sqlite = String((current as { code?: unknown }).code).startsWith('SQLITE_');
+    if (fault && (!viaQueueDriver || sqlite)) return fault;
+    viaQueueDriver ||= (current as { name?: unknown }).name === 'DriverUnavailableError';
     const wrapper = current as { driverError?: unknown; cause?: unknown };
     current = wrapper.driverError ?? wrapper.cause;
   }
