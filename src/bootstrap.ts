@@ -1,6 +1,7 @@
 import {
   BadRequestException,
   type INestApplication,
+  Logger,
   type LogLevel,
   type Type,
 } from '@nestjs/common';
@@ -17,6 +18,8 @@ import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filt
 import { RequestBodyPipe } from './api/request-body.pipe';
 import { buildOpenApiDocument } from './api/openapi';
 import { isUnsupportedBody, UNSUPPORTED_MEDIA_TYPE_BODY } from './api/content-type';
+import { StorageErrorsFilter } from './api/storage-errors.filter';
+import { prepareDatabaseFile } from './persistence/database-file';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -28,6 +31,9 @@ export async function createApp(
   config: BootConfig,
   extraModules: Type[] = [],
 ): Promise<INestApplication> {
+  // Before any module opens the SQLite file (the sqlite driver does so while it is constructed),
+  // so a missing, unreadable or corrupt file is reported by its path and setting.
+  await prepareDatabaseFile(config, new Logger('Database'));
   // Largest accepted request body (MAX_BODY_BYTES), the same on both adapters.
   const bodyLimit = config.input.maxBodyBytes;
   const adapter =
@@ -71,7 +77,11 @@ export async function createApp(
     express.useBodyParser('json', { strict: false, limit: bodyLimit });
   }
   app.useGlobalPipes(new RequestBodyPipe(config.input));
-  app.useGlobalFilters(new InvalidJsonFilter(app.getHttpAdapter(), bodyLimit));
+  app.useGlobalFilters(
+    // First: it catches everything, and Nest tries the last-registered global filter first.
+    new StorageErrorsFilter(app.getHttpAdapter()),
+    new InvalidJsonFilter(app.getHttpAdapter(), bodyLimit),
+  );
 
   // A worker serves only /health: no public API, so no API documentation either.
   if (config.role !== 'worker') {

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './bootstrap';
 import { type BootConfig, loadAppConfig } from './app.config.loader';
 import { ConfigError } from './config/app.config';
+import { DatabaseStartupError } from './persistence/database-file';
 
 const logger = new Logger('taskq');
 
@@ -79,6 +80,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  // The file's path and setting are the whole story; a stack would bury them.
+  if (error instanceof DatabaseStartupError) {
+    console.error(`taskq: start-up failed: ${error.message}`);
+    process.exit(1);
+  }
   console.error('taskq: start-up failed:', error);
   process.exit(1);
 });

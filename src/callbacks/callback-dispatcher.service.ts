@@ -4,6 +4,7 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { RepeatLog } from '../common/repeat-log';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
 import { backoffDelay } from '../queue/backoff';
@@ -44,6 +45,8 @@ const SHUTDOWN_ERROR = 'interrupted by shutdown';
 @Injectable()
 export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(CallbackDispatcher.name);
+  /** A database away fails every poll alike: one line per interval, counted. */
+  private readonly readFailures = new RepeatLog((line) => this.logger.error(line));
   private readonly inFlight = new Set<Promise<void>>();
   /** Aborts the sends still running when shutdown stops waiting for them. */
   private readonly shutdown = new AbortController();
@@ -108,7 +111,8 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
         try {
           more = (await this.startDue(free)) === free;
         } catch (error) {
-          this.logger.error(`reading due callbacks failed: ${(error as Error).message}`);
+          const line = `reading due callbacks failed: ${(error as Error).message}`;
+          this.readFailures.report(line, line);
         }
       }
       if (this.stopping) break;

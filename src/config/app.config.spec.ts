@@ -43,6 +43,18 @@ describe(loadConfig.name, () => {
     );
   });
 
+  it('says which setting chose the database file, and reads DATABASE_CHECK', () => {
+    expect(loadConfig({})).toMatchObject({ databasePathFrom: 'default', databaseCheck: 'quick' });
+    expect(loadConfig({ DATABASE_PATH: '/srv/q.db', DATABASE_CHECK: 'full' })).toMatchObject({
+      databasePath: '/srv/q.db',
+      databasePathFrom: 'DATABASE_PATH',
+      databaseCheck: 'full',
+    });
+    expect(() => loadConfig({ DATABASE_CHECK: 'fast' })).toThrow(
+      'DATABASE_CHECK=fast is invalid: expected one of quick, full, off',
+    );
+  });
+
   it('reads typed values', () => {
     const config = loadConfig({
       PORT: '9000',

@@ -18,6 +18,13 @@ export interface AppConfig {
   role: AppRole;
   httpAdapter: HttpAdapterKind;
   databasePath: string;
+  /** Which setting chose databasePath, for messages about the file: `DATABASE_PATH` or `default`. */
+  databasePathFrom: 'DATABASE_PATH' | 'default';
+  /**
+   * DATABASE_CHECK: SQLite's check of the file at start-up (`quick_check`, `integrity_check`,
+   * or none); a file that fails it is refused.
+   */
+  databaseCheck: 'quick' | 'full' | 'off';
   /** `postgres://...` switches the task store to PostgreSQL; unset means SQLite at databasePath. */
   databaseUrl?: string;
   migrationsRun: boolean;
@@ -234,6 +241,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     role: oneOf(env, 'APP_ROLE', 'all', ['all', 'api', 'worker'] as const),
     httpAdapter: oneOf(env, 'HTTP_ADAPTER', 'express', ['express', 'fastify'] as const),
     databasePath,
+    databasePathFrom: raw(env, 'DATABASE_PATH') === undefined ? 'default' : 'DATABASE_PATH',
+    databaseCheck: oneOf(env, 'DATABASE_CHECK', 'quick', ['quick', 'full', 'off'] as const),
     databaseUrl: databaseUrl(env),
     migrationsRun: bool(env, 'MIGRATIONS_RUN', true),
     queue: {

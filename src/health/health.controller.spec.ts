@@ -1,6 +1,7 @@
 import { ServiceUnavailableException } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import type { ApiKeyStore } from '../auth/api-key.store';
+import type { DatabaseFileMonitor } from '../persistence/database-file.monitor';
 import { QueueDriverRegistry } from '../queue';
 import { HealthController } from './health.controller';
 
@@ -26,7 +27,13 @@ function setUp() {
   const dataSource = { query: () => Promise.resolve([{ '?column?': 1 }]) } as unknown as DataSource;
   const driver = (name: string) => registry.allDrivers().get(name)!;
   const keys = { mode: 'open' } as ApiKeyStore;
-  return { controller: new HealthController(dataSource, registry, keys), driver };
+  return {
+    controller: new HealthController(dataSource, registry, keys),
+    driver,
+    dataSource,
+    registry,
+    keys,
+  };
 }
 
 async function failure(check: Promise<unknown>): Promise<unknown> {
@@ -65,5 +72,20 @@ describe(HealthController.name, () => {
     const ping = jest.spyOn(driver('spare'), 'ping').mockRejectedValue(new Error('gone'));
     await expect(controller.check()).resolves.toMatchObject({ status: 'ok', queue: 'up' });
     expect(ping).not.toHaveBeenCalled();
+  });
+
+  it('reports the database down once its file is no longer the one at DATABASE_PATH', async () => {
+    const { dataSource, registry, keys } = setUp();
+    const query = jest.spyOn(dataSource, 'query');
+    const gone = 'the database file /srv/tasks.db was deleted while the service had it open';
+    const file = { problem: () => gone } as unknown as DatabaseFileMonitor;
+    const controller = new HealthController(dataSource, registry, keys, file);
+    expect(await failure(controller.check())).toEqual({
+      status: 'error',
+      database: `down: ${gone}`,
+      queue: 'up',
+      auth: 'open',
+    });
+    expect(query).not.toHaveBeenCalled();
   });
 });

@@ -2,6 +2,7 @@ import {
   BeforeApplicationShutdown,
   Controller,
   Get,
+  Optional,
   ServiceUnavailableException,
 } from '@nestjs/common';
 import {
@@ -13,6 +14,7 @@ import {
 import { DataSource } from 'typeorm';
 import { ApiKeyStore } from '../auth/api-key.store';
 import { Public } from '../auth/require-scopes.decorator';
+import { DatabaseFileMonitor } from '../persistence/database-file.monitor';
 import { QueueDriverRegistry } from '../queue';
 import { HealthResponseDto } from './health.response.dto';
 
@@ -30,6 +32,8 @@ export class HealthController implements BeforeApplicationShutdown {
     private readonly dataSource: DataSource,
     private readonly registry: QueueDriverRegistry,
     private readonly keys: ApiKeyStore,
+    /** The SQLite file still the one at DATABASE_PATH (absent for PostgreSQL in unit tests). */
+    @Optional() private readonly databaseFile?: DatabaseFileMonitor,
   ) {}
 
   beforeApplicationShutdown(): void {
@@ -47,8 +51,12 @@ export class HealthController implements BeforeApplicationShutdown {
     description: 'Shutting down, or a dependency is down (named in `database` or `queue`).',
   })
   async check(): Promise<Record<string, string>> {
+    const fileProblem = this.databaseFile?.problem();
     const [database, queue] = await Promise.all([
-      this.dataSource.query('SELECT 1').then(
+      (fileProblem
+        ? Promise.reject(new Error(fileProblem))
+        : this.dataSource.query('SELECT 1')
+      ).then(
         () => 'up',
         (error: Error) => `down: ${error.message}`,
       ),

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
+import { PersistenceModule } from '../persistence/persistence.module';
 import { HealthController } from './health.controller';
 
-@Module({ controllers: [HealthController] })
+@Module({ imports: [PersistenceModule], controllers: [HealthController] })
 export class HealthModule {}

@@ -7,6 +7,9 @@ import { ApiKeyEntity } from '../auth/api-key.entity';
 import { TaskEntity } from './task.entity';
 import { migrations } from './migrations';
 
+/** Longest wait for a PostgreSQL connection (a new one, or a free one from the pool). */
+export const PG_CONNECT_TIMEOUT_MS = 5000;
+
 /**
  * The one description of the database, shared by the app, `ormconfig.ts` (TypeORM CLI) and the
  * standalone migrate command. Migrations only: `synchronize` stays off. `DATABASE_URL` selects
@@ -21,7 +24,14 @@ export function buildDataSourceOptions(config: AppConfig): DataSourceOptions {
   };
   if (config.databaseUrl) {
     // A `?options=-c search_path=...` in the URL reaches the server: tables follow it.
-    return { ...common, type: 'postgres', url: config.databaseUrl, extra: { max: 10 } };
+    return {
+      ...common,
+      type: 'postgres',
+      url: config.databaseUrl,
+      // A server that stops answering (network gone, not refused) fails a request within the
+      // bound, as a 503, instead of holding it until TCP gives up minutes later.
+      extra: { max: 10, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS },
+    };
   }
   if (config.databasePath !== ':memory:')
     mkdirSync(dirname(config.databasePath), { recursive: true });

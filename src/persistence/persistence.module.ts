@@ -1,10 +1,13 @@
 import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.constants';
 import { QueueDriverRegistry } from '../queue';
 import { buildDataSourceOptions } from './data-source.options';
+import { DatabaseStartupError } from './database-file';
+import { DatabaseFileGuard, DatabaseFileMonitor } from './database-file.monitor';
 import { runMigrationsLocked } from './migration-lock';
 import { TaskStatements } from './task-statements';
 import { createTaskStatements } from './task-statements.factory';
@@ -28,7 +31,14 @@ import { createTaskStatements } from './task-statements.factory';
       // TypeORM's own migrationsRun takes no lock: the factory runs them instead, under one.
       dataSourceFactory: async (options) => {
         if (!options) throw new Error('database: no DataSource options');
-        const dataSource = await new DataSource({ ...options, migrationsRun: false }).initialize();
+        const dataSource = await new DataSource({ ...options, migrationsRun: false })
+          .initialize()
+          .catch((error: Error) => {
+            if (options.type !== 'better-sqlite3') throw error;
+            throw new DatabaseStartupError(`database ${options.database}: ${error.message}`, {
+              cause: error,
+            });
+          });
         try {
           if (options.migrationsRun) await runMigrationsLocked(dataSource);
         } catch (error) {
@@ -40,6 +50,8 @@ import { createTaskStatements } from './task-statements.factory';
     }),
   ],
   providers: [
+    DatabaseFileMonitor,
+    { provide: APP_GUARD, useClass: DatabaseFileGuard },
     {
       provide: TaskStatements,
       inject: [DataSource, { token: QueueDriverRegistry, optional: true }],
@@ -47,6 +59,6 @@ import { createTaskStatements } from './task-statements.factory';
         createTaskStatements(dataSource, (path) => drivers?.sharedWriter(path)),
     },
   ],
-  exports: [TaskStatements],
+  exports: [TaskStatements, DatabaseFileMonitor],
 })
 export class PersistenceModule {}

@@ -4,6 +4,8 @@ import {
   Logger,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { RepeatLog } from '../common/repeat-log';
+import { storageFault } from '../common/storage-errors';
 import { ScheduleChanges } from './schedule-changes';
 import { ScheduleClock } from './schedule-clock';
 import { dueTicks } from './schedule-timing';
@@ -45,6 +47,8 @@ export interface SchedulerPass {
 @Injectable()
 export class Scheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(Scheduler.name);
+  /** A full disk or a database away fails every pass alike: one line per interval, counted. */
+  private readonly storageLog = new RepeatLog((line) => this.logger.error(line));
   private timer?: NodeJS.Timeout;
   private pass: Promise<unknown> = Promise.resolve();
   private running = false;
@@ -108,10 +112,16 @@ export class Scheduler implements OnApplicationBootstrap, BeforeApplicationShutd
       const next = await this.store.nextDueAt(this.clock.now());
       delay = next === null ? IDLE_LOOK_MS : next - this.clock.now();
     } catch (error) {
-      this.logger.error(
-        `scheduler pass failed; trying again in ${RETRY_MS} ms`,
-        (error as Error).stack,
-      );
+      const fault = storageFault(error);
+      if (fault) {
+        const line = `scheduler pass failed (${fault}: ${(error as Error).message}); trying again every ${RETRY_MS} ms`;
+        this.storageLog.report(line, line);
+      } else {
+        this.logger.error(
+          `scheduler pass failed; trying again in ${RETRY_MS} ms`,
+          (error as Error).stack,
+        );
+      }
     }
     this.arm(delay);
   }

@@ -1,5 +1,15 @@
-import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+  Optional,
+} from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RepeatLog } from '../common/repeat-log';
+import { DatabaseUnavailableError, storageFault } from '../common/storage-errors';
+import { DatabaseFileMonitor } from '../persistence/database-file.monitor';
 import {
   type Delivery,
   type FailureDecision,
@@ -22,6 +32,8 @@ import { RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
 const PROGRESS_INTERVAL_MS = 250;
 /** How often running tasks are checked for a cancel made by another process. */
 const CANCEL_POLL_MS = 1000;
+/** Longest pause between claims the store could not write (disk full, database away). */
+const CLAIM_RETRY_MAX_MS = 5000;
 
 interface RunningTask {
   stop: AbortController;
@@ -46,6 +58,7 @@ class TaskCancelled extends Error {
 @Injectable()
 export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(TaskProcessor.name);
+  private readonly storageLog = new RepeatLog((line) => this.logger.warn(line));
   /** The fencing token each delivery claimed its row with, and who its task runs for. */
   private readonly claims = new WeakMap<
     Delivery<TaskMessage>,
@@ -69,16 +82,14 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     private readonly explorer: TaskHandlerExplorer,
     private readonly events: TaskEvents,
     private readonly keys: ApiKeyStore,
+    /** SQLite: once the file is deleted or replaced, no new task starts (its writes would be lost). */
+    @Optional() private readonly databaseFile?: DatabaseFileMonitor,
   ) {}
 
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
     const token = randomUUID();
-    // The actor comes from the row (read by the claim itself), never from the message, which
-    // anything that can publish to the broker could have written.
-    const actor =
-      (await this.store.claimActor(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) ??
-      ((await this.reclaim(delivery, token)) ? await this.store.actorOf(taskId) : null);
+    const actor = await this.claimWhenStoreWrites(delivery, token, signal);
     if (!actor) {
       if (await this.store.exists(taskId)) {
         this.duplicates += 1;
@@ -184,6 +195,47 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     });
   }
 
+  /**
+   * Claims the row, or finds nothing to claim. A claim the store cannot write (a full disk, the
+   * database away) is no failed attempt: the task never started. Counting it as one would use
+   * up the task's attempts during an outage and dead-letter a message whose row stays queued.
+   * So the worker waits (growing pauses, logged once per interval) and tries again, which also
+   * holds back its next deliveries until the store writes again; shutdown ends the wait. A
+   * SQLite file deleted or replaced under the service counts as such a fault: a task started
+   * now would record its outcome in a file no one will open again.
+   */
+  private async claimWhenStoreWrites(
+    delivery: Delivery<TaskMessage>,
+    token: string,
+    signal: AbortSignal,
+  ): Promise<TaskActor | null> {
+    const { taskId } = delivery.body;
+    for (let pauseMs = 100; ; pauseMs = Math.min(pauseMs * 2, CLAIM_RETRY_MAX_MS)) {
+      try {
+        const gone = this.databaseFile?.lastProblem;
+        if (gone) throw new DatabaseUnavailableError(gone);
+        // The actor comes from the row (read by the claim itself), never from the message, which
+        // anything that can publish to the broker could have written.
+        return (
+          (await this.store.claimActor(
+            taskId,
+            delivery.attempt,
+            token,
+            delivery.deliveryCount > 1,
+          )) ?? ((await this.reclaim(delivery, token)) ? await this.store.actorOf(taskId) : null)
+        );
+      } catch (error) {
+        const fault = storageFault(error);
+        if (!fault) throw error;
+        this.storageLog.report(
+          fault,
+          `cannot claim tasks (${fault}: ${(error as Error).message}); workers wait for the store`,
+        );
+        await sleep(pauseMs, undefined, { signal });
+      }
+    }
+  }
+
   /** A reconciler's message for a running row whose delivery was lost (TaskReconciler). */
   private reclaim(delivery: Delivery<TaskMessage>, token: string): Promise<boolean> {
     const stale = delivery.headers[RECLAIM_HEADER];
@@ -209,6 +261,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
   }
 
   onModuleDestroy(): void {
+    this.storageLog.close();
     this.unsubscribe?.();
     if (this.cancelPoll) clearInterval(this.cancelPoll);
   }

@@ -4,7 +4,9 @@ export class DriverUnavailableError extends Error {
   constructor(
     readonly driver: string,
     reason: string,
+    /** The underlying error, so a caller can tell a full disk from a lost connection. */
+    cause?: unknown,
   ) {
-    super(`queue driver ${driver} is unavailable: ${reason}`);
+    super(`queue driver ${driver} is unavailable: ${reason}`, { cause });
   }
 }

@@ -25,5 +25,16 @@ export const sqliteDriver = defineDriver({
       return fail(key, message);
     }
   },
-  create: (options) => new SqliteQueueDriver(resolveSqliteDriverOptions(options)),
+  create: (options) => {
+    const resolved = resolveSqliteDriverOptions(options);
+    try {
+      return new SqliteQueueDriver(resolved);
+    } catch (error) {
+      // SQLite's message alone ("unable to open database file") names no file; say which and why.
+      throw new Error(
+        `sqlite queue driver: file ${resolved.path} (its path option: a topology entry's, else QUEUE_SQLITE_PATH, else DATABASE_PATH): ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  },
 });

@@ -60,7 +60,7 @@ export class WriteBatcher {
       this.busySince = undefined;
       this.retryDelayMs = 1;
       const reason = error instanceof Error ? error.message : String(error);
-      throw new DriverUnavailableError(this.driverKind, `${this.shard.path}: ${reason}`);
+      throw new DriverUnavailableError(this.driverKind, `${this.shard.path}: ${reason}`, error);
     }
     this.busySince = undefined;
     this.retryDelayMs = 1;
