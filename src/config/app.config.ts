@@ -45,8 +45,12 @@ export interface AppConfig {
       /** Database files the queue spreads over (1..64); shard 0 is `path`. */
       shards: number;
     };
-    /** May carry credentials: never log it (see redactUrl). */
-    redis: { url: string };
+    /**
+     * url may carry credentials: never log it (see redactUrl). allowVolatile: accept a server
+     * without an append-only file (REDIS_ALLOW_VOLATILE); appendfsync: the weakest policy
+     * accepted (REDIS_APPENDFSYNC, default everysec).
+     */
+    redis: { url: string; allowVolatile: boolean; appendfsync: 'always' | 'everysec' | 'no' };
     /** May carry credentials: never log it (see redactUrl). */
     amqp: { url: string };
   };
@@ -187,7 +191,15 @@ export function loadConfig(env: Env = process.env): AppConfig {
         synchronous: oneOf(env, 'QUEUE_SQLITE_SYNCHRONOUS', 'NORMAL', ['NORMAL', 'FULL'] as const),
         shards: int(env, 'QUEUE_SQLITE_SHARDS', 1, 1, 64),
       },
-      redis: { url: brokerUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']) },
+      redis: {
+        url: brokerUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+        allowVolatile: bool(env, 'REDIS_ALLOW_VOLATILE', false),
+        appendfsync: oneOf(env, 'REDIS_APPENDFSYNC', 'everysec', [
+          'always',
+          'everysec',
+          'no',
+        ] as const),
+      },
       amqp: {
         url: brokerUrl(env, 'AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
       },

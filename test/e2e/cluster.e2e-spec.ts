@@ -163,6 +163,8 @@ for (const [driver, service] of [
           PORT: '0',
           LOG_LEVEL: 'log',
           QUEUE_DRIVER: driver,
+          // The shared test Redis runs without persistence (REDIS_ALLOW_VOLATILE accepts it).
+          REDIS_ALLOW_VOLATILE: 'true',
           // A killed worker's redis deliveries come back after this lease.
           QUEUE_LEASE_MS: '2000',
           WORKER_CONCURRENCY: '4',

@@ -18,7 +18,13 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
   const queue = 'jobs';
 
   function makeDriver(options: RedisDriverOptions = {}): RedisQueueDriver {
-    const driver = new RedisQueueDriver({ keyPrefix: prefix, blockMs: 200, ...options });
+    // The shared test Redis runs without persistence: allowVolatile accepts it.
+    const driver = new RedisQueueDriver({
+      keyPrefix: prefix,
+      blockMs: 200,
+      allowVolatile: true,
+      ...options,
+    });
     drivers.push(driver);
     return driver;
   }
