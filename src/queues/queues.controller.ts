@@ -14,6 +14,7 @@ import {
   ApiProperty,
   ApiTags,
 } from '@nestjs/swagger';
+import { TaskStatements } from '../persistence/task-statements';
 import { QueueConsumerService, QueueDriverRegistry, UnknownQueueError } from '../queue';
 
 class QueueConsumerDto {
@@ -27,10 +28,20 @@ class QueueConsumerDto {
 class QueueDto {
   @ApiProperty({ example: 'tasks' }) name!: string;
   @ApiProperty({ example: 'sqlite' }) driver!: string;
-  @ApiProperty({ description: 'Deliverable now.' }) waiting!: number;
+  @ApiProperty({ description: 'Deliverable now, as the broker counts its messages.' })
+  waiting!: number;
+  @ApiProperty({
+    description:
+      'Tasks of this queue that the task table holds queued and due now: the truth, whatever the broker says. Above `waiting` + `inFlight` while messages are missing (a broker that lost data, a publish that failed); the reconciler publishes those again.',
+  })
+  queuedTasks!: number;
   @ApiProperty({ description: 'Delivered, not yet acknowledged.' }) inFlight!: number;
   @ApiProperty({ description: 'Waiting for a delay or a retry backoff.' }) delayed!: number;
-  @ApiProperty({ description: "In the driver's dead-letter store." }) failed!: number;
+  @ApiProperty({
+    description:
+      "In the driver's dead-letter store: tasks that used up their attempts, and messages the driver could not decode (kept with the reason).",
+  })
+  failed!: number;
   @ApiProperty() paused!: boolean;
   @ApiProperty({ type: [QueueConsumerDto], description: "This process's consumers of the queue." })
   consumers!: QueueConsumerDto[];
@@ -40,13 +51,17 @@ class QueueListDto {
   @ApiProperty({ type: [QueueDto] }) queues!: QueueDto[];
 }
 
-/** Queue state and control. Counts come from the driver; consumers are this process's. */
+/**
+ * Queue state and control. Counts come from the driver, except `queuedTasks` (the task table);
+ * consumers are this process's.
+ */
 @ApiTags('queues')
 @Controller('queues')
 export class QueuesController {
   constructor(
     private readonly registry: QueueDriverRegistry,
     private readonly consumers: QueueConsumerService,
+    private readonly tasks: TaskStatements,
   ) {}
 
   @Get()
@@ -91,11 +106,15 @@ export class QueuesController {
 
   private async describe(name: string): Promise<QueueDto> {
     const driver = this.driverOf(name);
-    const stats = await driver.stats(name);
+    const [stats, queuedTasks] = await Promise.all([
+      driver.stats(name),
+      this.tasks.countQueuedDue(name, Date.now()),
+    ]);
     return {
       name,
       driver: driver.kind,
       waiting: stats.ready,
+      queuedTasks,
       inFlight: stats.inFlight,
       delayed: stats.delayed,
       failed: stats.dead,

@@ -24,6 +24,7 @@ describe('queues API', () => {
           name: 'tasks',
           driver: E2E_QUEUE_DRIVER,
           waiting: expect.any(Number),
+          queuedTasks: expect.any(Number),
           inFlight: expect.any(Number),
           delayed: expect.any(Number),
           failed: expect.any(Number),
@@ -47,6 +48,8 @@ describe('queues API', () => {
     await waitFor(
       async () => (await t.http.get('/queues').expect(200)).body.queues[0].waiting >= 1,
     );
+    // The task table agrees: the task is queued, not lost.
+    expect((await t.http.get('/queues').expect(200)).body.queues[0].queuedTasks).toBe(1);
     expect((await t.http.get(`/tasks/${id}`).expect(200)).body.status).toBe('queued');
 
     expect((await t.http.post('/queues/tasks/resume').expect(200)).body.paused).toBe(false);
