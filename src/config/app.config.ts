@@ -38,6 +38,11 @@ export interface AppConfig {
     topologyFile?: string;
     /** How long a delivery stays a worker's before a lease-based driver redelivers it. */
     leaseMs: number;
+    /**
+     * PUBLISH_TIMEOUT_MS: how long POST /tasks waits for the broker to take a stored task's
+     * message before it answers 202 anyway (the reconciler publishes it once the broker is back).
+     */
+    publishTimeoutMs: number;
     sqlite: {
       /** Defaults to the task table's file; the queue's tables are prefixed `queue_`. */
       path: string;
@@ -186,6 +191,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       nameGiven: raw(env, 'QUEUE_NAME') !== undefined,
       topologyFile: optionalPath(env, 'QUEUE_TOPOLOGY'),
       leaseMs: int(env, 'QUEUE_LEASE_MS', 30_000, 1000, 86_400_000),
+      publishTimeoutMs: int(env, 'PUBLISH_TIMEOUT_MS', 3000, 100, 600_000),
       sqlite: {
         path: resolve(raw(env, 'QUEUE_SQLITE_PATH') ?? databasePath),
         synchronous: oneOf(env, 'QUEUE_SQLITE_SYNCHRONOUS', 'NORMAL', ['NORMAL', 'FULL'] as const),

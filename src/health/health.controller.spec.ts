@@ -1,7 +1,7 @@
 import { ServiceUnavailableException } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { QueueDriverRegistry } from '../queue';
-import { HealthController } from './health.controller';
+import { HEALTH_CHECK_TIMEOUT_MS, HealthController } from './health.controller';
 
 function setUp() {
   const registry = new QueueDriverRegistry({
@@ -54,6 +54,23 @@ describe(HealthController.name, () => {
       database: 'up',
       queue: 'down: reports-driver: connection lost',
     });
+  });
+
+  it('answers 503 in bounded time when a driver hangs, naming it', async () => {
+    const { controller, driver } = setUp();
+    jest.spyOn(driver('default'), 'ping').mockReturnValue(new Promise(() => undefined));
+    jest.useFakeTimers();
+    try {
+      const check = failure(controller.check());
+      await jest.advanceTimersByTimeAsync(HEALTH_CHECK_TIMEOUT_MS);
+      expect(await check).toEqual({
+        status: 'error',
+        database: 'up',
+        queue: `down: default: ping: no answer within ${HEALTH_CHECK_TIMEOUT_MS} ms`,
+      });
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('ignores a driver that carries no queue', async () => {

@@ -11,7 +11,11 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
+import { within } from '../common/within';
 import { QueueDriverRegistry } from '../queue';
+
+/** Each dependency gets this long to answer, so /health answers even when one hangs. */
+export const HEALTH_CHECK_TIMEOUT_MS = 2000;
 
 /**
  * Liveness for load balancers: database and every driver that carries a queue reachable, not
@@ -37,7 +41,7 @@ export class HealthController implements BeforeApplicationShutdown {
   @ApiServiceUnavailableResponse({ description: 'Shutting down, or a dependency is down.' })
   async check(): Promise<Record<string, string>> {
     const [database, queue] = await Promise.all([
-      this.dataSource.query('SELECT 1').then(
+      within(this.dataSource.query('SELECT 1'), HEALTH_CHECK_TIMEOUT_MS, 'database').then(
         () => 'up',
         (error: Error) => `down: ${error.message}`,
       ),
@@ -61,7 +65,7 @@ export class HealthController implements BeforeApplicationShutdown {
       [...this.registry.allDrivers()]
         .filter(([, driver]) => carrying.has(driver))
         .map(([name, driver]) =>
-          driver.ping().then(
+          within(driver.ping(), HEALTH_CHECK_TIMEOUT_MS, 'ping').then(
             () => undefined,
             (error: Error) => `${name}: ${error.message}`,
           ),

@@ -471,6 +471,8 @@ export class RedisQueueDriver implements QueueDriver {
 
   async ping(): Promise<void> {
     await this.ready();
+    // While ioredis reconnects a command waits in its offline queue: say so at once instead.
+    if (this.client.status !== 'ready') throw this.unavailable(`connection ${this.client.status}`);
     await this.call(() => this.client.ping());
   }
 
