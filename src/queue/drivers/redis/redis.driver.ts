@@ -173,11 +173,17 @@ export class RedisQueueDriver implements QueueDriver {
       this.connecting = undefined;
       throw this.unavailable(error);
     }
-    // INFO works where CONFIG is disabled (managed Redis services).
-    const info = await this.client.info('memory');
-    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? 'unknown';
-    if (policy !== 'noeviction') throw new RedisEvictionPolicyError(policy);
-    await this.checkPersistence();
+    try {
+      // INFO works where CONFIG is disabled (managed Redis services).
+      const info = await this.client.info('memory');
+      const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? 'unknown';
+      if (policy !== 'noeviction') throw new RedisEvictionPolicyError(policy);
+      await this.checkPersistence();
+    } catch (error) {
+      // A refused server is not used at all; the boot fails with the reason.
+      this.client.disconnect();
+      throw error;
+    }
     this.timers = [
       setInterval(() => void this.checkEpochs(false), this.epochCheckMs),
       setInterval(() => void this.renewHeartbeats(), Math.max(100, this.livenessMs / 3)),
