@@ -156,6 +156,33 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
     );
   }, 60_000);
 
+  it('keeps entries it cannot decode as dead letters with the reason, and goes on', async () => {
+    const errors: string[] = [];
+    const sut = makeDriver({ logger: { error: (message) => errors.push(message) } });
+    await sut.publish(queue, [{ body: 'good' }]);
+    // Another writer adds entries to the queue's stream that this driver did not write.
+    const stream = `${prefix}:{${queue}}:s:0`;
+    await admin.xadd(stream, '*', 'i', 'junk', 'a', '1', 'c', '0', 'k', '', 'd', 'not json');
+    await admin.xadd(stream, '*', 'x', '1');
+
+    const got = collect(sut);
+    await waitFor(async () => (await sut.stats(queue)).dead === 2, { what: 'two dead letters' });
+    await waitFor(() => got.length === 1);
+    expect(got[0].body).toBe('good');
+    await sut.ack(got[0]);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 0, inFlight: 0, dead: 2 });
+    const letters = await sut.deadLetters(queue);
+    expect(letters).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: 'junk', body: 'not json', reason: expect.any(String) }),
+        // Fields it cannot read are kept as the entry's field list; the id is the entry's.
+        expect.objectContaining({ id: expect.stringMatching(/^\d+-\d+$/), body: '["x","1"]' }),
+      ]),
+    );
+    for (const letter of letters) expect(letter.reason).toMatch(/^undecodable message: /);
+    expect(errors.filter((e) => e.includes('cannot decode'))).toHaveLength(2);
+  });
+
   it('refuses a server that may evict keys, naming the setting', async () => {
     const sut = makeDriver();
     const client = (sut as unknown as { client: Redis }).client;

@@ -25,5 +25,5 @@ export const sqliteDriver = defineDriver({
       return fail(key, message);
     }
   },
-  create: (options) => new SqliteQueueDriver(resolveSqliteDriverOptions(options)),
+  create: (options, logger) => new SqliteQueueDriver(resolveSqliteDriverOptions(options), logger),
 });
