@@ -6,16 +6,27 @@ import {
   NotFoundException,
   Param,
   Post,
+  ServiceUnavailableException,
 } from '@nestjs/common';
 import {
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
   ApiProperty,
+  ApiServiceUnavailableResponse,
   ApiTags,
 } from '@nestjs/swagger';
+import { TimeoutError, within } from '../common/within';
 import { TaskStatements } from '../persistence/task-statements';
-import { QueueConsumerService, QueueDriverRegistry, UnknownQueueError } from '../queue';
+import {
+  DriverUnavailableError,
+  QueueConsumerService,
+  QueueDriverRegistry,
+  UnknownQueueError,
+} from '../queue';
+
+/** How long a queue call waits for its broker before answering 503. */
+const BROKER_CALL_TIMEOUT_MS = 5000;
 
 class QueueConsumerDto {
   @ApiProperty() concurrency!: number;
@@ -67,6 +78,7 @@ export class QueuesController {
   @Get()
   @ApiOperation({ summary: 'Every queue with its counts, pause state and consumers' })
   @ApiOkResponse({ type: QueueListDto })
+  @ApiServiceUnavailableResponse({ description: 'A queue broker is down or does not answer.' })
   async list(): Promise<QueueListDto> {
     return {
       queues: await Promise.all(this.registry.queueNames().map((name) => this.describe(name))),
@@ -80,8 +92,9 @@ export class QueuesController {
   })
   @ApiOkResponse({ type: QueueDto })
   @ApiNotFoundResponse({ description: 'No such queue.' })
+  @ApiServiceUnavailableResponse({ description: 'The queue broker is down or does not answer.' })
   async pause(@Param('name') name: string): Promise<QueueDto> {
-    await this.driverOf(name).pauseQueue(name);
+    await this.broker(name, (driver) => driver.pauseQueue(name));
     return this.describe(name);
   }
 
@@ -90,8 +103,9 @@ export class QueuesController {
   @ApiOperation({ summary: 'Deliver the queue again' })
   @ApiOkResponse({ type: QueueDto })
   @ApiNotFoundResponse({ description: 'No such queue.' })
+  @ApiServiceUnavailableResponse({ description: 'The queue broker is down or does not answer.' })
   async resume(@Param('name') name: string): Promise<QueueDto> {
-    await this.driverOf(name).resumeQueue(name);
+    await this.broker(name, (driver) => driver.resumeQueue(name));
     return this.describe(name);
   }
 
@@ -104,10 +118,28 @@ export class QueuesController {
     }
   }
 
+  /**
+   * A call to the broker of `name`, bounded: an unreachable or silent broker answers 503 naming
+   * the queue instead of holding the request while its client reconnects.
+   */
+  private async broker<R>(
+    name: string,
+    call: (driver: ReturnType<QueuesController['driverOf']>) => Promise<R>,
+  ): Promise<R> {
+    try {
+      return await within(call(this.driverOf(name)), BROKER_CALL_TIMEOUT_MS, `queue ${name}`);
+    } catch (error) {
+      if (error instanceof DriverUnavailableError || error instanceof TimeoutError) {
+        throw new ServiceUnavailableException(`queue broker unavailable: ${error.message}`);
+      }
+      throw error;
+    }
+  }
+
   private async describe(name: string): Promise<QueueDto> {
     const driver = this.driverOf(name);
     const [stats, queuedTasks] = await Promise.all([
-      driver.stats(name),
+      this.broker(name, (d) => d.stats(name)),
       this.tasks.countQueuedDue(name, Date.now()),
     ]);
     return {

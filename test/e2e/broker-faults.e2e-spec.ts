@@ -128,10 +128,15 @@ suite('broker faults (own redis-server)', () => {
       .send({ action: 'uppercase', data: { text: 'outage' } })
       .expect(202);
     const health = await t.http.get('/health').timeout(ANSWER_BOUND_MS).expect(503);
+    const queues = await t.http.get('/queues').timeout(ANSWER_BOUND_MS).expect(503);
 
     // Assert: the task is stored; health names the broker; the task runs once Redis is back.
     expect(health.body).toMatchObject({ status: 'error', database: 'up' });
     expect(health.body.queue).toMatch(/^down: default: /);
+    expect(queues.body).toMatchObject({
+      statusCode: 503,
+      message: expect.stringMatching(/^queue broker unavailable: /),
+    });
     expect(await status(t, accepted.body.id as string)).toBe('queued');
     await server.restart();
     await waitFor(async () => (await status(t, accepted.body.id as string)) === 'completed', {
