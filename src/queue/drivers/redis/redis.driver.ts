@@ -80,6 +80,9 @@ const SCRIPTS = {
   taskqEpoch: { lua: EPOCH_SCRIPT, numberOfKeys: 1 },
 };
 
+/** Whether this process has already warned about a volatile server it was allowed to use. */
+let volatileWarned = false;
+
 /** Keys asked about per missingKeys script call. */
 const MISSING_CHUNK = 1000;
 
@@ -207,6 +210,9 @@ export class RedisQueueDriver implements QueueDriver {
     if (!problem) return;
     const error = new RedisVolatileError(problem);
     if (!this.options.allowVolatile) throw error;
+    // Once per process: every driver (and test) on that server would repeat it.
+    if (volatileWarned) return;
+    volatileWarned = true;
     this.logWarn(`${error.message} (accepted: allowVolatile / REDIS_ALLOW_VOLATILE is set)`);
   }
 
