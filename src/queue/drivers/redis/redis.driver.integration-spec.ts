@@ -156,6 +156,36 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
     );
   }, 60_000);
 
+  it("takes over a consumer's deliveries once its heartbeat key expires, long before the lease", async () => {
+    const livenessMs = 600;
+    const a = makeDriver({ livenessMs, leaseMs: 60_000 });
+    const b = makeDriver({ livenessMs, leaseMs: 60_000 });
+    await a.publish(queue, [{ body: 'held' }]);
+    const gotA = collect(a);
+    await waitFor(() => gotA.length === 1);
+    // A's process "dies": its consumer stops fetching and nothing renews its heartbeat.
+    await handles.splice(0)[0].cancel();
+    for (const timer of (a as unknown as { timers: NodeJS.Timeout[] }).timers) clearInterval(timer);
+
+    const gotB = collect(b);
+    await waitFor(() => gotB.length === 1, { what: 'the takeover' });
+    expect(gotB[0]).toMatchObject({ id: gotA[0].id, body: 'held', attempt: 1, deliveryCount: 2 });
+    await expect(a.ack(gotA[0])).rejects.toBeInstanceOf(StaleDeliveryError);
+    await b.ack(gotB[0]);
+  });
+
+  it("tells its recovery listeners when a queue's data is gone", async () => {
+    const sut = makeDriver({ epochCheckMs: 100 });
+    const events: unknown[] = [];
+    sut.onRecovery((event) => events.push(event));
+    await sut.publish(queue, [{ body: 'lost soon' }]);
+    // What a restart without persistence or a flush does to the queue's keys.
+    const keys = await admin.keys(`${prefix}:*`);
+    await admin.del(...keys);
+    await waitFor(() => events.length > 0, { what: 'the loss to be noticed' });
+    expect(events).toEqual([{ queues: [queue], lost: true, reason: 'the broker lost its data' }]);
+  });
+
   it('keeps entries it cannot decode as dead letters with the reason, and goes on', async () => {
     const errors: string[] = [];
     const sut = makeDriver({ logger: { error: (message) => errors.push(message) } });
