@@ -175,7 +175,8 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
   });
 
   it("tells its recovery listeners when a queue's data is gone", async () => {
-    const sut = makeDriver({ epochCheckMs: 100 });
+    const errors: string[] = [];
+    const sut = makeDriver({ epochCheckMs: 100, logger: { error: (m) => errors.push(m) } });
     const events: unknown[] = [];
     sut.onRecovery((event) => events.push(event));
     await sut.publish(queue, [{ body: 'lost soon' }]);
@@ -184,6 +185,7 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
     await admin.del(...keys);
     await waitFor(() => events.length > 0, { what: 'the loss to be noticed' });
     expect(events).toEqual([{ queues: [queue], lost: true, reason: 'the broker lost its data' }]);
+    expect(errors).toEqual([expect.stringContaining(`lost the data of queue(s) ${queue}`)]);
   });
 
   it('keeps entries it cannot decode as dead letters with the reason, and goes on', async () => {
