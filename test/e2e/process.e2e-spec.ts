@@ -4,6 +4,7 @@ import request from 'supertest';
 import { distFile, finished, runNode, startNode } from '../helpers/child-process';
 import { E2E_QUEUE_DRIVER, tempDir } from '../helpers/create-test-app';
 import { waitFor } from '../helpers/wait-for';
+import { migrations } from '../../src/persistence/migrations';
 
 /** The compiled service and migrate command as an operator runs them, as child processes. */
 describe('processes', () => {
@@ -26,7 +27,8 @@ describe('processes', () => {
       });
       expect(first).toMatchObject({ code: 0 });
       expect(first.stdout).toContain(
-        `migrate: applied CreateTasks1763900000000, AddTaskControl1763910000000, CreateSchedules1764600000000 to ${dbPath}`,
+        // Every migration, in order: the list in src/persistence/migrations.
+        `migrate: applied ${migrations.map((m) => m.name).join(', ')} to ${dbPath}`,
       );
 
       const db = new Database(dbPath, { readonly: true });
