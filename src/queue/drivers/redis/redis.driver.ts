@@ -136,6 +136,8 @@ export class RedisQueueDriver implements QueueDriver {
   private readonly recoveryListeners = new Set<(event: BrokerRecovery) => void>();
   private timers: NodeJS.Timeout[] = [];
   private checkingEpochs = false;
+  /** A reconnect seen while a check was running: reported by a check right after it. */
+  private reconnectPending = false;
   private wasReady = false;
 
   constructor(private readonly options: RedisDriverOptions = {}) {
@@ -241,7 +243,11 @@ export class RedisQueueDriver implements QueueDriver {
    * the server lost the queue's keys. Skipped while disconnected (the reconnect runs it).
    */
   private async checkEpochs(reconnected: boolean): Promise<void> {
-    if (this.checkingEpochs || this.closing || this.client.status !== 'ready') return;
+    if (this.checkingEpochs) {
+      if (reconnected) this.reconnectPending = true;
+      return;
+    }
+    if (this.closing || this.client.status !== 'ready') return;
     this.checkingEpochs = true;
     try {
       const lost: string[] = [];
@@ -273,6 +279,10 @@ export class RedisQueueDriver implements QueueDriver {
       // The connection dropped meanwhile; the next reconnect checks again.
     } finally {
       this.checkingEpochs = false;
+      if (this.reconnectPending) {
+        this.reconnectPending = false;
+        void this.checkEpochs(true);
+      }
     }
   }
 
