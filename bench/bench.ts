@@ -110,6 +110,8 @@ function appEnv(
 ): Record<string, string> {
   return {
     QUEUE_DRIVER: driver,
+    // The bench's Redis may run without persistence; it measures speed, not durability.
+    REDIS_ALLOW_VOLATILE: process.env.REDIS_ALLOW_VOLATILE ?? 'true',
     // A queue of its own per scenario, so a broker (redis, amqp) carries nothing over between runs.
     QUEUE_NAME: SCENARIO_QUEUE,
     DATABASE_PATH: join(dir, 'tasks.db'),

@@ -234,6 +234,8 @@ async function main(): Promise<number> {
       DATABASE_PATH: join(work, 'tasks.db'),
       ...(schema ? { DATABASE_URL: schema.url } : {}),
       QUEUE_DRIVER: DRIVER,
+      // The shared Redis runs without persistence; the chaos run kills taskq, not the broker.
+      REDIS_ALLOW_VOLATILE: process.env.REDIS_ALLOW_VOLATILE ?? 'true',
       QUEUE_NAME: queueName,
       LOG_LEVEL: 'warn',
       WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),

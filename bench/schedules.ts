@@ -92,6 +92,8 @@ async function main(): Promise<void> {
     DATABASE_PATH: join(dir, 'tasks.db'),
     ...(schema ? { DATABASE_URL: schema.url } : {}),
     QUEUE_DRIVER: process.env.QUEUE_DRIVER ?? 'sqlite',
+    // The bench's Redis may run without persistence; it measures speed, not durability.
+    REDIS_ALLOW_VOLATILE: process.env.REDIS_ALLOW_VOLATILE ?? 'true',
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
   };

@@ -298,7 +298,8 @@ async function taskqSystem(job: BrokerJob, queue: string): Promise<System> {
   const prefix = `bench-brokers-${randomUUID().slice(0, 8)}`;
   const driver: QueueDriver & { connect?(): Promise<void> } =
     job.driver === 'redis'
-      ? new RedisQueueDriver({ url: REDIS_URL, keyPrefix: prefix })
+      ? // The bench's Redis may run without persistence; it measures speed, not durability.
+        new RedisQueueDriver({ url: REDIS_URL, keyPrefix: prefix, allowVolatile: true })
       : new AmqpQueueDriver({ url: AMQP_URL });
   await driver.ping();
   const handles: { cancel(): Promise<void> }[] = [];

@@ -125,6 +125,19 @@ describe('broker and database URLs', () => {
     expect(loadConfig({}).databaseUrl).toBeUndefined();
   });
 
+  it('requires a durable Redis unless told otherwise', () => {
+    expect(loadConfig({}).queue.redis).toMatchObject({
+      allowVolatile: false,
+      appendfsync: 'everysec',
+    });
+    expect(
+      loadConfig({ REDIS_ALLOW_VOLATILE: 'true', REDIS_APPENDFSYNC: 'always' }).queue.redis,
+    ).toMatchObject({ allowVolatile: true, appendfsync: 'always' });
+    expect(() => loadConfig({ REDIS_APPENDFSYNC: 'sometimes' })).toThrow(
+      'REDIS_APPENDFSYNC=sometimes is invalid: expected one of always, everysec, no',
+    );
+  });
+
   it('never repeats a password in an error', () => {
     const load = () => loadConfig({ AMQP_URL: 'http://user:hunter2@host' });
     expect(load).toThrow('AMQP_URL=http://***@host/ is invalid');

@@ -45,6 +45,11 @@ export interface AppConfig {
     topologyFile?: string;
     /** How long a delivery stays a worker's before a lease-based driver redelivers it. */
     leaseMs: number;
+    /**
+     * PUBLISH_TIMEOUT_MS: how long POST /tasks waits for the broker to take a stored task's
+     * message before it answers 202 anyway (the reconciler publishes it once the broker is back).
+     */
+    publishTimeoutMs: number;
     sqlite: {
       /** Defaults to the task table's file; the queue's tables are prefixed `queue_`. */
       path: string;
@@ -52,8 +57,12 @@ export interface AppConfig {
       /** Database files the queue spreads over (1..64); shard 0 is `path`. */
       shards: number;
     };
-    /** May carry credentials: never log it (see redactUrl). */
-    redis: { url: string };
+    /**
+     * url may carry credentials: never log it (see redactUrl). allowVolatile: accept a server
+     * without an append-only file (REDIS_ALLOW_VOLATILE); appendfsync: the weakest policy
+     * accepted (REDIS_APPENDFSYNC, default everysec).
+     */
+    redis: { url: string; allowVolatile: boolean; appendfsync: 'always' | 'everysec' | 'no' };
     /** May carry credentials: never log it (see redactUrl). */
     amqp: { url: string };
   };
@@ -251,12 +260,21 @@ export function loadConfig(env: Env = process.env): AppConfig {
       nameGiven: raw(env, 'QUEUE_NAME') !== undefined,
       topologyFile: optionalPath(env, 'QUEUE_TOPOLOGY'),
       leaseMs: int(env, 'QUEUE_LEASE_MS', 30_000, 1000, 86_400_000),
+      publishTimeoutMs: int(env, 'PUBLISH_TIMEOUT_MS', 3000, 100, 600_000),
       sqlite: {
         path: resolve(raw(env, 'QUEUE_SQLITE_PATH') ?? databasePath),
         synchronous: oneOf(env, 'QUEUE_SQLITE_SYNCHRONOUS', 'NORMAL', ['NORMAL', 'FULL'] as const),
         shards: int(env, 'QUEUE_SQLITE_SHARDS', 1, 1, 64),
       },
-      redis: { url: brokerUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']) },
+      redis: {
+        url: brokerUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+        allowVolatile: bool(env, 'REDIS_ALLOW_VOLATILE', false),
+        appendfsync: oneOf(env, 'REDIS_APPENDFSYNC', 'everysec', [
+          'always',
+          'everysec',
+          'no',
+        ] as const),
+      },
       amqp: {
         url: brokerUrl(env, 'AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
       },

@@ -3,7 +3,7 @@ import type { DataSource } from 'typeorm';
 import type { ApiKeyStore } from '../auth/api-key.store';
 import type { DatabaseFileMonitor } from '../persistence/database-file.monitor';
 import { QueueDriverRegistry } from '../queue';
-import { HealthController } from './health.controller';
+import { HEALTH_CHECK_TIMEOUT_MS, HealthController } from './health.controller';
 
 function setUp() {
   const registry = new QueueDriverRegistry({
@@ -65,6 +65,23 @@ describe(HealthController.name, () => {
       queue: 'down: reports-driver: connection lost',
       auth: 'open',
     });
+  });
+
+  it('answers 503 in bounded time when a driver hangs, naming it', async () => {
+    const { controller, driver } = setUp();
+    jest.spyOn(driver('default'), 'ping').mockReturnValue(new Promise(() => undefined));
+    jest.useFakeTimers();
+    try {
+      const check = failure(controller.check());
+      await jest.advanceTimersByTimeAsync(HEALTH_CHECK_TIMEOUT_MS);
+      expect(await check).toEqual({
+        status: 'error',
+        database: 'up',
+        queue: `down: default: ping: no answer within ${HEALTH_CHECK_TIMEOUT_MS} ms`,
+      });
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('ignores a driver that carries no queue', async () => {

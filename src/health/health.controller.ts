@@ -15,8 +15,12 @@ import { DataSource } from 'typeorm';
 import { ApiKeyStore } from '../auth/api-key.store';
 import { Public } from '../auth/require-scopes.decorator';
 import { DatabaseFileMonitor } from '../persistence/database-file.monitor';
+import { within } from '../common/within';
 import { QueueDriverRegistry } from '../queue';
 import { HealthResponseDto } from './health.response.dto';
+
+/** Each dependency gets this long to answer, so /health answers even when one hangs. */
+export const HEALTH_CHECK_TIMEOUT_MS = 2000;
 
 /**
  * Liveness for load balancers: database and every driver that carries a queue reachable, not
@@ -53,9 +57,10 @@ export class HealthController implements BeforeApplicationShutdown {
   async check(): Promise<Record<string, string>> {
     const fileProblem = this.databaseFile?.problem();
     const [database, queue] = await Promise.all([
-      (fileProblem
-        ? Promise.reject(new Error(fileProblem))
-        : this.dataSource.query('SELECT 1')
+      within(
+        fileProblem ? Promise.reject(new Error(fileProblem)) : this.dataSource.query('SELECT 1'),
+        HEALTH_CHECK_TIMEOUT_MS,
+        'database',
       ).then(
         () => 'up',
         (error: Error) => `down: ${error.message}`,
@@ -81,7 +86,7 @@ export class HealthController implements BeforeApplicationShutdown {
       [...this.registry.allDrivers()]
         .filter(([, driver]) => carrying.has(driver))
         .map(([name, driver]) =>
-          driver.ping().then(
+          within(driver.ping(), HEALTH_CHECK_TIMEOUT_MS, 'ping').then(
             () => undefined,
             (error: Error) => `${name}: ${error.message}`,
           ),

@@ -57,4 +57,59 @@ describe(TaskReconciler.name, () => {
     await sut.reconcile(10_000);
     expect(store.staleQueued.mock.calls[3][3]).toBeUndefined();
   });
+
+  it('on a recovery event, publishes at once every queued task of those queues without a message', async () => {
+    // 12,000 queued keys over two queues; the broker of `lost` kept none of its messages.
+    const keys = Array.from({ length: 12_000 }, (_, i) => ({
+      id: `k${String(i).padStart(5, '0')}`,
+      queue: i % 2 === 0 ? 'lost' : 'fine',
+      createdAt: i,
+    }));
+    const store = {
+      queuedKeys: jest.fn((limit: number, after?: { id: string }) =>
+        Promise.resolve(keys.filter((k) => !after || k.id > after.id).slice(0, limit)),
+      ),
+      queuedByIds: jest.fn((ids: string[]) =>
+        Promise.resolve(ids.map((id) => ({ id, queue: 'lost' }) as TaskEntity)),
+      ),
+    };
+    let listener:
+      ((event: { queues: string[]; lost: boolean; reason: string }) => void) | undefined;
+    const driver = {
+      capabilities: { durable: true, leases: true },
+      missingKeys: jest.fn((queue: string, ids: string[]) =>
+        Promise.resolve(queue === 'lost' ? ids : []),
+      ),
+      onRecovery: jest.fn((l: typeof listener) => {
+        listener = l;
+        return () => (listener = undefined);
+      }),
+    } as unknown as QueueDriver;
+    const queues = {
+      queueNames: () => ['lost', 'fine'],
+      driverFor: () => driver,
+    } as unknown as QueueDriverRegistry;
+    const tasks = { publish: jest.fn((_rows: TaskEntity[]) => Promise.resolve()) };
+    const config = { role: 'all', reconcile: { intervalMs: 0, afterMs: 1 } } as AppConfig;
+    const sut = new TaskReconciler(
+      config,
+      store as unknown as TaskStatements,
+      tasks as unknown as TasksService,
+      queues,
+    );
+    sut.onApplicationBootstrap();
+    expect(listener).toBeDefined();
+
+    listener!({ queues: ['lost'], lost: true, reason: 'the broker lost its data' });
+    await sut.recover([]); // waits for the pass the event started
+
+    const published = tasks.publish.mock.calls.flatMap(([rows]) => rows.map((r) => r.id));
+    expect(published).toHaveLength(6000);
+    expect(new Set(published)).toEqual(
+      new Set(keys.filter((k) => k.queue === 'lost').map((k) => k.id)),
+    );
+    expect(driver.missingKeys).not.toHaveBeenCalledWith('fine', expect.anything());
+    await sut.beforeApplicationShutdown();
+    expect(listener).toBeUndefined();
+  });
 });

@@ -59,6 +59,11 @@ export interface ReconcileReport {
  *   on amqp running rows are left to the broker, which requeues the unacknowledged deliveries
  *   of a connection that closes (a worker that dies).
  *
+ * And whenever a driver reports that its broker lost data or came back after an outage
+ * (QueueDriver.onRecovery: the redis driver's epoch keys and reconnects), every queued task of
+ * the queues concerned whose message is missing is published again at once, at full speed,
+ * not a page per interval.
+ *
  * Several workers may reconcile at once; each step above is safe to repeat.
  */
 @Injectable()
@@ -68,6 +73,10 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
   private running?: Promise<unknown>;
   /** Per queue, the last queued row the previous pass looked at. */
   private readonly cursors = new Map<string, { updatedAt: number; id: string }>();
+  private unsubscribe: (() => void)[] = [];
+  /** Recoveries run one after another; queues reported meanwhile are gathered for the next. */
+  private recovering?: Promise<void>;
+  private readonly pendingRecovery = new Set<string>();
 
   constructor(
     @InjectAppConfig() private readonly config: AppConfig,
@@ -77,6 +86,16 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
   ) {}
 
   onApplicationBootstrap(): void {
+    const carrying = new Set(this.queues.queueNames().map((q) => this.queues.driverFor(q)));
+    for (const driver of carrying) {
+      const off = driver.onRecovery?.((event) => {
+        this.logger.warn(
+          `queue(s) ${event.queues.join(', ')}: ${event.reason}; publishing their queued tasks again`,
+        );
+        void this.recover(event.queues);
+      });
+      if (off) this.unsubscribe.push(off);
+    }
     const { intervalMs } = this.config.reconcile;
     if (intervalMs === 0) return;
     this.timer = setInterval(() => {
@@ -91,7 +110,34 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
 
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    await this.running;
+    for (const off of this.unsubscribe.splice(0)) off();
+    await Promise.all([this.running, this.recovering]);
+  }
+
+  /**
+   * Publishes again, at full speed, every queued task of `queues` whose message the broker no
+   * longer holds. Resolves when the pass that covers them is done.
+   */
+  recover(queues: readonly string[]): Promise<void> {
+    for (const queue of queues) this.pendingRecovery.add(queue);
+    this.recovering ??= (async () => {
+      while (this.pendingRecovery.size > 0) {
+        const batch = new Set(this.pendingRecovery);
+        this.pendingRecovery.clear();
+        try {
+          const published = await this.republishQueued(batch);
+          this.logger.log(
+            `recovery of ${[...batch].join(', ')}: republished ${published} queued task(s)`,
+          );
+        } catch (error) {
+          // The broker went away again; its next recovery event (or the interval) tries again.
+          this.logger.warn(
+            `recovery of ${[...batch].join(', ')} failed: ${(error as Error).message}`,
+          );
+        }
+      }
+    })().finally(() => (this.recovering = undefined));
+    return this.recovering;
   }
 
   /**
@@ -104,6 +150,20 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
       .queueNames()
       .filter((queue) => !this.queues.driverFor(queue).capabilities.durable);
     const requeued = await this.store.requeueRunning(volatile);
+    const published = await this.republishQueued();
+    if (published > 0) {
+      this.logger.log(
+        `republished ${published} queued task(s) (${requeued} had been running when the last process stopped)`,
+      );
+    }
+    return published;
+  }
+
+  /**
+   * Pages through every queued task (oldest first, only keys), of `only` the given queues when
+   * named, and publishes those whose message is missing. Returns how many were published.
+   */
+  private async republishQueued(only?: ReadonlySet<string>): Promise<number> {
     let published = 0;
     let after: TaskKey | undefined;
     for (;;) {
@@ -111,6 +171,7 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
       if (page.length === 0) break;
       after = page[page.length - 1];
       for (const [queue, keys] of groupBy(page, (key) => key.queue)) {
+        if (only && !only.has(queue)) continue;
         const driver = this.queues.driverFor(queue);
         const missing = await this.missing(driver, queue, keys);
         for (let i = 0; i < missing.length; i += CHUNK) {
@@ -119,11 +180,6 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
           published += rows.length;
         }
       }
-    }
-    if (published > 0) {
-      this.logger.log(
-        `republished ${published} queued task(s) (${requeued} had been running when the last process stopped)`,
-      );
     }
     return published;
   }

@@ -264,8 +264,8 @@ export class PgTaskStatements extends TaskStatements {
         'claim',
         claimFields,
         `UPDATE ${T} AS t SET ${c('status')} = ${status(TaskStatus.Running)},
-           ${c('attempt')} = v.attempt, ${c('claimToken')} = v.token,
-           ${c('startedAt')} = v.now, ${c('updatedAt')} = v.now
+           ${c('attempt')} = v.attempt, ${c('deliveries')} = t.${c('deliveries')} + 1,
+           ${c('claimToken')} = v.token, ${c('startedAt')} = v.now, ${c('updatedAt')} = v.now
          FROM ${unnest(claimFields)}
          WHERE t.${c('id')} = v.id AND CASE t.${c('status')}
            WHEN ${status(TaskStatus.Queued)} THEN t.${c('attempt')} < v.attempt
@@ -313,7 +313,8 @@ export class PgTaskStatements extends TaskStatements {
       ),
       reclaim: named(
         'reclaim',
-        `UPDATE ${T} AS t SET ${c('attempt')} = $3, ${c('claimToken')} = $4,
+        `UPDATE ${T} AS t SET ${c('attempt')} = $3, ${c('deliveries')} = t.${c('deliveries')} + 1,
+           ${c('claimToken')} = $4,
            ${c('startedAt')} = $5, ${c('updatedAt')} = $5
          WHERE ${held('$1', '$2')} AND t.${c('attempt')} < $3`,
       ),
@@ -329,7 +330,7 @@ export class PgTaskStatements extends TaskStatements {
       requeueFinished: named(
         'requeue_finished',
         `UPDATE ${T} AS t SET ${c('status')} = ${status(TaskStatus.Queued)}, ${c('attempt')} = 0,
-           ${c('result')} = NULL, ${c('error')} = NULL, ${c('progress')} = NULL,
+           ${c('deliveries')} = 0, ${c('result')} = NULL, ${c('error')} = NULL, ${c('progress')} = NULL,
            ${c('progressMessage')} = NULL, ${c('claimToken')} = NULL, ${c('startedAt')} = NULL,
            ${c('processedAt')} = NULL, ${c('runAt')} = NULL, ${c('updatedAt')} = $2,
            ${c('callbackStatus')} = NULL, ${c('callbackAttempts')} = 0,

@@ -117,7 +117,7 @@ export class SqliteTaskStatements extends TaskStatements {
       callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE @now END`;
     // A queued row of an earlier attempt; the redelivered variant adds a running row of this one.
     const claimSet = `UPDATE ${T} SET status = '${Running}', attempt = @attempt,
-      claim_token = @token, started_at = @now, updated_at = @now
+      deliveries = deliveries + 1, claim_token = @token, started_at = @now, updated_at = @now
       WHERE id = @id AND ((status = '${Queued}' AND attempt < @attempt)`;
     const claimReturning = 'RETURNING actor_key AS keyName, tenant';
     const callbackHeld = `id = @id AND callback_status = 'pending'
@@ -172,8 +172,8 @@ export class SqliteTaskStatements extends TaskStatements {
          WHERE ${held('token')}`,
       ),
       reclaim: db.prepare(
-        `UPDATE ${T} SET attempt = @attempt, claim_token = @token, started_at = @now,
-           updated_at = @now WHERE ${held('staleToken')} AND attempt < @attempt`,
+        `UPDATE ${T} SET attempt = @attempt, deliveries = deliveries + 1, claim_token = @token,
+           started_at = @now, updated_at = @now WHERE ${held('staleToken')} AND attempt < @attempt`,
       ),
       cancel: db.prepare(
         `UPDATE ${T} SET status = '${Cancelled}', processed_at = @now, updated_at = @now,
@@ -181,7 +181,7 @@ export class SqliteTaskStatements extends TaskStatements {
            AND status IN ('${Queued}', '${Running}')`,
       ),
       requeueFinished: db.prepare(
-        `UPDATE ${T} SET status = '${Queued}', attempt = 0, result = NULL, error = NULL,
+        `UPDATE ${T} SET status = '${Queued}', attempt = 0, deliveries = 0, result = NULL, error = NULL,
            progress = NULL, progress_message = NULL, claim_token = NULL, started_at = NULL,
            processed_at = NULL, run_at = NULL, updated_at = @now, callback_status = NULL,
            callback_attempts = 0, callback_error = NULL, callback_next_at = NULL

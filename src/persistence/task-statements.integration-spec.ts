@@ -84,6 +84,11 @@ function contractCases(get: () => Harness): void {
     expect(await h.committed(stale.id)).toMatchObject({ claim_token: 's2' });
     expect(await h.committed(taken.id)).toMatchObject({ claim_token: 't2' });
     expect(await typeorm(taken.id)).toMatchObject({ attempt: 1, status: TaskStatus.Running });
+    // Every claim is a delivery: the redelivered one shows as a second pickup of attempt 1.
+    expect(await typeorm(taken.id)).toMatchObject({ deliveries: 2 });
+    expect(await typeorm(a.id)).toMatchObject({ attempt: 1, deliveries: 1 });
+    expect(await typeorm(stale.id)).toMatchObject({ attempt: 2, deliveries: 1 });
+    expect(await typeorm(b.id)).toMatchObject({ deliveries: 1 });
   });
 
   it('claims, completes and queues the callback with the same conditions', async () => {
@@ -369,6 +374,7 @@ function contractCases(get: () => Harness): void {
     expect(await typeorm(failed.id)).toMatchObject({
       status: 'queued',
       attempt: 0,
+      deliveries: 0,
       result: null,
       error: null,
       progress: null,
@@ -506,6 +512,7 @@ function contractCases(get: () => Harness): void {
     expect(await store.reclaim(held.id, 'h', 3, 'm')).toBe(false); // token changed
     expect(await typeorm(held.id)).toMatchObject({
       attempt: 2,
+      deliveries: 2,
       claimToken: 'n',
       status: 'running',
     });

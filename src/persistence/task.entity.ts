@@ -48,6 +48,13 @@ export class TaskEntity {
   @Column({ name: 'max_attempts', type: 'int' })
   maxAttempts!: number;
 
+  /**
+   * Times a worker claimed the row (every pickup, a redelivery after a crash or a lost lease
+   * included), so a re-run is visible: more deliveries than attempts means a pickup was repeated.
+   */
+  @Column({ type: 'int', default: 0 })
+  deliveries!: number;
+
   @Column({ type: 'int', default: 0 })
   priority!: number;
 

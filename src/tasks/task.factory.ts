@@ -34,6 +34,7 @@ export function newTask(input: NewTaskInput): TaskEntity {
     result: null,
     error: null,
     attempt: 0,
+    deliveries: 0,
     maxAttempts: input.maxAttempts,
     priority: input.priority ?? 0,
     queue: input.queue,

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { groupBy } from '../common/group-by';
 import { stableHash } from '../common/stable-hash';
+import { within } from '../common/within';
 import { QueryFailedError } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { InjectAppConfig } from '../config/inject-app-config.decorator';
@@ -60,12 +61,16 @@ const OPEN_ACTOR: TaskActor = { keyName: null, tenant: DEFAULT_TENANT };
 const DEPTH_CACHE_MS = 500;
 /** Long polls re-read the row this often, to see changes made by other processes. */
 const WAIT_POLL_MS = 250;
+/** During a broker outage, failed publishes are logged once per this interval, with a count. */
+const PUBLISH_FAILURE_LOG_MS = 10_000;
 
 /** The task use cases behind the REST API. */
 @Injectable()
 export class TasksService {
   private readonly logger = new Logger(TasksService.name);
   private depth = { value: 0, at: 0 };
+  /** Stored tasks whose publish failed since the last log line about it. */
+  private unpublished = { tasks: 0, loggedAt: 0 };
 
   constructor(
     private readonly store: TaskStatements,
@@ -404,15 +409,25 @@ export class TasksService {
     }
   }
 
+  /**
+   * Publishes stored tasks, waiting for the broker at most PUBLISH_TIMEOUT_MS: a broker that is
+   * down or slow never holds the request longer. A task not published is still answered as
+   * accepted, because its row is committed: the reconciler publishes it once the broker is back
+   * (at once where the driver reports the reconnect, else after RECONCILE_AFTER_MS).
+   */
   private async publishAccepted(tasks: TaskEntity[]): Promise<void> {
     this.emitQueued(tasks);
+    const { publishTimeoutMs } = this.config.queue;
     try {
-      await this.publish(tasks);
+      await within(this.publish(tasks), publishTimeoutMs, 'the queue broker');
     } catch (error) {
+      this.unpublished.tasks += tasks.length;
+      const now = Date.now();
+      if (now - this.unpublished.loggedAt < PUBLISH_FAILURE_LOG_MS) return;
       this.logger.error(
-        `${tasks.length} task(s) stored but not published; recovery will publish them`,
-        (error as Error).stack,
+        `${this.unpublished.tasks} task(s) stored but not published (${(error as Error).message}); the reconciler will publish them`,
       );
+      this.unpublished = { tasks: 0, loggedAt: now };
     }
   }
 

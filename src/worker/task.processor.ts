@@ -87,6 +87,12 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
   ) {}
 
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
+    const body = delivery.body as Partial<TaskMessage> | null;
+    if (typeof body?.taskId !== 'string' || typeof body.action !== 'string') {
+      // Decoded by the driver, but no task message (another publisher, a bug): retried it would
+      // fail the same way, so it goes straight to the dead letters, kept with the reason.
+      throw new NonRetryableError('malformed task message: string taskId and action expected');
+    }
     const { taskId, action, data, timeoutMs } = delivery.body;
     const token = randomUUID();
     const actor = await this.claimWhenStoreWrites(delivery, token, signal);

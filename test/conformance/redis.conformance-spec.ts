@@ -11,7 +11,10 @@ import { describeQueueDriverConformance } from '../../src/queue/testing';
 const keyPrefix = `taskq-conformance-${randomUUID()}`;
 const shortLeaseMs = 1000;
 const build = (options: RedisDriverOptions = {}) =>
-  Promise.resolve(new RedisQueueDriver({ keyPrefix, blockMs: 500, ...options }));
+  // The shared test Redis runs without persistence: allowVolatile accepts it.
+  Promise.resolve(
+    new RedisQueueDriver({ keyPrefix, blockMs: 500, allowVolatile: true, ...options }),
+  );
 
 describeWithService(REDIS_SERVICE, 'redis conformance', () => {
   afterAll(async () => {

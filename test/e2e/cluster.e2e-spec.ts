@@ -163,6 +163,8 @@ for (const [driver, service] of [
           PORT: '0',
           LOG_LEVEL: 'log',
           QUEUE_DRIVER: driver,
+          // The shared test Redis runs without persistence (REDIS_ALLOW_VOLATILE accepts it).
+          REDIS_ALLOW_VOLATILE: 'true',
           // A killed worker's redis deliveries come back after this lease.
           QUEUE_LEASE_MS: '2000',
           WORKER_CONCURRENCY: '4',
@@ -203,6 +205,82 @@ for (const [driver, service] of [
         await expectEachCompletedOnce(schema, expected);
         await request(apiUrl).get('/health').expect(200);
       });
+
+      // SIGKILL: a dead worker. SIGSTOP: a hung one (frozen, partitioned) that still holds its
+      // connections; redis sees its heartbeat key expire, RabbitMQ its missed AMQP heartbeats.
+      it.each(['SIGKILL', 'SIGSTOP'] as const)(
+        "a %s worker's tasks run elsewhere within seconds, not the lease, and show the redelivery",
+        async (signal) => {
+          // Arrange: one worker holds every task; a second one starts idle. The lease is a minute,
+          // so only liveness (redis heartbeat keys, RabbitMQ's channel close) can hand them over.
+          const { schema, url } = await freshSchema();
+          schemas.push(schema);
+          const leaseMs = 60_000;
+          const env = {
+            DATABASE_URL: url,
+            QUEUE_NAME: `handover-${randomUUID()}`,
+            QUEUE_LEASE_MS: String(leaseMs),
+          };
+          queues.push(env.QUEUE_NAME);
+          const api = start({ ...env, APP_ROLE: 'api' });
+          const victim = start({ ...env, APP_ROLE: 'worker' });
+          const apiUrl = await listening(api);
+          await listening(victim);
+          const ids: string[] = [];
+          for (let i = 0; i < 4; i += 1) {
+            const { body } = await request(apiUrl)
+              .post('/tasks')
+              // Long enough to still run after the second worker has booted on a busy machine.
+              .send({ action: 'sleep', data: { ms: 15_000 } })
+              .expect(202);
+            ids.push(body.id as string);
+          }
+          await waitFor(async () => (await statuses(schema)).running === 4, {
+            timeoutMs: 60_000,
+            what: 'the first worker to run every task',
+          });
+          const survivor = start({ ...env, APP_ROLE: 'worker' });
+          await listening(survivor);
+          const task = async (id: string) =>
+            (await request(apiUrl).get(`/tasks/${id}`).expect(200)).body as {
+              status: string;
+              attempt: number;
+              deliveries: number;
+            };
+
+          // Act
+          const killed = finished(victim);
+          victim.kill(signal);
+          const killedAt = Date.now();
+          if (signal === 'SIGKILL') await killed;
+          await waitFor(
+            async () => (await Promise.all(ids.map(task))).every((t) => t.deliveries === 2),
+            { timeoutMs: leaseMs / 2, intervalMs: 100, what: 'the survivor to take every task' },
+          );
+          const handOverMs = Date.now() - killedAt;
+          console.log(`${driver}: ${signal} to every task running elsewhere: ${handOverMs} ms`);
+          // A stopped worker is ended for good, before it could wake and find its claims gone.
+          if (signal === 'SIGSTOP') {
+            victim.kill('SIGKILL');
+            await killed;
+          }
+
+          // Assert: handed over before any lease could expire; each ran to completion once more,
+          // as the same attempt, and the API shows the second delivery.
+          expect(handOverMs).toBeLessThan(leaseMs);
+          await waitFor(
+            async () => (await Promise.all(ids.map(task))).every((t) => t.status === 'completed'),
+            { timeoutMs: 60_000, intervalMs: 200, what: 'every task to complete' },
+          );
+          for (const id of ids) {
+            expect(await task(id)).toMatchObject({
+              status: 'completed',
+              attempt: 1,
+              deliveries: 2,
+            });
+          }
+        },
+      );
 
       it('a dropped broker connection loses nothing: consumers resume by themselves', async () => {
         // Arrange

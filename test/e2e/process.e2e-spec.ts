@@ -10,7 +10,13 @@ import { waitFor } from '../helpers/wait-for';
 describe('processes', () => {
   const dir = tempDir();
   afterAll(() => dir.remove());
-  const base = { QUEUE_DRIVER: E2E_QUEUE_DRIVER, LOG_LEVEL: 'log', HOST: '127.0.0.1' };
+  const base = {
+    QUEUE_DRIVER: E2E_QUEUE_DRIVER,
+    // The shared test Redis runs without persistence (REDIS_ALLOW_VOLATILE accepts it).
+    REDIS_ALLOW_VOLATILE: 'true',
+    LOG_LEVEL: 'log',
+    HOST: '127.0.0.1',
+  };
 
   describe('npm run migrate (dist/persistence/migrate.js)', () => {
     it('migrates an empty database and exits 0, then finds nothing to do', async () => {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { E2E_QUEUE_DRIVER, startTestApp, tempDir, type TestApp } from '../helpers/create-test-app';
 import { waitFor } from '../helpers/wait-for';
+import { QueueDriverRegistry } from '../../src/queue';
 
 describe('queues API', () => {
   const dir = tempDir();
@@ -24,6 +25,7 @@ describe('queues API', () => {
           name: 'tasks',
           driver: E2E_QUEUE_DRIVER,
           waiting: expect.any(Number),
+          queuedTasks: expect.any(Number),
           inFlight: expect.any(Number),
           delayed: expect.any(Number),
           failed: expect.any(Number),
@@ -47,6 +49,8 @@ describe('queues API', () => {
     await waitFor(
       async () => (await t.http.get('/queues').expect(200)).body.queues[0].waiting >= 1,
     );
+    // The task table agrees: the task is queued, not lost.
+    expect((await t.http.get('/queues').expect(200)).body.queues[0].queuedTasks).toBe(1);
     expect((await t.http.get(`/tasks/${id}`).expect(200)).body.status).toBe('queued');
 
     expect((await t.http.post('/queues/tasks/resume').expect(200)).body.paused).toBe(false);
@@ -55,6 +59,22 @@ describe('queues API', () => {
       return body.status === 'completed' ? body : undefined;
     });
     expect(task.result).toEqual({ output: 'LATER' });
+  });
+
+  it('keeps a message that is no task as a dead letter with the reason, counted as failed', async () => {
+    const driver = t.app.get(QueueDriverRegistry).driverFor('tasks');
+    const before = (await driver.stats('tasks')).dead;
+    // Decodable, but no task: another publisher's message, or a bug.
+    await driver.publish('tasks', [{ body: { hello: 'world' } }]);
+    await waitFor(
+      async () => (await t.http.get('/queues').expect(200)).body.queues[0].failed === before + 1,
+      { what: 'the message in the dead letters' },
+    );
+    const [letter] = await driver.deadLetters('tasks', 1);
+    expect(letter).toMatchObject({
+      body: { hello: 'world' },
+      reason: 'non-retryable: malformed task message: string taskId and action expected',
+    });
   });
 
   it('answers 404 for an unknown queue', async () => {

@@ -47,6 +47,8 @@ function processesSuite(
           PORT: '0',
           LOG_LEVEL: 'log',
           QUEUE_DRIVER: E2E_QUEUE_DRIVER === 'memory' ? 'sqlite' : E2E_QUEUE_DRIVER,
+          // The shared test Redis runs without persistence (REDIS_ALLOW_VOLATILE accepts it).
+          REDIS_ALLOW_VOLATILE: 'true',
           ...env,
         }),
       );

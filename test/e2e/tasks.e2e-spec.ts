@@ -44,6 +44,7 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
         error: null,
         attempt: 1,
         maxAttempts: 3,
+        deliveries: 1,
         priority: 0,
         progress: null,
         progressMessage: null,
@@ -179,6 +180,8 @@ describe.each(['express', 'fastify'] as const)('tasks API on %s', (adapter) => {
         status: 'failed',
         attempt: 3,
         maxAttempts: 3,
+        // Each attempt was one pickup: no worker died, so nothing ran twice.
+        deliveries: 3,
         error: 'always broken',
         result: null,
       });

@@ -97,6 +97,8 @@ export async function startTestApp(options: {
   const config = loadAppConfig({
     ...(await databaseEnv(options.dbPath)),
     QUEUE_DRIVER: E2E_QUEUE_DRIVER,
+    // The shared test Redis runs without persistence (REDIS_ALLOW_VOLATILE accepts it).
+    REDIS_ALLOW_VOLATILE: 'true',
     HTTP_ADAPTER: options.adapter ?? 'express',
     TASK_BACKOFF_MS: '5',
     TASK_BACKOFF_MAX_MS: '20',

@@ -5,6 +5,7 @@ import { SqliteIntegerColumns1764700000000 } from './1764700000000-SqliteInteger
 import { AddAuth1765100000000 } from './1765100000000-AddAuth';
 import { ListIndexes1765200000000 } from './1765200000000-ListIndexes';
 import { CreateTaskEvents1765350000000 } from './1765350000000-CreateTaskEvents';
+import { AddTaskDeliveries1765600000000 } from './1765600000000-AddTaskDeliveries';
 
 /**
  * Every migration, oldest first. Listed explicitly (not globbed) so the same list works from
@@ -18,4 +19,5 @@ export const migrations = [
   AddAuth1765100000000,
   ListIndexes1765200000000,
   CreateTaskEvents1765350000000,
+  AddTaskDeliveries1765600000000,
 ];

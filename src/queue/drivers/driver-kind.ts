@@ -7,7 +7,7 @@ import type { QueueDriver } from '../interfaces/queue-driver.interface';
 export interface DriverEnvironment {
   leaseMs: number;
   sqlite: { path: string; synchronous: 'NORMAL' | 'FULL'; shards: number };
-  redis: { url: string };
+  redis: { url: string; allowVolatile?: boolean; appendfsync?: 'always' | 'everysec' | 'no' };
   amqp: { url: string };
 }
 
@@ -17,6 +17,7 @@ export type OptionFail = (key: string, message: string) => never;
 /** Where a driver reports its own connection troubles; its messages never contain a URL. */
 export interface DriverLogger {
   error(message: string, stack?: string): void;
+  warn?(message: string): void;
 }
 
 /**

@@ -19,6 +19,18 @@ export interface ConsumeOptions {
   lowWater?: number;
 }
 
+/** What a driver reports when the broker may no longer hold what was published to it. */
+export interface BrokerRecovery {
+  /** The queues concerned. */
+  queues: string[];
+  /**
+   * True: the broker lost these queues' messages (restarted without persistence, flushed).
+   * False: the connection came back after an outage, so publishes made meanwhile may be missing.
+   */
+  lost: boolean;
+  reason: string;
+}
+
 /** A running subscription to one queue. */
 export interface ConsumerHandle {
   /** Stop new deliveries to this consumer; what it holds stays in flight. */
@@ -139,6 +151,12 @@ export interface QueueDriver {
    */
   missingKeys?(queue: string, keys: string[]): Promise<string[]>;
 
+  /**
+   * Optional: calls `listener` when the broker is found to have lost queued messages or to be
+   * back after an outage (see BrokerRecovery), so the application can publish again what its
+   * own records hold as queued. Returns a function that removes the listener.
+   */
+  onRecovery?(listener: (event: BrokerRecovery) => void): () => void;
   /** Counts for one queue. */
   stats(queue: string): Promise<QueueStats>;
 

@@ -61,6 +61,13 @@ export class TaskResponseDto {
   @ApiProperty()
   maxAttempts!: number;
 
+  @ApiProperty({
+    description:
+      'Times a worker picked the task up, every claim counted. Above `attempt` when a pickup was repeated without a failed attempt: the worker died or lost its lease, and the same attempt ran again elsewhere.',
+    example: 1,
+  })
+  deliveries!: number;
+
   @ApiProperty({ description: 'Higher runs first.' })
   priority!: number;
 
@@ -127,6 +134,7 @@ export class TaskResponseDto {
       error: task.error,
       attempt: task.attempt,
       maxAttempts: task.maxAttempts,
+      deliveries: task.deliveries,
       priority: task.priority,
       progress: task.progress,
       progressMessage: task.progressMessage,

@@ -8,6 +8,8 @@ export interface AmqpConsumerHost {
   connection(): Promise<ChannelModel>;
   ensureQueue(queue: string): Promise<void>;
   isQueuePaused(queue: string): boolean;
+  /** Keeps a message that cannot be decoded in the queue's dead letters, with the reason. */
+  deadLetterUndecodable(queue: string, message: ConsumeMessage, reason: string): Promise<void>;
   logError(message: string, error: unknown): void;
 }
 
@@ -230,13 +232,29 @@ export class AmqpConsumer implements ConsumerHandle {
     try {
       envelope = decodeMessage(message);
     } catch (error) {
-      // Not a message any taskq driver wrote. Requeued it would come back forever; left
-      // unsettled it would hold a prefetch slot. Rejected, RabbitMQ drops it.
+      // Not a message any taskq driver wrote. Requeued it would come back forever: its copy
+      // goes to the dead letters with the reason, then it is acked. Until then it stays
+      // unsettled, so no `multiple` ack covers it before its copy is confirmed.
+      const tag = message.fields.deliveryTag;
+      this.unsettled.set(tag, message);
+      const reason = (error as Error).message;
       this.host.logError(
-        `dropped a message of ${this.queue} that is not JSON (message id ${String(message.properties.messageId)})`,
+        `dead-lettered a message of ${this.queue} it cannot decode (message id ${String(message.properties.messageId)})`,
         error,
       );
-      channel.nack(message, false, false);
+      this.host.deadLetterUndecodable(this.queue, message, reason).then(
+        () => {
+          if (channel !== this.channel) return; // the channel closed: RabbitMQ requeued it
+          this.acks.push(tag);
+          if (!this.flushScheduled) {
+            this.flushScheduled = true;
+            setImmediate(() => this.flushAcks());
+          }
+        },
+        // Left unsettled: it returns when the channel closes, and is tried again then.
+        (failure: unknown) =>
+          this.host.logError(`dead-lettering a message of ${this.queue} failed`, failure),
+      );
       return;
     }
     this.unsettled.set(message.fields.deliveryTag, message);

@@ -39,8 +39,24 @@ export function encodeEnvelope(envelope: Envelope): Buffer {
  * Throws on a body that is not JSON.
  */
 export function decodeMessage(message: Message): Envelope {
+  // (Throws, too, on a message no taskq driver wrote: its envelope or message id missing.)
   const text = message.content.toString('utf8');
-  if (message.properties.contentType === ENVELOPE_TYPE) return JSON.parse(text) as Envelope;
+  if (message.properties.contentType === ENVELOPE_TYPE) {
+    const envelope = JSON.parse(text) as Partial<Envelope> | null;
+    if (
+      !envelope ||
+      typeof envelope.i !== 'string' ||
+      !Number.isInteger(envelope.a) ||
+      !('b' in envelope)
+    ) {
+      throw new Error('not an envelope of this driver (fields i, a and b expected)');
+    }
+    return envelope as Envelope;
+  }
+  if (message.properties.messageId === undefined) {
+    // Earlier versions always set the message id: this one no taskq driver wrote.
+    throw new Error('no message id: not a message of this driver');
+  }
   const raw = (message.properties.headers ?? {}) as Record<string, unknown>;
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(raw)) {

@@ -157,12 +157,14 @@ describeWithService(RABBITMQ_SERVICE, AmqpQueueDriver.name, () => {
     });
   });
 
-  it('drops a message that is not JSON instead of redelivering it forever', async () => {
+  it('keeps a message it cannot decode as a dead letter with the reason, and goes on', async () => {
     const errors: string[] = [];
     const sut = makeDriver({ logger: { error: (message) => errors.push(message) } });
     await sut.ensureQueue(queue);
     const channel = await admin.createConfirmChannel();
     channel.sendToQueue(queue, Buffer.from('not json'), { messageId: 'junk' });
+    // JSON, but not this driver's envelope, and no message id as earlier versions always set.
+    channel.sendToQueue(queue, Buffer.from('{"x":1}'), { contentType: 'application/json' });
     await channel.waitForConfirms();
     await channel.close();
     await sut.publish(queue, [{ body: 'good' }]);
@@ -171,8 +173,28 @@ describeWithService(RABBITMQ_SERVICE, AmqpQueueDriver.name, () => {
     await waitFor(() => got.length === 1);
     expect(got[0].body).toBe('good');
     await sut.ack(got[0]);
-    await waitFor(async () => (await sut.stats(queue)).ready === 0);
-    expect(errors).toEqual([expect.stringContaining('message id junk')]);
+    await waitFor(async () => (await sut.stats(queue)).dead === 2);
+    const stats = await sut.stats(queue);
+    expect(stats).toMatchObject({ ready: 0, inFlight: 0, dead: 2 });
+    const letters = await sut.deadLetters(queue);
+    expect(letters).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          id: 'junk',
+          body: 'not json',
+          reason: expect.stringMatching(/^undecodable message: .*JSON/),
+        }),
+        expect.objectContaining({
+          body: '{"x":1}',
+          headers: { 'content-type': 'application/json' },
+          reason: 'undecodable message: no message id: not a message of this driver',
+        }),
+      ]),
+    );
+    expect(errors).toEqual([
+      expect.stringContaining('message id junk'),
+      expect.stringContaining('cannot decode'),
+    ]);
   });
 
   it('acks out of order without acking a delivery still being nacked', async () => {

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import {
+  connect,
+  type Channel,
+  type ChannelModel,
+  type ConfirmChannel,
+  type ConsumeMessage,
+} from 'amqplib';
 import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
 import { StaleDeliveryError } from '../../errors/stale-delivery.error';
 import type {
@@ -23,6 +29,12 @@ import { deadQueue, delayBucket, delayQueue, mainQueue, MAX_PRIORITY } from './a
 export interface AmqpDriverOptions {
   /** Default amqp://guest:guest@127.0.0.1:5672. Carries credentials; it is never logged. */
   url?: string;
+  /**
+   * AMQP heartbeat in seconds, unless the URL sets one. RabbitMQ closes a connection that
+   * missed two, requeueing its unacknowledged deliveries: a hung (stopped, partitioned) worker
+   * then loses its tasks to the others within about twice this. Default 5; 0 turns it off.
+   */
+  heartbeatSec?: number;
   logger?: { error(message: string, stack?: string): void };
 }
 
@@ -79,7 +91,11 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
   private closing?: Promise<void>;
 
   constructor(private readonly options: AmqpDriverOptions = {}) {
-    this.url = options.url ?? 'amqp://guest:guest@127.0.0.1:5672';
+    // Kept whole (heartbeat included), so error messages can have it cut out.
+    this.url = withHeartbeat(
+      options.url ?? 'amqp://guest:guest@127.0.0.1:5672',
+      options.heartbeatSec ?? 5,
+    );
   }
 
   /** @internal The shared connection, opened on first use and again after it was lost. */
@@ -205,6 +221,29 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
     ]);
     this.forgetDedup(delivery.queue, held.envelope.k, delivery.id);
     this.settleHeld(delivery, held, 'ack');
+  }
+
+  /** @internal Keeps an undecodable message's content, as text, in the dead-letter queue. */
+  async deadLetterUndecodable(
+    queue: string,
+    message: ConsumeMessage,
+    reason: string,
+  ): Promise<void> {
+    const { messageId, contentType } = message.properties as {
+      messageId?: unknown;
+      contentType?: unknown;
+    };
+    const envelope: Envelope = {
+      i: typeof messageId === 'string' ? messageId : randomUUID(),
+      a: 1,
+      c: 0,
+      p: 0,
+      h: typeof contentType === 'string' ? { 'content-type': contentType } : {},
+      r: `undecodable message: ${reason}`,
+      t: Date.now(),
+      b: message.content.toString('utf8'),
+    };
+    await this.send([{ queue: deadQueue(queue).name, envelope, delayMs: 0 }]);
   }
 
   /** AMQP has no leases: a delivery is ours until our channel closes. */
@@ -457,6 +496,14 @@ export class AmqpQueueDriver implements QueueDriver, AmqpConsumerHost {
     const message = error instanceof Error ? error.message : String(error);
     return new DriverUnavailableError(this.kind, message.split(this.url).join('<url>'));
   }
+}
+
+/** The URL with a heartbeat parameter, unless it names one itself. */
+function withHeartbeat(url: string, seconds: number): string {
+  const parsed = new URL(url);
+  if (parsed.searchParams.has('heartbeat')) return url;
+  parsed.searchParams.set('heartbeat', String(seconds));
+  return parsed.toString();
 }
 
 /** Resolves on the channel's next 'drain', or when it closes (the next send then throws). */

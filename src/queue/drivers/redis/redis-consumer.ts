@@ -3,6 +3,7 @@ import type { ConsumerHandle, DeliveryCallback } from '../../interfaces/queue-dr
 import type { Delivery } from '../../interfaces/queue-message.interface';
 import { ConsumerCredit } from '../consumer-credit';
 import { encodeReceipt, type RedisReceipt } from './redis-receipt';
+import { parseData } from './redis-data';
 
 /** One entry handed out by the fetch script: level, entry id, stream deliveries, fields. */
 type FetchedEntry = [string, string, number, string[]];
@@ -12,6 +13,8 @@ type FetchReply = [number, number, FetchedEntry[], string[], string[]];
 export interface RedisConsumerHost {
   readonly leaseMs: number;
   readonly blockMs: number;
+  /** Heartbeat TTL; dead consumers' entries are looked for three times per TTL. */
+  readonly livenessMs: number;
   /** Runs the fetch script on the consumer's own connection. */
   fetch(
     conn: Redis,
@@ -19,7 +22,10 @@ export interface RedisConsumerHost {
     consumer: string,
     credit: number,
     reclaim: boolean,
+    takeOverDead: boolean,
   ): Promise<unknown>;
+  /** Moves an entry this consumer cannot decode to the dead letters, with the reason. */
+  deadLetterUndecodable(queue: string, receipt: RedisReceipt, reason: string): void;
   /** Hands entries back that were taken after the consumer was cancelled. */
   releaseTaken(entries: { queue: string; receipt: RedisReceipt }[]): void;
   logError(message: string, error: unknown): void;
@@ -40,6 +46,7 @@ export class RedisConsumer implements ConsumerHandle {
   private readonly credit: ConsumerCredit;
   private blocking = false;
   private lastReclaim = 0;
+  private lastTakeOver = 0;
   private signal?: () => void;
   private readonly done: Promise<void>;
   private cancelling?: Promise<void>;
@@ -121,6 +128,8 @@ export class RedisConsumer implements ConsumerHandle {
 
   private async once(): Promise<void> {
     const reclaim = Date.now() - this.lastReclaim >= this.host.leaseMs / 2;
+    const takeOverEvery = this.host.livenessMs / 3;
+    const takeOver = Date.now() - this.lastTakeOver >= takeOverEvery;
     const credit = this.credit.room;
     const [, nextDue, entries, wakeKeys, wakeIds] = (await this.host.fetch(
       this.conn,
@@ -128,8 +137,10 @@ export class RedisConsumer implements ConsumerHandle {
       this.name,
       credit,
       reclaim,
+      takeOver,
     )) as FetchReply;
     if (reclaim) this.lastReclaim = Date.now();
+    if (takeOver) this.lastTakeOver = Date.now();
     if (this.credit.isCancelled) {
       this.host.releaseTaken(
         entries.map((e) => ({ queue: this.queue, receipt: this.receiptOf(e) })),
@@ -137,17 +148,31 @@ export class RedisConsumer implements ConsumerHandle {
       return;
     }
     for (const entry of entries) {
-      const delivery = this.toDelivery(entry);
+      let delivery: Delivery<unknown>;
+      try {
+        delivery = this.toDelivery(entry);
+      } catch (error) {
+        // Redelivered it would fail again forever: kept as a dead letter with the reason.
+        this.host.deadLetterUndecodable(
+          this.queue,
+          this.receiptOf(entry),
+          (error as Error).message,
+        );
+        continue;
+      }
       this.outstanding.add(delivery.receipt);
       this.credit.take();
       this.onDelivery(delivery);
     }
     if (entries.length > 0 || this.credit.isCancelled || this.credit.isPaused) return;
-    // Sleep no longer than the next delay's due time or the next reclaim pass.
+    // Sleep no longer than the next delay's due time or the next reclaim or takeover pass.
     const reclaimIn = this.lastReclaim + this.host.leaseMs / 2 - Date.now();
+    const takeOverIn = this.lastTakeOver + takeOverEvery - Date.now();
     const timeout = Math.max(
       1,
-      Math.ceil(Math.min(this.host.blockMs, reclaimIn, nextDue >= 0 ? nextDue : Infinity)),
+      Math.ceil(
+        Math.min(this.host.blockMs, reclaimIn, takeOverIn, nextDue >= 0 ? nextDue : Infinity),
+      ),
     );
     this.blocking = true;
     try {
@@ -166,7 +191,10 @@ export class RedisConsumer implements ConsumerHandle {
     const fields: Record<string, string> = {};
     const raw = entry[3];
     for (let i = 0; i < raw.length; i += 2) fields[raw[i]] = raw[i + 1];
-    const data = JSON.parse(fields.d) as { body: unknown; headers?: Record<string, string> };
+    const data = parseData(fields.d);
+    if (!data || typeof fields.i !== 'string' || !Number.isInteger(Number(fields.a))) {
+      throw new Error('not a message of this driver (fields i, a and a JSON d {body} expected)');
+    }
     const receipt = this.receiptOf(entry);
     return {
       id: fields.i,
@@ -175,7 +203,7 @@ export class RedisConsumer implements ConsumerHandle {
       headers: data.headers ?? {},
       priority: Number(entry[0]),
       attempt: Number(fields.a),
-      deliveryCount: Number(fields.c) + receipt.count,
+      deliveryCount: (Number(fields.c) || 0) + receipt.count,
       receipt: encodeReceipt(receipt),
     };
   }

@@ -13,6 +13,10 @@
  *   :dead       dead-letter stream
  *   :paused     present while the queue is paused
  *   :ctl        short stream that wakes blocked consumers (new level, resume, earlier delay)
+ *   :alive:<c>  present while consumer c lives (a TTL its driver keeps renewing); the pending
+ *               entries of a consumer without one are taken over at once, not after the lease
+ *   :epoch      a random value the drivers write when they first use the queue; gone or changed
+ *               means the server lost the queue's keys (a restart without persistence, a flush)
  *
  * A stream entry holds the fields i (message id), a (attempt), c (deliveries before this entry),
  * k (deduplication key or ''), d (JSON of body and headers). Nack and release add a new entry and
@@ -88,14 +92,18 @@ return ids
 /**
  * Moves due delayed messages to their streams, then (unless the queue is paused) takes up to
  * `credit` entries for this consumer: first entries whose lease expired (XAUTOCLAIM, only when
- * ARGV[4] is '1'), then new ones, highest priority level first.
- * ARGV: consumer, credit, leaseMs, reclaim.
+ * ARGV[4] is '1'), then new ones, highest priority level first. When ARGV[6] is '1' it first takes
+ * over the pending entries of consumers whose heartbeat key expired (their process died), so
+ * they run again within the heartbeat's TTL instead of the lease.
+ * ARGV: consumer, credit, leaseMs, reclaim, heartbeat TTL ms, takeOverDead.
  * Returns { paused, msUntilNextDue (-1 none), entries, wakeKeys, wakeIds } where each entry is
  * { level, entryId, streamDeliveries, fields } and the wake lists (filled only when nothing was
  * taken) say where a blocking XREAD must start to see only what arrives later.
  */
 export const FETCH_SCRIPT = `${COMMON}
 local consumer, credit, leaseMs = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+-- This consumer's heartbeat, renewed with every fetch (and by its driver's timer in between).
+redis.call('SET', B .. ':alive:' .. consumer, '1', 'PX', ARGV[5])
 local due = redis.call('ZRANGEBYSCORE', B .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
 for _, member in ipairs(due) do
   redis.call('ZREM', B .. ':delayed', member)
@@ -104,6 +112,39 @@ end
 local paused = redis.call('EXISTS', B .. ':paused')
 local levels = redis.call('ZREVRANGE', B .. ':levels', 0, -1)
 local out = {}
+local function take(level, claimed)
+  for _, e in ipairs(claimed) do
+    if e and e[2] then
+      local p = redis.call('XPENDING', stream(level), GROUP, e[1], e[1], 1)
+      out[#out + 1] = { level, e[1], p[1][4], e[2] }
+      credit = credit - 1
+    end
+  end
+end
+if paused == 0 and ARGV[6] == '1' then
+  for _, level in ipairs(levels) do
+    if credit <= 0 then break end
+    local summary = redis.pcall('XPENDING', stream(level), GROUP)
+    if type(summary) == 'table' and not summary.err and type(summary[4]) == 'table' then
+      for _, holder in ipairs(summary[4]) do
+        if credit <= 0 then break end
+        local owner = holder[1]
+        if owner ~= consumer and redis.call('EXISTS', B .. ':alive:' .. owner) == 0 then
+          local ids = {}
+          for _, p in ipairs(redis.call('XPENDING', stream(level), GROUP, '-', '+', math.min(credit, 1000), owner)) do
+            ids[#ids + 1] = p[1]
+          end
+          if #ids > 0 then
+            take(level, redis.call('XCLAIM', stream(level), GROUP, consumer, 0, unpack(ids)))
+          end
+          if tonumber(holder[2]) <= #ids then
+            redis.call('XGROUP', 'DELCONSUMER', stream(level), GROUP, owner)
+          end
+        end
+      end
+    end
+  end
+end
 if paused == 0 and ARGV[4] == '1' then
   for _, level in ipairs(levels) do
     local cursor = '0-0'
@@ -112,13 +153,7 @@ if paused == 0 and ARGV[4] == '1' then
       local r = redis.pcall('XAUTOCLAIM', stream(level), GROUP, consumer, leaseMs, cursor, 'COUNT', credit)
       if r.err then break end
       cursor = r[1]
-      for _, e in ipairs(r[2]) do
-        if e and e[2] then
-          local p = redis.call('XPENDING', stream(level), GROUP, e[1], e[1], 1)
-          out[#out + 1] = { level, e[1], p[1][4], e[2] }
-          credit = credit - 1
-        end
-      end
+      take(level, r[2])
     until cursor == '0-0'
   end
 end
@@ -178,7 +213,13 @@ for o = 1, #ARGV, 6 do
     redis.call('XDEL', s, eid)
     if entry[1] then
       local f = fieldsOf(entry[1][2])
-      local deliveries = tostring(tonumber(f.c) + tonumber(count))
+      -- An entry another writer put there may lack fields; only a dead-letter reaches them.
+      if op == 'd' and (f.i == nil or f.d == nil) then
+        f.i = f.i or eid
+        f.d = f.d or cjson.encode(entry[1][2])
+      end
+      f.a, f.c, f.k = f.a or '1', f.c or '0', f.k or ''
+      local deliveries = tostring((tonumber(f.c) or 0) + tonumber(count))
       if op == 'a' or op == 'd' then
         local dk = B .. ':dedup:' .. f.k
         if f.k ~= '' and redis.call('GET', dk) == f.i then redis.call('DEL', dk) end
@@ -214,4 +255,30 @@ export const RESUME_SCRIPT = `${COMMON}
 redis.call('DEL', B .. ':paused')
 wake('resume')
 return 1
+`;
+
+/** ARGV: deduplication keys. Returns those no live message of the queue carries. */
+export const MISSING_SCRIPT = `
+local missing = {}
+for _, key in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[1] .. ':dedup:' .. key) == 0 then missing[#missing + 1] = key end
+end
+return missing
+`;
+
+/**
+ * ARGV: the epoch this driver knows ('' for none yet), a fresh one. Returns { epoch, lost }:
+ * the queue's epoch, written first if it had none, and 1 when the one known was gone or
+ * replaced (the server lost the queue's keys).
+ */
+export const EPOCH_SCRIPT = `
+local key = KEYS[1] .. ':epoch'
+local current = redis.call('GET', key)
+if not current then
+  redis.call('SET', key, ARGV[2])
+  current = ARGV[2]
+end
+local lost = 0
+if ARGV[1] ~= '' and ARGV[1] ~= current then lost = 1 end
+return { current, lost }
 `;

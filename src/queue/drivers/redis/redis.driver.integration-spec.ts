@@ -18,7 +18,13 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
   const queue = 'jobs';
 
   function makeDriver(options: RedisDriverOptions = {}): RedisQueueDriver {
-    const driver = new RedisQueueDriver({ keyPrefix: prefix, blockMs: 200, ...options });
+    // The shared test Redis runs without persistence: allowVolatile accepts it.
+    const driver = new RedisQueueDriver({
+      keyPrefix: prefix,
+      blockMs: 200,
+      allowVolatile: true,
+      ...options,
+    });
     drivers.push(driver);
     return driver;
   }
@@ -149,6 +155,65 @@ describeWithService(REDIS_SERVICE, RedisQueueDriver.name, () => {
       { timeoutMs: 30_000, what: 'an empty queue' },
     );
   }, 60_000);
+
+  it("takes over a consumer's deliveries once its heartbeat key expires, long before the lease", async () => {
+    const livenessMs = 600;
+    const a = makeDriver({ livenessMs, leaseMs: 60_000 });
+    const b = makeDriver({ livenessMs, leaseMs: 60_000 });
+    await a.publish(queue, [{ body: 'held' }]);
+    const gotA = collect(a);
+    await waitFor(() => gotA.length === 1);
+    // A's process "dies": its consumer stops fetching and nothing renews its heartbeat.
+    await handles.splice(0)[0].cancel();
+    for (const timer of (a as unknown as { timers: NodeJS.Timeout[] }).timers) clearInterval(timer);
+
+    const gotB = collect(b);
+    await waitFor(() => gotB.length === 1, { what: 'the takeover' });
+    expect(gotB[0]).toMatchObject({ id: gotA[0].id, body: 'held', attempt: 1, deliveryCount: 2 });
+    await expect(a.ack(gotA[0])).rejects.toBeInstanceOf(StaleDeliveryError);
+    await b.ack(gotB[0]);
+  });
+
+  it("tells its recovery listeners when a queue's data is gone", async () => {
+    const errors: string[] = [];
+    const sut = makeDriver({ epochCheckMs: 100, logger: { error: (m) => errors.push(m) } });
+    const events: unknown[] = [];
+    sut.onRecovery((event) => events.push(event));
+    await sut.publish(queue, [{ body: 'lost soon' }]);
+    // What a restart without persistence or a flush does to the queue's keys.
+    const keys = await admin.keys(`${prefix}:*`);
+    await admin.del(...keys);
+    await waitFor(() => events.length > 0, { what: 'the loss to be noticed' });
+    expect(events).toEqual([{ queues: [queue], lost: true, reason: 'the broker lost its data' }]);
+    expect(errors).toEqual([expect.stringContaining(`lost the data of queue(s) ${queue}`)]);
+  });
+
+  it('keeps entries it cannot decode as dead letters with the reason, and goes on', async () => {
+    const errors: string[] = [];
+    const sut = makeDriver({ logger: { error: (message) => errors.push(message) } });
+    await sut.publish(queue, [{ body: 'good' }]);
+    // Another writer adds entries to the queue's stream that this driver did not write.
+    const stream = `${prefix}:{${queue}}:s:0`;
+    await admin.xadd(stream, '*', 'i', 'junk', 'a', '1', 'c', '0', 'k', '', 'd', 'not json');
+    await admin.xadd(stream, '*', 'x', '1');
+
+    const got = collect(sut);
+    await waitFor(async () => (await sut.stats(queue)).dead === 2, { what: 'two dead letters' });
+    await waitFor(() => got.length === 1);
+    expect(got[0].body).toBe('good');
+    await sut.ack(got[0]);
+    expect(await sut.stats(queue)).toMatchObject({ ready: 0, inFlight: 0, dead: 2 });
+    const letters = await sut.deadLetters(queue);
+    expect(letters).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: 'junk', body: 'not json', reason: expect.any(String) }),
+        // Fields it cannot read are kept as the entry's field list; the id is the entry's.
+        expect.objectContaining({ id: expect.stringMatching(/^\d+-\d+$/), body: '["x","1"]' }),
+      ]),
+    );
+    for (const letter of letters) expect(letter.reason).toMatch(/^undecodable message: /);
+    expect(errors.filter((e) => e.includes('cannot decode'))).toHaveLength(2);
+  });
 
   it('refuses a server that may evict keys, naming the setting', async () => {
     const sut = makeDriver();

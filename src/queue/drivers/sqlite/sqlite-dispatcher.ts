@@ -61,6 +61,8 @@ export class SqliteDispatcher {
     private readonly workerId: string,
     /** Hands back a delivery no consumer can take any more. */
     private readonly giveBack: (delivery: Delivery) => void,
+    /** Keeps a claimed row it cannot decode as a dead letter (its body as stored), with why. */
+    private readonly undecodable: (delivery: Delivery, reason: string) => void = () => undefined,
   ) {}
 
   /** Starts claiming (once the files are open). */
@@ -244,13 +246,23 @@ export class SqliteDispatcher {
       const delivery: Delivery = {
         id: row.id,
         queue: runtime.name,
-        body: JSON.parse(row.body) as unknown,
-        headers: JSON.parse(row.headers) as Record<string, string>,
+        body: row.body,
+        headers: {},
         priority: row.priority,
         attempt: row.attempt,
         deliveryCount: row.deliveryCount,
         receipt,
       };
+      try {
+        Object.assign(delivery, {
+          body: JSON.parse(row.body) as unknown,
+          headers: JSON.parse(row.headers) as Record<string, string>,
+        });
+      } catch (error) {
+        // Written by something else than this driver: redelivered it would fail forever.
+        this.undecodable(delivery, (error as Error).message);
+        continue;
+      }
       const consumer = this.nextConsumerWithRoom(runtime);
       if (!consumer) {
         // Only when a callback paused or cancelled a consumer while this batch was handed out.

@@ -333,8 +333,9 @@ export class SqliteShard {
     > & { body: string; headers: string; deadAt: number })[];
     return rows.map((row) => ({
       ...row,
-      body: JSON.parse(row.body) as unknown,
-      headers: JSON.parse(row.headers) as Record<string, string>,
+      // An undecodable message is kept as it was stored.
+      body: parseOr(row.body, row.body),
+      headers: parseOr(row.headers, {}) as Record<string, string>,
       deadAt: new Date(row.deadAt),
     }));
   }
@@ -371,4 +372,12 @@ export class SqliteShard {
 export function isBusyError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === 'SQLITE_LOCKED');
+}
+
+function parseOr(text: string, fallback: unknown): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return fallback;
+  }
 }

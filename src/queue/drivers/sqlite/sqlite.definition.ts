@@ -25,10 +25,10 @@ export const sqliteDriver = defineDriver({
       return fail(key, message);
     }
   },
-  create: (options) => {
+  create: (options, logger) => {
     const resolved = resolveSqliteDriverOptions(options);
     try {
-      return new SqliteQueueDriver(resolved);
+      return new SqliteQueueDriver(resolved, logger);
     } catch (error) {
       // SQLite's message alone ("unable to open database file") names no file; say which and why.
       throw new Error(

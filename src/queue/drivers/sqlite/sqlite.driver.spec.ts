@@ -266,6 +266,29 @@ describe(SqliteQueueDriver.name, () => {
     expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
   });
 
+  it('keeps a message it cannot decode as a dead letter with the reason, and goes on', async () => {
+    const errors: string[] = [];
+    const driver = new SqliteQueueDriver({ path }, { error: (message) => errors.push(message) });
+    drivers.push(driver);
+    const [bad, good] = await driver.publish(queue, [{ body: 'bad' }, { body: 'good' }]);
+    // Another writer corrupts one row of the shared file.
+    const db = new BetterSqlite3(path);
+    db.prepare(`UPDATE queue_messages SET body = 'not json' WHERE id = ?`).run(bad);
+    db.close();
+
+    const { received } = hold(driver);
+    await until(async () => (await driver.stats(queue)).dead === 1, 'the dead letter');
+    expect(received.map((d) => [d.id, d.body])).toEqual([[good, 'good']]);
+    expect(await driver.deadLetters(queue)).toEqual([
+      expect.objectContaining({
+        id: bad,
+        body: 'not json',
+        reason: expect.stringMatching(/^undecodable message: .*JSON/),
+      }),
+    ]);
+    expect(errors).toEqual([expect.stringContaining(`message ${bad} of ${queue}`)]);
+  });
+
   it('spreads messages over shard files and drains every shard in turn', async () => {
     const driver = open({ shards: 4 });
     const ids = await driver.publish(

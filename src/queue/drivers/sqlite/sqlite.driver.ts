@@ -64,16 +64,28 @@ export class SqliteQueueDriver implements QueueDriver {
   private closing?: Promise<void>;
   private shared?: SqliteSharedTransaction;
 
-  constructor(options: SqliteDriverOptions) {
+  constructor(
+    options: SqliteDriverOptions,
+    private readonly logger?: { error(message: string, stack?: string): void },
+  ) {
     this.options = resolveSqliteDriverOptions(options);
     const { synchronous, busyTimeoutMs } = this.options;
     this.shards = shardPaths(this.options.path, this.options.shards).map(
       (path, i) => new SqliteShard(i, path, synchronous, busyTimeoutMs),
     );
     this.batchers = this.shards.map((shard) => new WriteBatcher(shard, this.kind));
-    this.dispatcher = new SqliteDispatcher(this.shards, this.options, this.workerId, (d) => {
-      void this.release(d).catch(() => undefined);
-    });
+    this.dispatcher = new SqliteDispatcher(
+      this.shards,
+      this.options,
+      this.workerId,
+      (d) => void this.release(d).catch(() => undefined),
+      (d, reason) => {
+        (this.logger ?? console).error(
+          `sqlite driver: dead-lettered message ${d.id} of ${d.queue}: it cannot be decoded (${reason})`,
+        );
+        void this.deadLetter(d, `undecodable message: ${reason}`).catch(() => undefined);
+      },
+    );
     this.opened = this.open();
     // A failed open surfaces through every call that awaits it; this only keeps it from being unhandled.
     this.opened.catch(() => undefined);
