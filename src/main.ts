@@ -3,6 +3,7 @@ import { type INestApplication, Logger } from '@nestjs/common';
 import { createApp } from './bootstrap';
 import { type BootConfig, loadAppConfig } from './app.config.loader';
 import { ConfigError } from './config/app.config';
+import { ShutdownState } from './health/shutdown-state';
 
 const logger = new Logger('taskq');
 
@@ -19,6 +20,8 @@ function exitOnSignals(app: INestApplication): void {
       process.exit(1);
     }
     closing = true;
+    // Readiness answers 503 from now on, before consumers drain: load balancers stop first.
+    app.get(ShutdownState, { strict: false }).begin();
     logger.log(`${signal}: shutting down`);
     app.close().then(
       () => process.exit(0),

@@ -1,9 +1,12 @@
 import { ServiceUnavailableException } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
+import { Test } from '@nestjs/testing';
+import { DataSource } from 'typeorm';
 import { QueueDriverRegistry } from '../queue';
 import { HealthController } from './health.controller';
+import { HealthModule } from './health.module';
+import { ShutdownState } from './shutdown-state';
 
-function setUp() {
+async function setUp() {
   const registry = new QueueDriverRegistry({
     drivers: [
       { name: 'default', kind: 'memory' },
@@ -22,9 +25,21 @@ function setUp() {
     },
     shutdownTimeoutMs: 0,
   });
-  const dataSource = { query: () => Promise.resolve([{ '?column?': 1 }]) } as unknown as DataSource;
+  const query = jest.fn(() => Promise.resolve([{ '?column?': 1 }]));
+  const moduleRef = await Test.createTestingModule({ imports: [HealthModule] })
+    .useMocker((token) => {
+      if (token === DataSource) return { query };
+      if (token === QueueDriverRegistry) return registry;
+      return undefined;
+    })
+    .compile();
   const driver = (name: string) => registry.allDrivers().get(name)!;
-  return { controller: new HealthController(dataSource, registry), driver };
+  return {
+    controller: moduleRef.get(HealthController),
+    shutdown: moduleRef.get(ShutdownState),
+    driver,
+    query,
+  };
 }
 
 async function failure(check: Promise<unknown>): Promise<unknown> {
@@ -37,29 +52,73 @@ async function failure(check: Promise<unknown>): Promise<unknown> {
 }
 
 describe(HealthController.name, () => {
-  it('is up when every driver carrying a queue answers', async () => {
-    const { controller } = setUp();
-    await expect(controller.check()).resolves.toEqual({
-      status: 'ok',
-      database: 'up',
-      queue: 'up',
+  describe('GET /health (summary)', () => {
+    it('is up when every driver carrying a queue answers', async () => {
+      const { controller } = await setUp();
+      await expect(controller.check()).resolves.toEqual({
+        status: 'ok',
+        database: 'up',
+        queue: 'up',
+      });
+    });
+
+    it('answers 503 naming a failing driver that is not the default one', async () => {
+      const { controller, driver } = await setUp();
+      jest.spyOn(driver('reports-driver'), 'ping').mockRejectedValue(new Error('connection lost'));
+      expect(await failure(controller.check())).toEqual({
+        status: 'error',
+        database: 'up',
+        queue: 'down: reports-driver: connection lost',
+      });
+    });
+
+    it('ignores a driver that carries no queue', async () => {
+      const { controller, driver } = await setUp();
+      const ping = jest.spyOn(driver('spare'), 'ping').mockRejectedValue(new Error('gone'));
+      await expect(controller.check()).resolves.toMatchObject({ status: 'ok', queue: 'up' });
+      expect(ping).not.toHaveBeenCalled();
     });
   });
 
-  it('answers 503 naming a failing driver that is not the default one', async () => {
-    const { controller, driver } = setUp();
-    jest.spyOn(driver('reports-driver'), 'ping').mockRejectedValue(new Error('connection lost'));
-    expect(await failure(controller.check())).toEqual({
-      status: 'error',
-      database: 'up',
-      queue: 'down: reports-driver: connection lost',
+  describe('GET /health/ready', () => {
+    it('lists the database and each driver carrying a queue, with its queues', async () => {
+      const { controller } = await setUp();
+      const result = await controller.ready();
+      expect(result.status).toBe('ok');
+      expect(result.info).toMatchObject({
+        database: { status: 'up' },
+        'driver:default': { status: 'up', kind: 'memory', queues: ['tasks'] },
+        'driver:reports-driver': { status: 'up', kind: 'memory', queues: ['reports'] },
+      });
+      expect(Object.keys(result.info!)).not.toContain('driver:spare');
     });
-  });
 
-  it('ignores a driver that carries no queue', async () => {
-    const { controller, driver } = setUp();
-    const ping = jest.spyOn(driver('spare'), 'ping').mockRejectedValue(new Error('gone'));
-    await expect(controller.check()).resolves.toMatchObject({ status: 'ok', queue: 'up' });
-    expect(ping).not.toHaveBeenCalled();
+    it('answers 503 naming the driver that does not answer', async () => {
+      const { controller, driver } = await setUp();
+      jest.spyOn(driver('reports-driver'), 'ping').mockRejectedValue(new Error('connection lost'));
+      expect(await failure(controller.ready())).toMatchObject({
+        status: 'error',
+        error: { 'driver:reports-driver': { status: 'down', message: 'connection lost' } },
+        info: { database: { status: 'up' }, 'driver:default': { status: 'up' } },
+      });
+    });
+
+    it('answers 503 naming the database when it does not answer', async () => {
+      const { controller, query } = await setUp();
+      query.mockRejectedValue(new Error('SQLITE_BUSY'));
+      expect(await failure(controller.ready())).toMatchObject({
+        status: 'error',
+        error: { database: { status: 'down', message: 'SQLITE_BUSY' } },
+      });
+    });
+
+    it('answers 503 shutting_down once shutdown began, without asking anything', async () => {
+      const { controller, shutdown, query } = await setUp();
+      shutdown.begin();
+      expect(await failure(controller.ready())).toEqual({ status: 'shutting_down' });
+      expect(query).not.toHaveBeenCalled();
+      // The liveness probe still answers: the process is alive while it drains.
+      expect(controller.live()).toEqual({ status: 'ok' });
+    });
   });
 });
