@@ -6,6 +6,8 @@ import type { AppRole } from './config/app.config';
 import { ConfigModule } from './config/config.module';
 import { HandlersModule } from './handlers/handlers.module';
 import { HealthModule } from './health/health.module';
+import { loggingModule } from './observability/logging';
+import { ObservabilityModule } from './observability/observability.module';
 import { PersistenceModule } from './persistence/persistence.module';
 import { QueueModule } from './queue';
 import { QueuesModule } from './queues/queues.module';
@@ -40,6 +42,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
+        loggingModule(config),
         PersistenceModule,
         QueueModule.forRoot({
           isGlobal: true,
@@ -57,6 +60,7 @@ export class AppModule {
           },
           shutdownTimeoutMs: config.shutdownTimeoutMs,
         }),
+        ObservabilityModule.forRoot(config),
         HandlersModule,
         TasksModule,
         ...roleModules(config.role),

@@ -1,14 +1,17 @@
 import {
   BadRequestException,
   type INestApplication,
-  type LogLevel,
   type Type,
   ValidationPipe,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { Server } from 'node:http';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger as PinoNestLogger } from 'nestjs-pino';
+import { recordHttpDurations } from './observability/http-metrics';
+import { TaskMetrics } from './observability/metrics';
 import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
 import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
@@ -16,8 +19,6 @@ import { JsonObjectBodyPipe } from './api/json-object-body.pipe';
 
 /** Largest accepted request body, the same on both adapters. */
 const BODY_LIMIT = 1024 * 1024;
-
-const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
 /**
  * Builds the Nest application on the configured HTTP adapter. The only place that knows which
@@ -32,11 +33,16 @@ export async function createApp(
       ? new FastifyAdapter({ bodyLimit: BODY_LIMIT })
       : new ExpressAdapter();
   const app = await NestFactory.create(AppModule.forRoot(config, extraModules), adapter, {
-    logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1),
+    // Held until pino (nestjs-pino, configured by LOG_LEVEL) takes over just below.
+    bufferLogs: true,
     abortOnError: false,
     // On fastify taskq registers its own JSON parser below; express keeps Nest's body-parser.
     bodyParser: config.httpAdapter === 'express',
   });
+  app.useLogger(app.get(PinoNestLogger));
+  if (config.observability.metricsEnabled) {
+    recordHttpDurations(app.getHttpServer() as Server, app.get(TaskMetrics));
+  }
   if (config.httpAdapter === 'fastify') {
     // An empty JSON body reads as `{}`, as on express, so both answer it with the same 400.
     const fastify = (app as NestFastifyApplication).getHttpAdapter().getInstance();

@@ -4,6 +4,7 @@ import { createApp } from './bootstrap';
 import { type BootConfig, loadAppConfig } from './app.config.loader';
 import { ConfigError } from './config/app.config';
 import { ShutdownState } from './health/shutdown-state';
+import { startTracing } from './observability/tracing';
 
 const logger = new Logger('taskq');
 
@@ -12,7 +13,7 @@ const logger = new Logger('taskq');
  * close) and exit 0. Nest's own shutdown hooks would re-raise the signal instead, and a
  * supervisor would read that as a crash. A second signal exits at once.
  */
-function exitOnSignals(app: INestApplication): void {
+function exitOnSignals(app: INestApplication, beforeExit: () => Promise<void>): void {
   let closing = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (closing) {
@@ -24,7 +25,7 @@ function exitOnSignals(app: INestApplication): void {
     app.get(ShutdownState, { strict: false }).begin();
     logger.log(`${signal}: shutting down`);
     app.close().then(
-      () => process.exit(0),
+      () => beforeExit().finally(() => process.exit(0)),
       (error: unknown) => {
         logger.error('shutdown failed', (error as Error).stack);
         process.exit(1);
@@ -60,8 +61,11 @@ function describeStores(config: BootConfig): string {
 
 async function main(): Promise<void> {
   const config = configOrExit();
+  // Before the app is built, so every span from the first request on is exported.
+  const tracing = config.observability.otlpEndpoint ? startTracing({}) : undefined;
   const app = await createApp(config);
-  exitOnSignals(app);
+  // The last spans are flushed before the process exits.
+  exitOnSignals(app, () => tracing?.shutdown().catch(() => undefined) ?? Promise.resolve());
   await app.listen(config.port, config.host);
   logger.log(
     `listening on ${await app.getUrl()} (role ${config.role}, ${describeStores(config)}, ${config.httpAdapter})${config.role === 'worker' ? '' : '; docs at /docs'}`,

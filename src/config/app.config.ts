@@ -81,6 +81,17 @@ export interface AppConfig {
   };
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  observability: {
+    /** METRICS_ENABLED: serve `GET /metrics` (Prometheus). */
+    metricsEnabled: boolean;
+    /** LOG_FORMAT: `json` lines, `pretty`, or `auto` (pretty when stdout is a terminal). */
+    logFormat: 'auto' | 'json' | 'pretty';
+    /**
+     * OTEL_EXPORTER_OTLP_ENDPOINT: traces go there over OTLP/HTTP; unset means no tracing.
+     * May carry credentials: never log it.
+     */
+    otlpEndpoint?: string;
+  };
 }
 
 export type LogLevel = 'error' | 'warn' | 'log' | 'debug' | 'verbose';
@@ -216,5 +227,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
     logLevel: oneOf(env, 'LOG_LEVEL', 'log', ['error', 'warn', 'log', 'debug', 'verbose'] as const),
+    observability: {
+      metricsEnabled: bool(env, 'METRICS_ENABLED', true),
+      logFormat: oneOf(env, 'LOG_FORMAT', 'auto', ['auto', 'json', 'pretty'] as const),
+      otlpEndpoint: raw(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'),
+    },
   };
 }

@@ -15,9 +15,11 @@ import { QueueFullError } from './errors/queue-full.error';
 import { TaskNotFoundError } from './errors/task-not-found.error';
 import { TaskStateConflictError } from './errors/task-state-conflict.error';
 import { UnknownActionError } from './errors/unknown-action.error';
+import { TaskMetrics } from '../observability/metrics';
 import { TaskEvents } from './task-events.service';
 import { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
-import type { TaskMessage } from './task-message.interface';
+import { traceHeaders } from '../observability/tracing';
+import { CREATED_AT_HEADER, DUE_AT_HEADER, type TaskMessage } from './task-message.interface';
 import { TERMINAL_STATUSES } from '../persistence/task-status.enum';
 import type { TaskEntity } from '../persistence/task.entity';
 import { newTask } from './task.factory';
@@ -52,6 +54,7 @@ export class TasksService {
     private readonly publisher: QueuePublisher,
     private readonly events: TaskEvents,
     @InjectAppConfig() private readonly config: AppConfig,
+    private readonly metrics: TaskMetrics,
   ) {}
 
   /**
@@ -211,6 +214,7 @@ export class TasksService {
       throw new TaskStateConflictError(id, task.status, 'cancelled');
     }
     const task = await this.findOne(id);
+    this.metrics.cancelled.inc({ queue: task.queue, action: task.action });
     this.events.emit({
       type: 'status',
       taskId: id,
@@ -282,10 +286,12 @@ export class TasksService {
     if (tasks.every((task) => task.queue === queue)) {
       const write = this.store.insertion(tasks);
       if (await this.publisher.publishWith(queue, messagesFor(tasks), write)) {
+        this.countAccepted(tasks);
         return this.emitQueued(tasks);
       }
     }
     await this.store.insert(tasks);
+    this.countAccepted(tasks);
     await this.publishAccepted(tasks);
   }
 
@@ -301,6 +307,7 @@ export class TasksService {
       try {
         const write = this.store.insertion(tasks);
         if (await this.publisher.publishWith(queue, messagesFor(tasks), write)) {
+          this.countAccepted(tasks);
           this.emitQueued(tasks);
           return new Set(tasks.map((task) => task.id));
         }
@@ -309,8 +316,14 @@ export class TasksService {
       }
     }
     const inserted = new Set(await this.store.insertNew(tasks));
-    await this.publishAccepted(tasks.filter((task) => inserted.has(task.id)));
+    const accepted = tasks.filter((task) => inserted.has(task.id));
+    this.countAccepted(accepted);
+    await this.publishAccepted(accepted);
     return inserted;
+  }
+
+  private countAccepted(tasks: TaskEntity[]): void {
+    for (const task of tasks) this.metrics.accepted.inc({ queue: task.queue, action: task.action });
   }
 
   private emitQueued(tasks: TaskEntity[]): void {
@@ -366,6 +379,9 @@ function messagesFor(
   headersFor?: (task: TaskEntity) => Record<string, string>,
 ): PublishMessage<TaskMessage>[] {
   const now = Date.now();
+  // The active trace (the POST /tasks span, when tracing is on) rides in every message, so the
+  // worker's handler span joins it whichever process and driver carry the message.
+  const trace = traceHeaders();
   return tasks.map((task) => ({
     body: {
       taskId: task.id,
@@ -376,7 +392,13 @@ function messagesFor(
     priority: task.priority,
     delayMs: task.runAt ? Math.max(0, task.runAt - now) : 0,
     attempt: task.attempt + 1,
-    headers: { [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts), ...headersFor?.(task) },
+    headers: {
+      [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts),
+      [CREATED_AT_HEADER]: String(task.createdAt),
+      [DUE_AT_HEADER]: String(task.runAt ?? task.createdAt),
+      ...trace,
+      ...headersFor?.(task),
+    },
     // A task has at most one live message: publishing it again while one waits, is delayed
     // for a retry or is in flight changes nothing (see TaskReconciler).
     deduplicationKey: task.id,

@@ -12,7 +12,14 @@ import { TaskTimeoutError } from './errors/task-timeout.error';
 import type { TaskContext } from '../handlers/task-context.interface';
 import { TaskEvents } from '../tasks/task-events.service';
 import { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
-import type { TaskMessage } from '../tasks/task-message.interface';
+import {
+  CREATED_AT_HEADER,
+  DUE_AT_HEADER,
+  type TaskMessage,
+} from '../tasks/task-message.interface';
+import { TaskMetrics } from '../observability/metrics';
+import { withTaskLogFields } from '../observability/logging';
+import { inSpan, messageContext, SpanKind } from '../observability/tracing';
 import { TaskStatus } from '../persistence/task-status.enum';
 import { RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
 
@@ -61,10 +68,41 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     private readonly store: TaskStatements,
     private readonly explorer: TaskHandlerExplorer,
     private readonly events: TaskEvents,
+    private readonly metrics: TaskMetrics,
   ) {}
 
-  async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
+  /**
+   * One delivery, in a span joined to the trace its message carries (the POST /tasks that
+   * created it, in whichever process), with the task's fields on every log line inside.
+   */
+  process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
+    const { taskId, action } = delivery.body;
+    return withTaskLogFields(logFields(delivery), () =>
+      inSpan(
+        `task ${action}`,
+        {
+          kind: SpanKind.CONSUMER,
+          parent: messageContext(delivery.headers),
+          linkParent: true,
+          attributes: {
+            'taskq.task_id': taskId,
+            'taskq.action': action,
+            'taskq.attempt': delivery.attempt,
+            'messaging.destination.name': delivery.queue,
+            'messaging.message.id': delivery.id,
+          },
+        },
+        () => this.run(delivery, signal),
+      ),
+    );
+  }
+
+  private async run(
+    delivery: Delivery<TaskMessage>,
+    signal: AbortSignal,
+  ): Promise<SharedWrite | void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
+    const labels = { queue: delivery.queue, action };
     const token = randomUUID();
     if (
       !(await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) &&
@@ -72,9 +110,11 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     ) {
       if (await this.store.exists(taskId)) {
         this.duplicates += 1;
+        this.metrics.duplicates.inc(labels);
         this.logger.debug(`task ${taskId}: delivery ${delivery.id} has nothing to claim; skipped`);
       } else {
         this.orphans += 1;
+        this.metrics.orphans.inc(labels);
         this.logger.warn(
           `message ${delivery.id} names task ${taskId}, which does not exist; dropped`,
         );
@@ -83,6 +123,20 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     }
     this.tokens.set(delivery, token);
     this.emit(taskId, action, TaskStatus.Running);
+    const startedAt = Date.now();
+    const handlerStart = performance.now();
+    // First attempt, first delivery: the wait since the task became due. Retries wait for
+    // their backoff by design, which is not pickup latency.
+    const dueAt = Number(delivery.headers[DUE_AT_HEADER]);
+    if (delivery.attempt === 1 && delivery.deliveryCount === 1 && dueAt > 0) {
+      this.metrics.pickupLatency.observe(labels, Math.max(0, startedAt - dueAt) / 1000);
+    }
+    const handled = (outcome: string): void => {
+      this.metrics.handlerDuration.observe(
+        { ...labels, outcome },
+        (performance.now() - handlerStart) / 1000,
+      );
+    };
 
     const handler = this.explorer.resolve(action);
     if (!handler) throw new NonRetryableError(`no handler for action "${action}"`);
@@ -112,18 +166,31 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
         Promise.resolve().then(() => handler.fn(data, ctx)),
         taskSignal,
       );
+      handled('completed');
       // Recorded by the worker pool, with the ack where the driver shares this database.
       return this.store.completion(taskId, token, result, (applied) => {
-        if (applied) return this.emit(taskId, action, TaskStatus.Completed);
+        if (applied) {
+          this.metrics.completed.inc(labels);
+          this.observeEndToEnd(delivery, 'completed');
+          return this.emit(taskId, action, TaskStatus.Completed);
+        }
         this.lostClaims += 1;
         this.logger.warn(
           `task ${taskId}: claim lost before completion (cancelled or taken over); result discarded`,
         );
       });
     } catch (error) {
-      if (run.cancelled) return; // cancelled: the row says so already; ack, no retry
+      if (run.cancelled) {
+        handled('cancelled');
+        return; // cancelled: the row says so already; ack, no retry
+      }
       if (signal.aborted) throw signal.reason; // shutdown: the worker pool leaves it unsettled
-      if (taskSignal.aborted) throw new TaskTimeoutError(timeoutMs!);
+      if (taskSignal.aborted) {
+        handled('timed_out');
+        this.metrics.timedOut.inc(labels);
+        throw new TaskTimeoutError(timeoutMs!);
+      }
+      handled('failed');
       throw error;
     } finally {
       clearTimeout(timer);
@@ -132,12 +199,23 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     }
   }
 
-  async onFailure(
+  onFailure(
+    delivery: Delivery<TaskMessage>,
+    error: unknown,
+    decision: FailureDecision,
+  ): Promise<SharedWrite | void> {
+    return withTaskLogFields(logFields(delivery), () =>
+      this.recordFailure(delivery, error, decision),
+    );
+  }
+
+  private async recordFailure(
     delivery: Delivery<TaskMessage>,
     error: unknown,
     decision: FailureDecision,
   ): Promise<SharedWrite | void> {
     const { taskId, action } = delivery.body;
+    const labels = { queue: delivery.queue, action };
     const token = this.tokens.get(delivery);
     const message = error instanceof Error ? error.message : String(error);
     if (decision.kind === 'dead') {
@@ -152,9 +230,27 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     // Recorded by the worker pool, with the nack or dead-letter where the driver shares this
     // database: a crash in between cannot leave a queued row whose message is still leased.
     return this.store.failure(taskId, token, message, final, (applied) => {
-      if (applied) this.emit(taskId, action, final ? TaskStatus.Failed : TaskStatus.Queued);
-      else this.lostClaims += 1;
+      if (!applied) {
+        this.lostClaims += 1;
+        return;
+      }
+      if (final) {
+        this.metrics.failed.inc(labels);
+        this.observeEndToEnd(delivery, 'failed');
+      } else {
+        this.metrics.retried.inc(labels);
+      }
+      this.emit(taskId, action, final ? TaskStatus.Failed : TaskStatus.Queued);
     });
+  }
+
+  private observeEndToEnd(delivery: Delivery<TaskMessage>, status: string): void {
+    const createdAt = Number(delivery.headers[CREATED_AT_HEADER]);
+    if (!(createdAt > 0)) return; // a message published before this header existed
+    this.metrics.endToEndLatency.observe(
+      { queue: delivery.queue, action: delivery.body.action, status },
+      Math.max(0, Date.now() - createdAt) / 1000,
+    );
   }
 
   /** A reconciler's message for a running row whose delivery was lost (TaskReconciler). */
@@ -250,6 +346,15 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
       timer.unref();
     };
   }
+}
+
+function logFields(delivery: Delivery<TaskMessage>) {
+  return {
+    taskId: delivery.body.taskId,
+    action: delivery.body.action,
+    attempt: delivery.attempt,
+    queue: delivery.queue,
+  };
 }
 
 /**
