@@ -73,28 +73,31 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
 
   /**
    * One delivery, in a span joined to the trace its message carries (the POST /tasks that
-   * created it, in whichever process), with the task's fields on every log line inside.
+   * created it, in whichever process).
    */
   process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
     const { taskId, action } = delivery.body;
-    return withTaskLogFields(logFields(delivery), () =>
-      inSpan(
-        `task ${action}`,
-        {
-          kind: SpanKind.CONSUMER,
-          parent: messageContext(delivery.headers),
-          linkParent: true,
-          attributes: {
-            'taskq.task_id': taskId,
-            'taskq.action': action,
-            'taskq.attempt': delivery.attempt,
-            'messaging.destination.name': delivery.queue,
-            'messaging.message.id': delivery.id,
-          },
+    return inSpan(
+      `task ${action}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent: messageContext(delivery.headers),
+        linkParent: true,
+        attributes: {
+          'taskq.task_id': taskId,
+          'taskq.action': action,
+          'taskq.attempt': delivery.attempt,
+          'messaging.destination.name': delivery.queue,
+          'messaging.message.id': delivery.id,
         },
-        () => this.run(delivery, signal),
-      ),
+      },
+      () => this.run(delivery, signal),
     );
+  }
+
+  /** Every log line about a delivery (ours, the handler's, the pool's) names its task. */
+  inScope<R>(delivery: Delivery<TaskMessage>, work: () => R): R {
+    return withTaskLogFields(logFields(delivery), work);
   }
 
   private async run(
@@ -199,17 +202,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     }
   }
 
-  onFailure(
-    delivery: Delivery<TaskMessage>,
-    error: unknown,
-    decision: FailureDecision,
-  ): Promise<SharedWrite | void> {
-    return withTaskLogFields(logFields(delivery), () =>
-      this.recordFailure(delivery, error, decision),
-    );
-  }
-
-  private async recordFailure(
+  async onFailure(
     delivery: Delivery<TaskMessage>,
     error: unknown,
     decision: FailureDecision,
