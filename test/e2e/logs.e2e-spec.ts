@@ -9,6 +9,9 @@ const secret = (name: string) => `${name}-${randomBytes(8).toString('hex')}`;
 
 describe('logs (a real process)', () => {
   const dir = tempDir();
+  const children: ReturnType<typeof startNode>[] = [];
+  // A failed assertion must not leave the process running.
+  afterEach(() => children.splice(0).forEach((c) => c.exitCode === null && c.kill('SIGKILL')));
   afterAll(() => dir.remove());
 
   it('writes JSON lines with request ids and task fields, and never a secret', async () => {
@@ -27,6 +30,7 @@ describe('logs (a real process)', () => {
       TASK_BACKOFF_MS: '5',
       OTEL_EXPORTER_OTLP_ENDPOINT: '',
     });
+    children.push(child);
     const exited = finished(child);
     const url = await waitFor(() => /listening on (http:\/\/\S+)/.exec(child.output())?.[1], {
       timeoutMs: 60_000,
