@@ -219,11 +219,11 @@ export class TaskMetrics {
             .driverFor(queue)
             .stats(queue)
             .catch((error: Error) => {
-              this.logger.warn(`metrics: queue ${queue}: driver stats failed: ${error.message}`);
+              this.logger.debug(`metrics: queue ${queue}: driver stats failed: ${error.message}`);
               return undefined;
             }),
           this.store.oldestQueuedAt(queue, now).catch((error: Error) => {
-            this.logger.warn(`metrics: queue ${queue}: oldest task not read: ${error.message}`);
+            this.logger.debug(`metrics: queue ${queue}: oldest task not read: ${error.message}`);
             return undefined;
           }),
         ]);
