@@ -15,14 +15,16 @@ export class QueueDriversIndicator implements ReadinessIndicator {
   ) {}
 
   checks(timeoutMs: number): HealthIndicatorFunction[] {
-    return this.carrying().map(({ name, kind, queues, ping }) => () =>
-      this.health
-        .check(`driver:${name}`)
-        .attempt(async () => {
-          await ping();
-          return { kind, queues };
-        })
-        .withTimeout(timeoutMs),
+    return this.carrying().map(
+      ({ name, kind, queues, ping }) =>
+        () =>
+          this.health
+            .check(`driver:${name}`)
+            .attempt(async () => {
+              await ping();
+              return { kind, queues };
+            })
+            .withTimeout(timeoutMs),
     );
   }
 
