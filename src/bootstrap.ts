@@ -5,12 +5,13 @@ import {
   ValidationPipe,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { recordHttpDurations } from './observability/http-metrics';
+import { requestId } from './observability/logging';
 import { TaskMetrics } from './observability/metrics';
 import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
@@ -30,7 +31,10 @@ export async function createApp(
 ): Promise<INestApplication> {
   const adapter =
     config.httpAdapter === 'fastify'
-      ? new FastifyAdapter({ bodyLimit: BODY_LIMIT })
+      ? new FastifyAdapter({
+          bodyLimit: BODY_LIMIT,
+          genReqId: (req: IncomingMessage) => requestId(req),
+        })
       : new ExpressAdapter();
   const app = await NestFactory.create(AppModule.forRoot(config, extraModules), adapter, {
     // Held until pino (nestjs-pino, configured by LOG_LEVEL) takes over just below.
@@ -40,6 +44,8 @@ export async function createApp(
     bodyParser: config.httpAdapter === 'express',
   });
   app.useLogger(app.get(PinoNestLogger));
+  // Every request gets its id (and the X-Request-Id header) first, whichever adapter serves it.
+  (app.getHttpServer() as Server).prependListener('request', requestId);
   if (config.observability.metricsEnabled) {
     recordHttpDurations(app.getHttpServer() as Server, app.get(TaskMetrics));
   }

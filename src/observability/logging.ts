@@ -43,12 +43,7 @@ export function loggingModule(config: AppConfig): DynamicModule {
       logger,
       quietReqLogger: true,
       customAttributeKeys: { reqId: 'requestId' },
-      genReqId: (req: IncomingMessage, res: ServerResponse) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
+      genReqId: (req: IncomingMessage, res: ServerResponse) => requestId(req, res),
       customLogLevel: (req, res, error) => {
         if (error || res.statusCode >= 500) return 'error';
         if (res.statusCode >= 400) return 'warn';
@@ -65,6 +60,23 @@ export function loggingModule(config: AppConfig): DynamicModule {
       },
     },
   });
+}
+
+const ID = Symbol('taskq:request-id');
+
+/**
+ * The request's id: the caller's X-Request-Id when it looks like one, else a new UUID; the
+ * same id however often it is asked for, echoed in the response's X-Request-Id. bootstrap.ts
+ * gives it to the HTTP server (first listener) and to fastify, so both adapters log the same.
+ */
+export function requestId(req: IncomingMessage, res?: ServerResponse): string {
+  const marked = req as IncomingMessage & { [ID]?: string };
+  if (marked[ID] === undefined) {
+    const given = req.headers['x-request-id'];
+    marked[ID] = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    if (res && !res.headersSent) res.setHeader('X-Request-Id', marked[ID]);
+  }
+  return marked[ID];
 }
 
 /**
