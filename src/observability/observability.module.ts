@@ -19,10 +19,8 @@ export class ObservabilityModule {
       module: ObservabilityModule,
       imports: [PersistenceModule],
       controllers: enabled ? [MetricsController] : [],
-      providers: [
-        TaskMetrics,
-        ...(enabled ? [{ provide: APP_INTERCEPTOR, useClass: RouteMarker }] : []),
-      ],
+      // The route marker also opens the request spans, so it stays when metrics are off.
+      providers: [TaskMetrics, { provide: APP_INTERCEPTOR, useClass: RouteMarker }],
       exports: [TaskMetrics],
     };
   }
