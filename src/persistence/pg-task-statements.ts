@@ -527,8 +527,7 @@ export class PgTaskStatements extends TaskStatements {
 
   async oldestQueuedAt(queue: string, now: number): Promise<number | null> {
     const row = (await this.query(this.sql.oldestQueuedAt, [queue, now])).rows[0] as
-      | { at: string | number }
-      | undefined;
+      { at: string | number } | undefined;
     // BIGINT comes back as a string.
     return row ? Number(row.at) : null;
   }
