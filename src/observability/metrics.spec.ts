@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AppConfig } from '../config/app.config';
+import type { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
 import type { TaskStatements } from '../persistence/task-statements';
 import type { QueueConsumerService, QueueDriverRegistry, QueueStats } from '../queue';
 import { TaskMetrics } from './metrics';
@@ -20,7 +22,12 @@ function setUp(stats: (queue: string) => Promise<QueueStats>, oldest: number | n
   const store = {
     oldestQueuedAt: jest.fn(() => Promise.resolve(oldest)),
   } as unknown as TaskStatements;
-  return { metrics: new TaskMetrics(registry, consumers, store), store };
+  const handlers = {
+    actions: () => ['uppercase', 'report', '*'],
+    resolve: (action: string) => (action === 'report' ? { queue: 'reports' } : {}),
+  } as unknown as TaskHandlerExplorer;
+  const config = { queue: { name: 'tasks' } } as AppConfig;
+  return { metrics: new TaskMetrics(registry, consumers, store, handlers, config), store };
 }
 
 const line = (text: string, sample: string) =>
@@ -51,6 +58,17 @@ describe(TaskMetrics.name, () => {
     // Seven gauges, one reading: each store is asked once per queue.
     expect(stats).toHaveBeenCalledTimes(2);
     expect(store.oldestQueuedAt).toHaveBeenCalledTimes(2);
+  });
+
+  it('starts every counter at 0 for each action on its queue, not for the fallback', async () => {
+    const { metrics } = setUp(() => Promise.reject(new Error('not asked')), null);
+    metrics.onApplicationBootstrap();
+    const text = await metrics.scrape();
+    for (const family of ['taskq_tasks_accepted_total', 'taskq_callbacks_failed_total']) {
+      expect(line(text, `${family}{queue="tasks",action="uppercase"}`)).toMatch(/ 0$/);
+      expect(line(text, `${family}{queue="reports",action="report"}`)).toMatch(/ 0$/);
+    }
+    expect(text).not.toContain('action="*"');
   });
 
   it('reports a driver that does not answer as down instead of failing the scrape', async () => {

@@ -1,7 +1,11 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { QueueConsumerService, QueueDriverRegistry, type QueueStats } from '../queue';
 import { TaskStatements } from '../persistence/task-statements';
+import type { AppConfig } from '../config/app.config';
+import { InjectAppConfig } from '../config/inject-app-config.decorator';
+import { FALLBACK_ACTION } from '../handlers/task-handler.decorator';
+import { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
 
 /** Seconds: from a fast handler or pickup to a long backlog. */
 const LATENCY_BUCKETS = [
@@ -18,7 +22,7 @@ type QueueAction = 'queue' | 'action';
  * that does not grow with the backlog (see the README, "Metrics").
  */
 @Injectable()
-export class TaskMetrics {
+export class TaskMetrics implements OnApplicationBootstrap {
   readonly registry = new Registry();
   private readonly logger = new Logger(TaskMetrics.name);
   /** The queue reading of the scrape in progress. */
@@ -95,9 +99,35 @@ export class TaskMetrics {
     private readonly queues: QueueDriverRegistry,
     private readonly consumers: QueueConsumerService,
     private readonly store: TaskStatements,
+    private readonly handlers: TaskHandlerExplorer,
+    @InjectAppConfig() private readonly config: AppConfig,
   ) {
     collectDefaultMetrics({ register: this.registry });
     this.scrapeTimeFamilies();
+  }
+
+  /**
+   * Every counter starts at 0 for each registered action on its queue, so `rate()` and
+   * `increase()` see the first event, and each family has samples from the first scrape.
+   */
+  onApplicationBootstrap(): void {
+    const counters = [
+      this.accepted,
+      this.completed,
+      this.failed,
+      this.retried,
+      this.cancelled,
+      this.timedOut,
+      this.duplicates,
+      this.orphans,
+      this.callbacksDelivered,
+      this.callbacksFailed,
+    ];
+    for (const action of this.handlers.actions()) {
+      if (action === FALLBACK_ACTION) continue; // its tasks carry their own action names
+      const queue = this.handlers.resolve(action)?.queue ?? this.config.queue.name;
+      for (const counter of counters) counter.inc({ queue, action }, 0);
+    }
   }
 
   /** The exposition text; queue gauges are read now. */

@@ -1,6 +1,7 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import type { AppConfig } from '../config/app.config';
+import { HandlersModule } from '../handlers/handlers.module';
 import { PersistenceModule } from '../persistence/persistence.module';
 import { RouteMarker } from './http-metrics';
 import { MetricsController } from './metrics.controller';
@@ -17,7 +18,7 @@ export class ObservabilityModule {
     const enabled = config.observability.metricsEnabled;
     return {
       module: ObservabilityModule,
-      imports: [PersistenceModule],
+      imports: [PersistenceModule, HandlersModule],
       controllers: enabled ? [MetricsController] : [],
       // The route marker also opens the request spans, so it stays when metrics are off.
       providers: [TaskMetrics, { provide: APP_INTERCEPTOR, useClass: RouteMarker }],
