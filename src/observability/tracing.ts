@@ -1,5 +1,6 @@
 import {
   type Attributes,
+  INVALID_SPAN_CONTEXT,
   context,
   type Context,
   propagation,
@@ -18,8 +19,9 @@ import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base'
  * every call is a no-op. `startTracing` starts the SDK when OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
 const TRACER = 'taskq';
-/** Whether startTracing ran in this process: request spans are only made then. */
+/** Whether startTracing ran in this process: spans are only made then. */
 let started = false;
+const NO_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 export function tracingStarted(): boolean {
   return started;
@@ -66,6 +68,8 @@ export async function inSpan<T>(
   options: { kind: SpanKind; attributes?: Attributes; parent?: Context; linkParent?: boolean },
   work: (span: Span) => Promise<T>,
 ): Promise<T> {
+  // Tracing off (the default): no span, no context switch, on every task and request.
+  if (!started) return work(NO_SPAN);
   const parent = options.parent ?? context.active();
   const parentSpan = trace.getSpanContext(parent);
   const span = trace.getTracer(TRACER).startSpan(
