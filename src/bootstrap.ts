@@ -10,7 +10,7 @@ import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-ex
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
-import { recordHttpDurations } from './observability/http-metrics';
+import { markRoute, recordHttpDurations } from './observability/http-metrics';
 import { requestId } from './observability/logging';
 import { TaskMetrics } from './observability/metrics';
 import type { BootConfig } from './app.config.loader';
@@ -52,6 +52,11 @@ export async function createApp(
   if (config.httpAdapter === 'fastify') {
     // An empty JSON body reads as `{}`, as on express, so both answer it with the same 400.
     const fastify = (app as NestFastifyApplication).getHttpAdapter().getInstance();
+    // The matched route's template for the request-duration metric (express keeps req.route).
+    fastify.addHook('onRequest', (request, _reply, done) => {
+      markRoute(request.raw, request.routeOptions.url);
+      done();
+    });
     fastify.addContentTypeParser(
       'application/json',
       { parseAs: 'string', bodyLimit: BODY_LIMIT },

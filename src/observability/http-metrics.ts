@@ -16,12 +16,26 @@ const ROUTE = Symbol('taskq:route');
 /** Requests that matched no route (404s, static files) share one label: no cardinality blow-up. */
 export const UNMATCHED_ROUTE = 'unmatched';
 
-type Marked = IncomingMessage & { [ROUTE]?: string };
+type Marked = IncomingMessage & { [ROUTE]?: string; route?: { path?: unknown } };
+
+/** Fastify's onRequest hook leaves the matched route's template here (bootstrap.ts). */
+export function markRoute(request: IncomingMessage, template: string | undefined): void {
+  if (template !== undefined) (request as Marked)[ROUTE] = template;
+}
+
+/** The route template: fastify's mark, or express's matched route; else `unmatched`. */
+function routeOf(request: Marked): string {
+  const marked = request[ROUTE];
+  if (marked !== undefined) return marked;
+  const path = request.route?.path;
+  // Nest answers unknown paths on express through a catch-all route (`/{*path}`).
+  return typeof path === 'string' && !path.includes('*') ? path : UNMATCHED_ROUTE;
+}
 
 /**
- * Marks each routed request with its route template (`/tasks/:id`, never the id itself), the
- * same on express and fastify: the template comes from the controller's metadata. With tracing
- * started, runs the route in a server span (`POST /tasks`) that ends when the response is sent.
+ * With tracing started (only then is it installed: an interceptor costs every request), runs
+ * each route in a server span named by its template (`POST /tasks`, never an id; from the
+ * controller's metadata, the same on express and fastify) that ends when the response is sent.
  */
 @Injectable()
 export class RouteMarker implements NestInterceptor {
@@ -80,17 +94,22 @@ export class RouteMarker implements NestInterceptor {
 
 /** Times every request the server answers, by method, route template and status. */
 export function recordHttpDurations(server: Server, metrics: TaskMetrics): void {
+  // One child per label set, found by a string key: prom-client would hash the labels object
+  // on every observation. Label sets are bounded (routes × methods × statuses).
+  const children = new Map<string, { observe(value: number): void }>();
   server.prependListener('request', (request: Marked, response: ServerResponse) => {
-    const start = process.hrtime.bigint();
+    const start = performance.now();
     response.once('finish', () => {
-      metrics.httpDuration.observe(
-        {
-          method: request.method ?? 'GET',
-          route: request[ROUTE] ?? UNMATCHED_ROUTE,
-          status: String(response.statusCode),
-        },
-        Number(process.hrtime.bigint() - start) / 1e9,
-      );
+      const method = request.method ?? 'GET';
+      const route = routeOf(request);
+      const status = response.statusCode;
+      const key = `${method} ${status} ${route}`;
+      let child = children.get(key);
+      if (!child) {
+        child = metrics.httpDuration.labels({ method, route, status: String(status) });
+        children.set(key, child);
+      }
+      child.observe((performance.now() - start) / 1000);
     });
   });
 }

@@ -6,6 +6,7 @@ import { PersistenceModule } from '../persistence/persistence.module';
 import { RouteMarker } from './http-metrics';
 import { MetricsController } from './metrics.controller';
 import { TaskMetrics } from './metrics';
+import { tracingStarted } from './tracing';
 
 /**
  * Metrics (one registry per application), and `GET /metrics` unless METRICS_ENABLED=false.
@@ -20,8 +21,11 @@ export class ObservabilityModule {
       module: ObservabilityModule,
       imports: [PersistenceModule, HandlersModule],
       controllers: enabled ? [MetricsController] : [],
-      // The route marker also opens the request spans, so it stays when metrics are off.
-      providers: [TaskMetrics, { provide: APP_INTERCEPTOR, useClass: RouteMarker }],
+      providers: [
+        TaskMetrics,
+        // Request spans, only when tracing was started (main.ts does before building the app).
+        ...(tracingStarted() ? [{ provide: APP_INTERCEPTOR, useClass: RouteMarker }] : []),
+      ],
       exports: [TaskMetrics],
     };
   }

@@ -48,8 +48,12 @@ describe(`GET /metrics (${E2E_QUEUE_DRIVER} driver)`, () => {
   });
   afterAll(() => dir.remove());
 
-  async function start(env: Record<string, string> = {}): Promise<TestApp> {
+  async function start(
+    env: Record<string, string> = {},
+    adapter: 'express' | 'fastify' = 'express',
+  ): Promise<TestApp> {
     const t = await startTestApp({
+      adapter,
       dbPath: join(dir.path, `${randomUUID()}.db`),
       env: { CALLBACK_ALLOW_PRIVATE: 'true', WORKER_CONCURRENCY: '4', ...env },
     });
@@ -221,6 +225,22 @@ describe(`GET /metrics (${E2E_QUEUE_DRIVER} driver)`, () => {
     expect((await scrape(first)).value('taskq_tasks_accepted_total')).toBe(1);
     expect((await scrape(second)).value('taskq_tasks_accepted_total')).toBe(0);
   });
+
+  it.each(['express', 'fastify'] as const)(
+    'labels HTTP requests by route template on %s, unmatched ones as such',
+    async (adapter) => {
+      const t = await start({}, adapter);
+      await submit(t, { action: 'uppercase' });
+      await t.http.get(`/tasks/${randomUUID()}`).expect(404);
+      await t.http.get('/no/such/route').expect(404);
+      const s = await scrape(t);
+      const count = (labels: Record<string, string>) =>
+        s.value('taskq_http_request_duration_seconds_count', labels);
+      expect(count({ method: 'POST', route: '/tasks', status: '202' })).toBe(1);
+      expect(count({ method: 'GET', route: '/tasks/:id', status: '404' })).toBe(1);
+      expect(count({ method: 'GET', route: 'unmatched', status: '404' })).toBe(1);
+    },
+  );
 
   it('serves no /metrics with METRICS_ENABLED=false', async () => {
     const t = await start({ METRICS_ENABLED: 'false' });
