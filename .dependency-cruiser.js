@@ -3,7 +3,7 @@
  * Each rule is one boundary a newcomer could cross by accident; the message says which.
  */
 const FEATURES =
-  'api|callbacks|handlers|health|maintenance|persistence|queue|queues|schedules|tasks|worker';
+  'api|callbacks|handlers|health|maintenance|observability|persistence|queue|queues|schedules|tasks|worker';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -22,7 +22,7 @@ module.exports = {
         'src/queue moves messages: it knows nothing of tasks, their table, the API or the app config.',
       from: { path: '^src/queue/' },
       to: {
-        path: '^src/(api|callbacks|handlers|health|maintenance|persistence|queues|schedules|tasks|worker|config)/',
+        path: '^src/(api|callbacks|handlers|health|maintenance|observability|persistence|queues|schedules|tasks|worker|config)/',
       },
     },
     {

@@ -64,6 +64,8 @@ type Job =
   | { kind: 'process'; driver: string; n: number; concurrency: number; shards?: number }
   | { kind: 'latency'; driver: string; rate: number; seconds: number; concurrency: number }
   | { kind: 'backlog'; driver: string; backlog: number; measure: number; concurrency: number }
+  /** GET /metrics scrape time with `backlog` tasks waiting (queue paused). */
+  | { kind: 'metrics'; driver: string; backlog: number; scrapes: number }
   | {
       kind: 'http';
       driver: string;
@@ -215,6 +217,8 @@ async function runJob(job: Job, send: (message: ChildMessage) => void): Promise<
         return await backlogJob(job, dir, rss, send);
       case 'http':
         return await httpJob(job, dir, rss, send);
+      case 'metrics':
+        return await metricsJob(job, dir, rss, send);
       case 'brokers':
         return await runBrokerJob(job, rss, (r) => send({ type: 'row', row: r }));
       case 'auth':
@@ -465,6 +469,58 @@ async function backlogJob(
   });
   // The rest of the backlog is left behind: pause so close() does not wait on it.
   await bench.driver.pauseQueue(bench.queue);
+  await bench.close();
+}
+
+async function metricsJob(
+  job: Extract<Job, { kind: 'metrics' }>,
+  dir: string,
+  rss: RssSampler,
+  send: (message: ChildMessage) => void,
+): Promise<void> {
+  const bench = await createBenchApp(appEnv(job.driver, dir, {}));
+  await bench.driver.pauseQueue(bench.queue);
+  const loadStarted = performance.now();
+  await preload(bench, job.backlog, 5000);
+  const loadSeconds = (performance.now() - loadStarted) / 1000;
+  await bench.app.listen(0, '127.0.0.1');
+  const url = `${await bench.app.getUrl()}/metrics`.replace('[::1]', '127.0.0.1');
+  const expected = `taskq_queue_waiting{queue="${bench.queue}"} ${job.backlog}`;
+  const scrape = async (): Promise<number> => {
+    const started = performance.now();
+    const text = await (await fetch(url)).text();
+    const elapsed = performance.now() - started;
+    if (!text.includes(expected)) throw new Error(`scrape without "${expected}"`);
+    return elapsed;
+  };
+  await scrape(); // warm-up: statement preparation, first page reads
+  const times: number[] = [];
+  const started = performance.now();
+  for (let i = 0; i < job.scrapes; i++) times.push(await scrape());
+  const seconds = (performance.now() - started) / 1000;
+  // Where a scrape's time goes: the driver's counts and the task table's oldest due row.
+  const part = async (read: () => Promise<unknown>): Promise<number> => {
+    const t = performance.now();
+    await read();
+    return performance.now() - t;
+  };
+  const stats = await part(() => bench.driver.stats(bench.queue));
+  const oldest = await part(() => bench.store.oldestQueuedAt(bench.queue, Date.now()));
+  const sorted = sortedLatencies(times);
+  send({
+    type: 'row',
+    row: row({
+      driver: job.driver,
+      scenario: `GET /metrics, ${job.backlog} waiting`,
+      concurrency: null,
+      tasks: job.scrapes,
+      seconds,
+      p50Ms: quantile(sorted, 0.5),
+      p99Ms: quantile(sorted, 0.99),
+      rssMB: rss.peakMB(),
+      note: `tasks = scrapes (one at a time, over HTTP); of one scrape: driver stats ${stats.toFixed(1)} ms, oldest due task ${oldest.toFixed(2)} ms; backlog loaded in ${loadSeconds.toFixed(1)} s`,
+    }),
+  });
   await bench.close();
 }
 
@@ -750,6 +806,10 @@ async function parent(): Promise<number> {
       const sized = Math.min(size, measure);
       jobs.push({ kind: 'backlog', driver, backlog: size, measure: sized, concurrency: 16 });
     }
+    // Scrape cost must not grow with the backlog: a small and a large one.
+    for (const size of new Set([Math.min(10_000, backlog), backlog])) {
+      jobs.push({ kind: 'metrics', driver, backlog: size, scrapes: small ? 5 : 20 });
+    }
     for (const adapter of ['express', 'fastify'] as const) {
       jobs.push({ kind: 'http', driver, adapter, seconds: httpSeconds });
       // The API alone: what one API process accepts when the workers run elsewhere (not on
@@ -775,7 +835,8 @@ async function parent(): Promise<number> {
   console.log(header());
   let failed = 0;
   for (const job of planned) {
-    const timeoutMs = job.kind === 'backlog' ? 120_000 + job.backlog * 2 : 180_000;
+    const timeoutMs =
+      job.kind === 'backlog' || job.kind === 'metrics' ? 120_000 + job.backlog * 2 : 180_000;
     // The child inherits DATABASE_URL: a schema of its own on PostgreSQL, none on SQLite.
     const schema = db === 'postgres' ? await createBenchSchema() : undefined;
     if (schema) process.env.DATABASE_URL = schema.url;

@@ -8,6 +8,8 @@ import { ConfigModule } from './config/config.module';
 import { DashboardModule } from './dashboard/dashboard.module';
 import { HandlersModule } from './handlers/handlers.module';
 import { HealthModule } from './health/health.module';
+import { loggingModule } from './observability/logging';
+import { ObservabilityModule } from './observability/observability.module';
 import { PersistenceModule } from './persistence/persistence.module';
 import { QueueModule } from './queue';
 import { QueuesModule } from './queues/queues.module';
@@ -42,6 +44,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
+        loggingModule(config),
         PersistenceModule,
         QueueModule.forRoot({
           isGlobal: true,
@@ -59,6 +62,7 @@ export class AppModule {
           },
           shutdownTimeoutMs: config.shutdownTimeoutMs,
         }),
+        ObservabilityModule.forRoot(config),
         HandlersModule,
         AuthModule,
         TasksModule,

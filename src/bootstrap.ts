@@ -1,17 +1,15 @@
-import {
-  BadRequestException,
-  type INestApplication,
-  Logger,
-  type LogLevel,
-  type Type,
-} from '@nestjs/common';
+import { BadRequestException, type INestApplication, Logger, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { SwaggerModule } from '@nestjs/swagger';
 import fastifyHelmet from '@fastify/helmet';
 import helmet from 'helmet';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Logger as PinoNestLogger } from 'nestjs-pino';
+import { markRoute, recordHttpDurations } from './observability/http-metrics';
+import { requestId } from './observability/logging';
+import { TaskMetrics } from './observability/metrics';
 import type { BootConfig } from './app.config.loader';
 import { AppModule } from './app.module';
 import { INVALID_JSON_MESSAGE, InvalidJsonFilter } from './api/invalid-json.filter';
@@ -20,8 +18,6 @@ import { buildOpenApiDocument } from './api/openapi';
 import { isUnsupportedBody, UNSUPPORTED_MEDIA_TYPE_BODY } from './api/content-type';
 import { StorageErrorsFilter } from './api/storage-errors.filter';
 import { prepareDatabaseFile } from './persistence/database-file';
-
-const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
 /**
  * Builds the Nest application on the configured HTTP adapter. The only place that knows which
@@ -37,18 +33,32 @@ export async function createApp(
   // Largest accepted request body (MAX_BODY_BYTES), the same on both adapters.
   const bodyLimit = config.input.maxBodyBytes;
   const adapter =
-    config.httpAdapter === 'fastify' ? new FastifyAdapter({ bodyLimit }) : new ExpressAdapter();
+    config.httpAdapter === 'fastify'
+      ? new FastifyAdapter({
+          bodyLimit,
+          genReqId: (req: IncomingMessage) => requestId(req),
+        })
+      : new ExpressAdapter();
   const app = await NestFactory.create(AppModule.forRoot(config, extraModules), adapter, {
-    logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1),
+    // Held until pino (nestjs-pino, configured by LOG_LEVEL) takes over just below.
+    bufferLogs: true,
     abortOnError: false,
     // On fastify taskq registers its own JSON parser below; express keeps Nest's body-parser.
     bodyParser: config.httpAdapter === 'express',
   });
+  app.useLogger(app.get(PinoNestLogger));
+  // Every request gets its id (and the X-Request-Id header) first, whichever adapter serves it.
+  (app.getHttpServer() as Server).prependListener('request', requestId);
+  if (config.observability.metricsEnabled) {
+    recordHttpDurations(app.getHttpServer() as Server, app.get(TaskMetrics));
+  }
   await useSecurityHeaders(app, config);
   if (config.httpAdapter === 'fastify') {
     // An empty JSON body reads as `{}`, as on express, so both answer it with the same 400.
     const fastify = (app as NestFastifyApplication).getHttpAdapter().getInstance();
     fastify.addHook('onRequest', (request, reply, done) => {
+      // The matched route's template for the request-duration metric (express keeps req.route).
+      markRoute(request.raw, request.routeOptions.url);
       if (isUnsupportedBody(request.headers))
         void reply.code(415).send(UNSUPPORTED_MEDIA_TYPE_BODY);
       else done();

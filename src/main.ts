@@ -6,15 +6,23 @@ import { createApp } from './bootstrap';
 import { type BootConfig, loadAppConfig } from './app.config.loader';
 import { ConfigError } from './config/app.config';
 import { DatabaseStartupError } from './persistence/database-file';
+import { ShutdownState } from './health/shutdown-state';
+import { startTracing } from './observability/tracing';
 
 const logger = new Logger('taskq');
+/** Beyond SHUTDOWN_TIMEOUT_MS (the drain), how long closing drivers and the database may take. */
+const SHUTDOWN_GUARD_MS = 30_000;
 
 /**
  * SIGTERM/SIGINT close the app gracefully (consumers drain, then drivers and the database
  * close) and exit 0. Nest's own shutdown hooks would re-raise the signal instead, and a
  * supervisor would read that as a crash. A second signal exits at once.
  */
-function exitOnSignals(app: INestApplication): void {
+function exitOnSignals(
+  app: INestApplication,
+  shutdownTimeoutMs: number,
+  beforeExit: () => Promise<void>,
+): void {
   let closing = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (closing) {
@@ -22,9 +30,23 @@ function exitOnSignals(app: INestApplication): void {
       process.exit(1);
     }
     closing = true;
+    // Readiness answers 503 from now on, before consumers drain: load balancers stop first.
+    app.get(ShutdownState, { strict: false }).begin();
     logger.log(`${signal}: shutting down`);
+    // A referenced timer keeps the process alive until the close is done: otherwise the event
+    // loop can run empty while Nest closes (every other handle already unreferenced) and the
+    // process ends with 0 before the last spans are flushed. It also bounds a hung shutdown.
+    const limitMs = shutdownTimeoutMs + SHUTDOWN_GUARD_MS;
+    const guard = setTimeout(() => {
+      logger.error(`${signal}: shutdown not done after ${limitMs} ms; exiting`);
+      process.exit(1);
+    }, limitMs);
     app.close().then(
-      () => process.exit(0),
+      () =>
+        beforeExit().finally(() => {
+          clearTimeout(guard);
+          process.exit(0);
+        }),
       (error: unknown) => {
         logger.error('shutdown failed', (error as Error).stack);
         process.exit(1);
@@ -71,8 +93,15 @@ function boundAddress(app: INestApplication): string {
 
 async function main(): Promise<void> {
   const config = configOrExit();
+  // Before the app is built, so every span from the first request on is exported.
+  const tracing = config.observability.otlpEndpoint ? startTracing({}) : undefined;
   const app = await createApp(config);
-  exitOnSignals(app);
+  // The last spans are flushed before the process exits.
+  exitOnSignals(
+    app,
+    config.shutdownTimeoutMs,
+    () => tracing?.shutdown().catch(() => undefined) ?? Promise.resolve(),
+  );
   await app.listen(config.port, config.host);
   logger.log(
     `listening on ${boundAddress(app)} (role ${config.role}, ${describeStores(config)}, ${config.httpAdapter})${config.role === 'worker' ? '' : '; docs at /docs'}`,

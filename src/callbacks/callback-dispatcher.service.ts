@@ -11,6 +11,7 @@ import { backoffDelay } from '../queue/backoff';
 import { TaskResponseDto } from '../tasks/dto/task.response.dto';
 import { TaskEvents } from '../tasks/task-events.service';
 import { TERMINAL_STATUSES } from '../persistence/task-status.enum';
+import { TaskMetrics } from '../observability/metrics';
 import { sendCallback } from './callback-sender';
 import { CallbackAddressError } from './callback-url';
 import { type ClaimedCallback, TaskStatements } from '../persistence/task-statements';
@@ -61,6 +62,7 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
     @InjectAppConfig() private readonly config: AppConfig,
     private readonly store: TaskStatements,
     private readonly events: TaskEvents,
+    private readonly metrics: TaskMetrics,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -161,10 +163,14 @@ export class CallbackDispatcher implements OnApplicationBootstrap, BeforeApplica
           signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.shutdown.signal]),
         });
       } catch (error) {
+        if (!this.shutdown.signal.aborted) {
+          this.metrics.callbacksFailed.inc({ queue: task.queue, action: task.action });
+        }
         // A refusal by the address policy is final: another attempt would be refused alike.
         await this.failed(claimed, (error as Error).message, error instanceof CallbackAddressError);
         return;
       }
+      this.metrics.callbacksDelivered.inc({ queue: task.queue, action: task.action });
       await this.store.settleCallback(claimed, { status: 'delivered', error: null, nextAt: null });
       this.logger.debug(`callback of task ${task.id} delivered (attempt ${attempt})`);
     } catch (error) {

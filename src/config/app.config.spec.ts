@@ -152,4 +152,22 @@ describe('broker and database URLs', () => {
       'postgres://127.0.0.1:5432/test',
     );
   });
+
+  it('reads the observability settings', () => {
+    expect(loadConfig({}).observability).toEqual({
+      metricsEnabled: true,
+      logFormat: 'auto',
+      otlpEndpoint: undefined,
+    });
+    expect(
+      loadConfig({
+        METRICS_ENABLED: 'false',
+        LOG_FORMAT: 'json',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      }).observability,
+    ).toEqual({ metricsEnabled: false, logFormat: 'json', otlpEndpoint: 'http://collector:4318' });
+    expect(() => loadConfig({ LOG_FORMAT: 'xml' })).toThrow(
+      'LOG_FORMAT=xml is invalid: expected one of auto, json, pretty',
+    );
+  });
 });

@@ -136,6 +136,17 @@ export interface AppConfig {
     /** How often the key set (file and api_keys table) is read again, so a revoke takes hold. */
     refreshMs: number;
   };
+  observability: {
+    /** METRICS_ENABLED: serve `GET /metrics` (Prometheus). */
+    metricsEnabled: boolean;
+    /** LOG_FORMAT: `json` lines, `pretty`, or `auto` (pretty when stdout is a terminal). */
+    logFormat: 'auto' | 'json' | 'pretty';
+    /**
+     * OTEL_EXPORTER_OTLP_ENDPOINT: traces go there over OTLP/HTTP; unset means no tracing.
+     * May carry credentials: never log it.
+     */
+    otlpEndpoint?: string;
+  };
 }
 
 export type TaskEventsBusKind = 'auto' | 'local' | 'sqlite' | 'postgres' | 'redis';
@@ -331,6 +342,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
     auth: {
       keysFile: optionalPath(env, 'API_KEYS_FILE'),
       refreshMs: int(env, 'API_KEYS_REFRESH_MS', 5000, 100, 3_600_000),
+    },
+    observability: {
+      metricsEnabled: bool(env, 'METRICS_ENABLED', true),
+      logFormat: oneOf(env, 'LOG_FORMAT', 'auto', ['auto', 'json', 'pretty'] as const),
+      otlpEndpoint: raw(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'),
     },
   };
 }

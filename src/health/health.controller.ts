@@ -1,7 +1,9 @@
 import {
-  BeforeApplicationShutdown,
   Controller,
   Get,
+  HttpCode,
+  HttpStatus,
+  Inject,
   Optional,
   ServiceUnavailableException,
 } from '@nestjs/common';
@@ -11,41 +13,68 @@ import {
   ApiServiceUnavailableResponse,
   ApiTags,
 } from '@nestjs/swagger';
+import { HealthCheck, type HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
 import { DataSource } from 'typeorm';
 import { ApiKeyStore } from '../auth/api-key.store';
 import { Public } from '../auth/require-scopes.decorator';
-import { DatabaseFileMonitor } from '../persistence/database-file.monitor';
 import { within } from '../common/within';
+import { DatabaseFileMonitor } from '../persistence/database-file.monitor';
 import { QueueDriverRegistry } from '../queue';
+import { READINESS_INDICATORS, type ReadinessIndicator } from './indicators/readiness-indicator';
 import { HealthResponseDto } from './health.response.dto';
+import { ShutdownState } from './shutdown-state';
 
-/** Each dependency gets this long to answer, so /health answers even when one hangs. */
+/** How long readiness waits for each part's answer before calling it down. */
+export const READY_TIMEOUT_MS = 3000;
+/** Each dependency gets this long to answer the summary, so /health answers even when one hangs. */
 export const HEALTH_CHECK_TIMEOUT_MS = 2000;
 
 /**
- * Liveness for load balancers: database and every driver that carries a queue reachable, not
- * shutting down.
+ * Liveness (`/health/live`), readiness (`/health/ready`) and the older summary (`/health`) for
+ * load balancers and orchestrators.
  */
 @ApiTags('health')
 @Controller('health')
 @Public()
-export class HealthController implements BeforeApplicationShutdown {
-  private shuttingDown = false;
-
+export class HealthController {
   constructor(
     private readonly dataSource: DataSource,
     private readonly registry: QueueDriverRegistry,
+    private readonly shutdown: ShutdownState,
+    private readonly health: HealthCheckService,
+    @Inject(READINESS_INDICATORS) private readonly indicators: ReadinessIndicator[],
     private readonly keys: ApiKeyStore,
     /** The SQLite file still the one at DATABASE_PATH (absent for PostgreSQL in unit tests). */
     @Optional() private readonly databaseFile?: DatabaseFileMonitor,
   ) {}
 
-  beforeApplicationShutdown(): void {
-    this.shuttingDown = true;
+  @Get('live')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'The process answers (nothing else is checked)' })
+  @ApiOkResponse({ description: '`{status: "ok"}`' })
+  live(): { status: 'ok' } {
+    return { status: 'ok' };
+  }
+
+  @Get('ready')
+  @HealthCheck({ swaggerDocumentation: false })
+  @ApiOperation({
+    summary: 'Ready for traffic: the database and every driver carrying a queue answer in time',
+  })
+  @ApiOkResponse({ description: 'Terminus result: `{status: "ok", info: {database: …}}`' })
+  @ApiServiceUnavailableResponse({
+    description:
+      '`{status: "shutting_down"}` from the moment SIGTERM arrives, or `{status: "error", error: {<part>: {status: "down", message}}}` naming each failing part.',
+  })
+  async ready(): Promise<HealthCheckResult> {
+    if (this.shutdown.shuttingDown) {
+      throw new ServiceUnavailableException({ status: 'shutting_down' });
+    }
+    return this.health.check(this.indicators.flatMap((i) => i.checks(READY_TIMEOUT_MS)));
   }
 
   @Get()
-  @ApiOperation({ summary: 'Health of this process' })
+  @ApiOperation({ summary: 'Health of this process (summary kept for compatibility)' })
   @ApiOkResponse({
     type: HealthResponseDto,
     description: 'Up: `{status: "ok", database: "up", queue: "up", auth: "keys" | "open"}`.',
@@ -67,7 +96,7 @@ export class HealthController implements BeforeApplicationShutdown {
       ),
       this.queueDrivers(),
     ]);
-    const status = this.shuttingDown
+    const status = this.shutdown.shuttingDown
       ? 'shutting_down'
       : database === 'up' && queue === 'up'
         ? 'ok'

@@ -375,6 +375,13 @@ export class PgTaskStatements extends TaskStatements {
          WHERE t.${c('status')} = ${status(TaskStatus.Queued)} AND t.${c('queue')} = $1
            AND (t.${c('runAt')} IS NULL OR t.${c('runAt')} <= $2)`,
       ),
+      oldestQueuedAt: named(
+        'oldest_queued_at',
+        `SELECT coalesce(t.${c('runAt')}, t.${c('createdAt')}) AS at FROM ${T} AS t
+         WHERE t.${c('status')} = ${status(TaskStatus.Queued)} AND t.${c('queue')} = $1
+           AND (t.${c('runAt')} IS NULL OR t.${c('runAt')} <= $2)
+         ORDER BY t.${c('createdAt')} LIMIT 1`,
+      ),
       exists: named('exists', `SELECT 1 FROM ${T} AS t WHERE t.${c('id')} = $1 LIMIT 1`),
       dueCallbacks: named(
         'due_callbacks',
@@ -550,6 +557,13 @@ export class PgTaskStatements extends TaskStatements {
 
   async countQueuedDue(queue: string, now: number): Promise<number> {
     return ((await this.query(this.sql.countQueuedDue, [queue, now])).rows[0] as { n: number }).n;
+  }
+
+  async oldestQueuedAt(queue: string, now: number): Promise<number | null> {
+    const row = (await this.query(this.sql.oldestQueuedAt, [queue, now])).rows[0] as
+      { at: string | number } | undefined;
+    // BIGINT comes back as a string.
+    return row ? Number(row.at) : null;
   }
 
   async reclaim(id: string, staleToken: string, attempt: number, token: string): Promise<boolean> {

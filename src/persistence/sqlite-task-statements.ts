@@ -211,6 +211,13 @@ export class SqliteTaskStatements extends TaskStatements {
              AND (run_at IS NULL OR run_at <= @now)`,
         )
         .pluck(),
+      oldestQueuedAt: db
+        .prepare(
+          `SELECT coalesce(run_at, created_at) FROM ${T} INDEXED BY idx_tasks_status_created
+           WHERE status = '${Queued}' AND queue = @queue AND (run_at IS NULL OR run_at <= @now)
+           ORDER BY created_at LIMIT 1`,
+        )
+        .pluck(),
       exists: db.prepare(`SELECT 1 FROM ${T} WHERE id = ? LIMIT 1`).pluck(),
       dueCallbacks: db.prepare(
         `${rows} WHERE callback_status = 'pending' AND callback_next_at <= @now
@@ -476,6 +483,13 @@ export class SqliteTaskStatements extends TaskStatements {
     return this.read(
       () => this.s.countQueuedDue,
       (stmt) => stmt.get({ queue, now }) as number,
+    );
+  }
+
+  oldestQueuedAt(queue: string, now: number): Promise<number | null> {
+    return this.read(
+      () => this.s.oldestQueuedAt,
+      (stmt) => (stmt.get({ queue, now }) as number | undefined) ?? null,
     );
   }
 

@@ -501,6 +501,14 @@ function contractCases(get: () => Harness): void {
     expect(await store.countQueuedDue('r', 10_000)).toBe(5);
     expect(await store.countQueuedDue('r', 60_000)).toBe(6);
     expect(await store.countQueued()).toBe(7);
+    // When the oldest due queued row (by creation) became due: an index seek, for metrics.
+    expect(await store.oldestQueuedAt('r', 10_000)).toBe(1000);
+    expect(await store.oldestQueuedAt('other', 10_000)).toBe(1000);
+    expect(await store.oldestQueuedAt('none', 10_000)).toBeNull();
+    const later = task({ now: 500, queue: 'later', runAt: 50_000 });
+    await store.insert([later]);
+    expect(await store.oldestQueuedAt('later', 10_000)).toBeNull(); // not due yet
+    expect(await store.oldestQueuedAt('later', 60_000)).toBe(50_000); // due since its runAt
 
     // A running row whose claim went silent, and its fenced takeover.
     const silent = await store.staleRunning('r', Date.now() + 1000, 10);

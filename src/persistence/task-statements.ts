@@ -161,6 +161,14 @@ export abstract class TaskStatements {
   abstract countQueuedDue(queue: string, now: number): Promise<number>;
 
   /**
+   * When the oldest due queued row of `queue` (by creation) became due (its run_at, else its
+   * creation), or null when none waits. Walks the status-and-creation index from its oldest end
+   * and stops at the first due row, so its cost does not grow with the backlog (metrics read it
+   * per scrape). Queued rows of other queues created earlier are stepped over.
+   */
+  abstract oldestQueuedAt(queue: string, now: number): Promise<number | null>;
+
+  /**
    * Takes over a running row for `attempt` under `token`, only if it is still held under
    * `staleToken` by an earlier attempt: if its holder finished, failed or was replaced meanwhile,
    * nothing changes and false is returned.

@@ -213,7 +213,12 @@ export class WorkerPool<T = unknown> {
     }
   }
 
-  private async run(delivery: Delivery<T>): Promise<void> {
+  private run(delivery: Delivery<T>): Promise<void> {
+    const work = () => this.runOne(delivery);
+    return this.processor.inScope ? this.processor.inScope(delivery, work) : work();
+  }
+
+  private async runOne(delivery: Delivery<T>): Promise<void> {
     const signal = this.shutdown.signal;
     this.running.add(delivery);
     try {

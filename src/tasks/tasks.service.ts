@@ -16,10 +16,12 @@ import { QueueFullError } from './errors/queue-full.error';
 import { TaskNotFoundError } from './errors/task-not-found.error';
 import { TaskStateConflictError } from './errors/task-state-conflict.error';
 import { UnknownActionError } from './errors/unknown-action.error';
+import { TaskMetrics } from '../observability/metrics';
 import { TaskEvents } from './task-events.service';
 import { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
 import { handlerDataProblems } from '../handlers/handler-data.validation';
-import type { TaskMessage } from './task-message.interface';
+import { traceHeaders } from '../observability/tracing';
+import { CREATED_AT_HEADER, DUE_AT_HEADER, type TaskMessage } from './task-message.interface';
 import { TERMINAL_STATUSES } from '../persistence/task-status.enum';
 import type { TaskEntity } from '../persistence/task.entity';
 import { newTask } from './task.factory';
@@ -78,6 +80,7 @@ export class TasksService {
     private readonly publisher: QueuePublisher,
     private readonly events: TaskEvents,
     @InjectAppConfig() private readonly config: AppConfig,
+    private readonly metrics: TaskMetrics,
   ) {}
 
   /**
@@ -285,6 +288,7 @@ export class TasksService {
       throw new TaskStateConflictError(id, task.status, 'cancelled');
     }
     const task = await this.findOne(id, tenant);
+    this.metrics.cancelled.inc({ queue: task.queue, action: task.action });
     this.events.emit({
       type: 'status',
       taskId: id,
@@ -365,10 +369,12 @@ export class TasksService {
     if (tasks.every((task) => task.queue === queue)) {
       const write = this.store.insertion(tasks);
       if (await this.publisher.publishWith(queue, messagesFor(tasks), write)) {
+        this.countAccepted(tasks);
         return this.emitQueued(tasks);
       }
     }
     await this.store.insert(tasks);
+    this.countAccepted(tasks);
     await this.publishAccepted(tasks);
   }
 
@@ -384,6 +390,7 @@ export class TasksService {
       try {
         const write = this.store.insertion(tasks);
         if (await this.publisher.publishWith(queue, messagesFor(tasks), write)) {
+          this.countAccepted(tasks);
           this.emitQueued(tasks);
           return new Set(tasks.map((task) => task.id));
         }
@@ -392,8 +399,14 @@ export class TasksService {
       }
     }
     const inserted = new Set(await this.store.insertNew(tasks));
-    await this.publishAccepted(tasks.filter((task) => inserted.has(task.id)));
+    const accepted = tasks.filter((task) => inserted.has(task.id));
+    this.countAccepted(accepted);
+    await this.publishAccepted(accepted);
     return inserted;
+  }
+
+  private countAccepted(tasks: TaskEntity[]): void {
+    for (const task of tasks) this.metrics.accepted.inc({ queue: task.queue, action: task.action });
   }
 
   private emitQueued(tasks: TaskEntity[]): void {
@@ -483,6 +496,9 @@ function messagesFor(
   headersFor?: (task: TaskEntity) => Record<string, string>,
 ): PublishMessage<TaskMessage>[] {
   const now = Date.now();
+  // The active trace (the POST /tasks span, when tracing is on) rides in every message, so the
+  // worker's handler span joins it whichever process and driver carry the message.
+  const trace = traceHeaders();
   return tasks.map((task) => ({
     body: {
       taskId: task.id,
@@ -493,7 +509,13 @@ function messagesFor(
     priority: task.priority,
     delayMs: task.runAt ? Math.max(0, task.runAt - now) : 0,
     attempt: task.attempt + 1,
-    headers: { [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts), ...headersFor?.(task) },
+    headers: {
+      [MAX_ATTEMPTS_HEADER]: String(task.maxAttempts),
+      [CREATED_AT_HEADER]: String(task.createdAt),
+      [DUE_AT_HEADER]: String(task.runAt ?? task.createdAt),
+      ...trace,
+      ...headersFor?.(task),
+    },
     // A task has at most one live message: publishing it again while one waits, is delayed
     // for a retry or is in flight changes nothing (see TaskReconciler).
     deduplicationKey: task.id,

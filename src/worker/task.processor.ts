@@ -24,7 +24,14 @@ import { TaskTimeoutError } from './errors/task-timeout.error';
 import type { TaskContext } from '../handlers/task-context.interface';
 import { TaskEvents } from '../tasks/task-events.service';
 import { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
-import type { TaskMessage } from '../tasks/task-message.interface';
+import {
+  CREATED_AT_HEADER,
+  DUE_AT_HEADER,
+  type TaskMessage,
+} from '../tasks/task-message.interface';
+import { TaskMetrics } from '../observability/metrics';
+import { withTaskLogFields } from '../observability/logging';
+import { inSpan, messageContext, SpanKind } from '../observability/tracing';
 import { TaskStatus } from '../persistence/task-status.enum';
 import { RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
 
@@ -82,10 +89,15 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     private readonly explorer: TaskHandlerExplorer,
     private readonly events: TaskEvents,
     private readonly keys: ApiKeyStore,
+    private readonly metrics: TaskMetrics,
     /** SQLite: once the file is deleted or replaced, no new task starts (its writes would be lost). */
     @Optional() private readonly databaseFile?: DatabaseFileMonitor,
   ) {}
 
+  /**
+   * One delivery, in a span joined to the trace its message carries (the POST /tasks that
+   * created it, in whichever process).
+   */
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
     const body = delivery.body as Partial<TaskMessage> | null;
     if (typeof body?.taskId !== 'string' || typeof body.action !== 'string') {
@@ -93,15 +105,46 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
       // fail the same way, so it goes straight to the dead letters, kept with the reason.
       throw new NonRetryableError('malformed task message: string taskId and action expected');
     }
+    const { taskId, action } = delivery.body;
+    return inSpan(
+      `task ${action}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent: messageContext(delivery.headers),
+        linkParent: true,
+        attributes: {
+          'taskq.task_id': taskId,
+          'taskq.action': action,
+          'taskq.attempt': delivery.attempt,
+          'messaging.destination.name': delivery.queue,
+          'messaging.message.id': delivery.id,
+        },
+      },
+      () => this.run(delivery, signal),
+    );
+  }
+
+  /** Every log line about a delivery (ours, the handler's, the pool's) names its task. */
+  inScope<R>(delivery: Delivery<TaskMessage>, work: () => R): R {
+    return withTaskLogFields(logFields(delivery), work);
+  }
+
+  private async run(
+    delivery: Delivery<TaskMessage>,
+    signal: AbortSignal,
+  ): Promise<SharedWrite | void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
+    const labels = { queue: delivery.queue, action };
     const token = randomUUID();
     const actor = await this.claimWhenStoreWrites(delivery, token, signal);
     if (!actor) {
       if (await this.store.exists(taskId)) {
         this.duplicates += 1;
+        this.metrics.duplicates.inc(labels);
         this.logger.debug(`task ${taskId}: delivery ${delivery.id} has nothing to claim; skipped`);
       } else {
         this.orphans += 1;
+        this.metrics.orphans.inc(labels);
         // With keys, a message naming no task is one nobody with a key made (another path to
         // the broker): it goes to the dead letters with the reason rather than out of sight.
         if (this.keys.mode === 'keys') {
@@ -117,6 +160,20 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     }
     this.claims.set(delivery, { token, actor });
     this.emit(taskId, actor.tenant, action, TaskStatus.Running);
+    const startedAt = Date.now();
+    const handlerStart = performance.now();
+    // First attempt, first delivery: the wait since the task became due. Retries wait for
+    // their backoff by design, which is not pickup latency.
+    const dueAt = Number(delivery.headers[DUE_AT_HEADER]);
+    if (delivery.attempt === 1 && delivery.deliveryCount === 1 && dueAt > 0) {
+      this.metrics.pickupLatency.observe(labels, Math.max(0, startedAt - dueAt) / 1000);
+    }
+    const handled = (outcome: string): void => {
+      this.metrics.handlerDuration.observe(
+        { ...labels, outcome },
+        (performance.now() - handlerStart) / 1000,
+      );
+    };
 
     // The action policy again, against the keys in force now: a task that reached the queue
     // another way, or whose key was revoked since, fails unrun and is dead-lettered.
@@ -154,18 +211,31 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
         Promise.resolve().then(() => handler.fn(data, ctx)),
         taskSignal,
       );
+      handled('completed');
       // Recorded by the worker pool, with the ack where the driver shares this database.
       return this.store.completion(taskId, token, result, (applied) => {
-        if (applied) return this.emit(taskId, actor.tenant, action, TaskStatus.Completed);
+        if (applied) {
+          this.metrics.completed.inc(labels);
+          this.observeEndToEnd(delivery, 'completed');
+          return this.emit(taskId, actor.tenant, action, TaskStatus.Completed);
+        }
         this.lostClaims += 1;
         this.logger.warn(
           `task ${taskId}: claim lost before completion (cancelled or taken over); result discarded`,
         );
       });
     } catch (error) {
-      if (run.cancelled) return; // cancelled: the row says so already; ack, no retry
+      if (run.cancelled) {
+        handled('cancelled');
+        return; // cancelled: the row says so already; ack, no retry
+      }
       if (signal.aborted) throw signal.reason; // shutdown: the worker pool leaves it unsettled
-      if (taskSignal.aborted) throw new TaskTimeoutError(timeoutMs!);
+      if (taskSignal.aborted) {
+        handled('timed_out');
+        this.metrics.timedOut.inc(labels);
+        throw new TaskTimeoutError(timeoutMs!);
+      }
+      handled('failed');
       throw error;
     } finally {
       clearTimeout(timer);
@@ -179,7 +249,8 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     error: unknown,
     decision: FailureDecision,
   ): Promise<SharedWrite | void> {
-    const { taskId, action } = delivery.body;
+    // A malformed message (no task in it, even a null body) fails here too, unclaimed.
+    const { taskId, action } = (delivery.body ?? {}) as Partial<TaskMessage>;
     const claim = this.claims.get(delivery);
     const message = error instanceof Error ? error.message : String(error);
     if (decision.kind === 'dead') {
@@ -191,14 +262,38 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     // Without a token the row was never claimed (the claim itself failed): nothing to record.
     if (!claim) return;
     const { token, actor } = claim;
+    const task = delivery.body; // claimed, so a task message
+    const labels = { queue: delivery.queue, action: task.action };
     const final = decision.kind === 'dead';
     // Recorded by the worker pool, with the nack or dead-letter where the driver shares this
     // database: a crash in between cannot leave a queued row whose message is still leased.
-    return this.store.failure(taskId, token, message, final, (applied) => {
-      if (applied) {
-        this.emit(taskId, actor.tenant, action, final ? TaskStatus.Failed : TaskStatus.Queued);
-      } else this.lostClaims += 1;
+    return this.store.failure(task.taskId, token, message, final, (applied) => {
+      if (!applied) {
+        this.lostClaims += 1;
+        return;
+      }
+      if (final) {
+        this.metrics.failed.inc(labels);
+        this.observeEndToEnd(delivery, 'failed');
+      } else {
+        this.metrics.retried.inc(labels);
+      }
+      this.emit(
+        task.taskId,
+        actor.tenant,
+        task.action,
+        final ? TaskStatus.Failed : TaskStatus.Queued,
+      );
     });
+  }
+
+  private observeEndToEnd(delivery: Delivery<TaskMessage>, status: string): void {
+    const createdAt = Number(delivery.headers[CREATED_AT_HEADER]);
+    if (!(createdAt > 0)) return; // a message published before this header existed
+    this.metrics.endToEndLatency.observe(
+      { queue: delivery.queue, action: delivery.body.action, status },
+      Math.max(0, Date.now() - createdAt) / 1000,
+    );
   }
 
   /**
@@ -366,4 +461,15 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/** The task fields every log line about a delivery carries (a malformed body has none). */
+function logFields(delivery: Delivery<TaskMessage>) {
+  const body = delivery.body as Partial<TaskMessage> | null;
+  return {
+    taskId: body?.taskId ?? '',
+    action: body?.action ?? '',
+    attempt: delivery.attempt,
+    queue: delivery.queue,
+  };
 }

@@ -29,4 +29,11 @@ export interface MessageProcessor<T = unknown> {
     error: unknown,
     decision: FailureDecision,
   ): Promise<void | SharedWrite>;
+
+  /**
+   * Optional: runs `work` (everything the pool does with one delivery: process, onFailure, the
+   * settle and their log lines) inside a scope of the processor's, e.g. one that puts the
+   * delivery's identity on every log line. Must call `work` once and return what it returns.
+   */
+  inScope?<R>(delivery: Delivery<T>, work: () => R): R;
 }

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { DeadLetter } from '../../interfaces/queue-message.interface';
 import type { SqliteSynchronous } from './sqlite-driver.options';
-import { applySchema, MessageState } from './sqlite.schema';
+import { applySchema, DEAD_COUNT_STATE, MessageState } from './sqlite.schema';
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer';
 
 /** A message row as a claim returns it. */
@@ -170,23 +170,12 @@ export class SqliteShard {
         `UPDATE queue_messages SET state = ${Ready}, ${CLEAR_LEASE}
          WHERE state = ${Leased} AND lease_owner = ?`,
       ),
-      countReady: db
-        .prepare(`SELECT count(*) FROM queue_messages WHERE queue = ? AND state = ${Ready}`)
-        .pluck(),
-      countDelayed: db
-        .prepare(
-          `SELECT count(*) FROM queue_messages WHERE queue = ? AND state = ${Delayed} AND available_at > ?`,
-        )
-        .pluck(),
+      counts: db.prepare(`SELECT state, n FROM queue_counts WHERE queue = ?`),
       countDue: db
         .prepare(
           `SELECT count(*) FROM queue_messages WHERE queue = ? AND state = ${Delayed} AND available_at <= ?`,
         )
         .pluck(),
-      countLeased: db
-        .prepare(`SELECT count(*) FROM queue_messages WHERE state = ${Leased} AND queue = ?`)
-        .pluck(),
-      countDead: db.prepare(`SELECT count(*) FROM queue_dead WHERE queue = ?`).pluck(),
       deadLetters: db.prepare(
         `SELECT id, queue, body, headers, attempt, reason, dead_at AS deadAt
          FROM queue_dead WHERE queue = ? ORDER BY seq DESC LIMIT ?`,
@@ -315,14 +304,22 @@ export class SqliteShard {
     return this.s.releaseOwner.run(owner).changes;
   }
 
+  /**
+   * From queue_counts (kept by triggers), not by counting indexes: the cost does not grow with
+   * the backlog. Only delayed messages already due (promoted by the next claim) are counted.
+   */
   counts(queue: string, now: number): ShardCounts {
     const s = this.s;
+    const byState = new Map<number, number>();
+    for (const row of s.counts.all(queue) as { state: number; n: number }[]) {
+      byState.set(row.state, row.n);
+    }
     const due = s.countDue.get(queue, now) as number;
     return {
-      ready: (s.countReady.get(queue) as number) + due,
-      inFlight: s.countLeased.get(queue) as number,
-      delayed: s.countDelayed.get(queue, now) as number,
-      dead: s.countDead.get(queue) as number,
+      ready: (byState.get(Ready) ?? 0) + due,
+      inFlight: byState.get(Leased) ?? 0,
+      delayed: (byState.get(Delayed) ?? 0) - due,
+      dead: byState.get(DEAD_COUNT_STATE) ?? 0,
     };
   }
 

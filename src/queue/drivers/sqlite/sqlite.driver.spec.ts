@@ -82,6 +82,7 @@ describe(SqliteQueueDriver.name, () => {
       const journal = inspect.pragma('journal_mode', { simple: true });
       inspect.close();
       expect(tables).toEqual([
+        'queue_counts',
         'queue_dead',
         'queue_messages',
         'queue_meta',
@@ -107,6 +108,40 @@ describe(SqliteQueueDriver.name, () => {
       }
     });
 
+    it('counts a file written before queue_counts once, then keeps counting', async () => {
+      // Arrange: messages in every state, then the file as an older build left it.
+      const first = open();
+      await first.publish(queue, [
+        { body: 1 },
+        { body: 2 },
+        { body: 3 },
+        { body: 4, delayMs: 60_000 },
+      ]);
+      const { received } = hold(first, 2);
+      await until(() => received.length === 2, 'two deliveries');
+      await first.deadLetter(received[0], 'broken');
+      expect(await first.stats(queue)).toMatchObject({
+        ready: 1,
+        inFlight: 1,
+        delayed: 1,
+        dead: 1,
+      });
+      await first.close();
+      const db = new BetterSqlite3(path);
+      db.exec(`DROP TABLE queue_counts`);
+      db.close();
+
+      // Act: a new opener finds no queue_counts.
+      const second = open();
+      const stats = await second.stats(queue);
+
+      // Assert: counted from the rows (the lease of the closed driver is handed back as ready).
+      expect(stats.ready + stats.inFlight).toBe(2);
+      expect(stats).toMatchObject({ delayed: 1, dead: 1 });
+      await second.publish(queue, [{ body: 5 }]);
+      expect((await second.stats(queue)).ready + (await second.stats(queue)).inFlight).toBe(3);
+    });
+
     it('claims, promotes and reaps through partial indexes, never a table scan', async () => {
       const shard = new SqliteShard(0, path, 'NORMAL', 50);
       try {
@@ -127,13 +162,17 @@ describe(SqliteQueueDriver.name, () => {
         };
         expect(plan('claim')).toMatch(/USING COVERING INDEX queue_messages_ready \(queue=\?\)/);
         expect(plan('promote')).toMatch(
-          /USING INDEX queue_messages_delayed \(queue=\? AND available_at<\?\)/,
+          // (COVERING since queue_counts' trigger: the rows to move are found first, then updated.)
+          /USING (COVERING )?INDEX queue_messages_delayed \(queue=\? AND available_at<\?\)/,
         );
         expect(plan('hasWork')).toMatch(/queue_messages_ready/);
         expect(plan('anyExpired')).toMatch(
           /USING .*INDEX queue_messages_leased \(lease_until<\?\)/,
         );
-        expect(plan('countReady')).toMatch(/queue_messages_ready/);
+        expect(plan('counts')).toMatch(/SEARCH queue_counts USING PRIMARY KEY \(queue=\?\)/);
+        expect(plan('countDue')).toMatch(
+          /INDEX queue_messages_delayed \(queue=\? AND available_at<\?\)/,
+        );
         expect(plan('deadLetters')).toMatch(/queue_dead_queue/);
         for (const name of [
           'claim',
