@@ -29,7 +29,12 @@ export async function createApp(
 ): Promise<INestApplication> {
   // Before any module opens the SQLite file (the sqlite driver does so while it is constructed),
   // so a missing, unreadable or corrupt file is reported by its path and setting.
-  await prepareDatabaseFile(config, new Logger('Database'));
+  // Its lines wait for the application's logger (pino, JSON in production) to be in place.
+  const early: { level: 'log' | 'warn'; message: string }[] = [];
+  await prepareDatabaseFile(config, {
+    log: (message) => early.push({ level: 'log', message }),
+    warn: (message) => early.push({ level: 'warn', message }),
+  });
   // Largest accepted request body (MAX_BODY_BYTES), the same on both adapters.
   const bodyLimit = config.input.maxBodyBytes;
   const adapter =
@@ -47,6 +52,8 @@ export async function createApp(
     bodyParser: config.httpAdapter === 'express',
   });
   app.useLogger(app.get(PinoNestLogger));
+  const databaseLog = new Logger('Database');
+  for (const { level, message } of early) databaseLog[level](message);
   // Every request gets its id (and the X-Request-Id header) first, whichever adapter serves it.
   (app.getHttpServer() as Server).prependListener('request', requestId);
   if (config.observability.metricsEnabled) {
@@ -87,10 +94,12 @@ export async function createApp(
     express.useBodyParser('json', { strict: false, limit: bodyLimit });
   }
   app.useGlobalPipes(new RequestBodyPipe(config.input));
+  // One global filter: storage faults answer 503, everything else the shared error body.
   app.useGlobalFilters(
-    // First: it catches everything, and Nest tries the last-registered global filter first.
-    new StorageErrorsFilter(app.getHttpAdapter()),
-    new InvalidJsonFilter(app.getHttpAdapter(), bodyLimit),
+    new StorageErrorsFilter(
+      app.getHttpAdapter(),
+      new InvalidJsonFilter(app.getHttpAdapter(), bodyLimit),
+    ),
   );
 
   // A worker serves only /health: no public API, so no API documentation either.

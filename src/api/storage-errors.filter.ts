@@ -16,23 +16,30 @@ export const STORAGE_RETRY_AFTER_S = 5;
 /**
  * The store's faults (a full disk, a lost or vanished database) are not the client's: they
  * answer 503 with Retry-After and the cause, on both adapters, and are logged once per interval
- * with a count instead of a stack per request. Everything else goes on to Nest's handling.
+ * with a count instead of a stack per request.
  *
- * Catches everything, so it must be registered first among the global filters: Nest tries the
- * global filters last-registered first, and a more specific filter then still wins.
+ * Catches everything: Nest hands an error to one global filter only (the first whose @Catch
+ * matches), so every other error goes on to `next` (the shared error body), not to Nest's default.
  */
 @Catch()
 export class StorageErrorsFilter extends BaseExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('Storage');
   private readonly repeats = new RepeatLog((line) => this.logger.error(line));
 
-  constructor(private readonly adapter: HttpServer) {
+  constructor(
+    private readonly adapter: HttpServer,
+    private readonly next?: ExceptionFilter,
+  ) {
     super(adapter);
   }
 
   override catch(error: unknown, host: ArgumentsHost): void {
     const fault = storageFault(error);
-    if (!fault || host.getType() !== 'http') return super.catch(error, host);
+    if (!fault || host.getType() !== 'http') {
+      if (this.next) void this.next.catch(error, host);
+      else super.catch(error, host);
+      return;
+    }
     const reason = error instanceof Error ? error.message : String(error);
     this.repeats.report(`${fault}: ${reason}`, `${fault}: ${reason}`);
     const response: unknown = host.switchToHttp().getResponse();

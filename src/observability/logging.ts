@@ -45,6 +45,9 @@ export function loggingModule(config: AppConfig): DynamicModule {
       customAttributeKeys: { reqId: 'requestId' },
       genReqId: (req: IncomingMessage, res: ServerResponse) => requestId(req, res),
       customLogLevel: (req, res, error) => {
+        // "Not now" answers (a store or broker down, a rate limit) are logged by their cause, once
+        // per interval; a line per refused request would flood the log during an outage.
+        if (!error && (res.statusCode === 503 || res.statusCode === 429)) return 'debug';
         if (error || res.statusCode >= 500) return 'error';
         if (res.statusCode >= 400) return 'warn';
         return QUIET_PATHS.test(req.url ?? '') ? 'debug' : 'info';

@@ -241,7 +241,9 @@ describe('taskq CLI', () => {
     const text = await run('stats');
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(
-      new RegExp(`^${url}: ok \\(database up, queue up\\)\\nqueues 1 \\(0 paused\\): waiting \\d+`),
+      new RegExp(
+        `^${url}: ok \\(database up, queue up, auth open\\)\\nqueues 1 \\(0 paused\\): waiting \\d+`,
+      ),
     );
 
     const json = await run('stats', '--json');

@@ -161,13 +161,15 @@ describeWithTmpfs(
           const log = child.output();
           // One line when the fault starts, then one counted line per 10 s interval at most (the
           // counting itself: src/common/repeat-log.spec.ts), against a line and a stack per request.
-          const storageLines = log
-            .split('\n')
-            .filter((line) => line.includes('[Storage] disk full'));
+          const lines = log.split('\n').filter((line) => line.startsWith('{'));
+          const storageLines = lines.filter(
+            (line) => line.includes('"context":"Storage"') && line.includes('"msg":"disk full'),
+          );
           expect(storageLines.length).toBeGreaterThanOrEqual(1);
           expect(storageLines.length).toBeLessThanOrEqual(2 + Math.ceil(fullForS / 10) + 3);
-          // The old answer logged a stack per refused request.
+          // The old answer logged a stack per refused request; nor may the request log.
           expect(log).not.toContain('ExceptionsHandler');
+          expect(lines.filter((line) => line.includes('"statusCode":503'))).toEqual([]);
         } catch (error) {
           // What the service said is what explains a failure here.
           const files = readdirSync(mount).map((f) => `${f} ${statSync(join(mount, f)).size}`);

@@ -137,7 +137,11 @@ describe(`GET /metrics (${E2E_QUEUE_DRIVER} driver)`, () => {
       timeoutMs: 50,
       maxAttempts: 1,
     });
-    const delayed = await submit(t, { action: 'uppercase', delayMs: 600_000 });
+    const delayed = await submit(t, {
+      action: 'uppercase',
+      data: { text: 'later' },
+      delayMs: 600_000,
+    });
     await waitFor(async () => (await scrape(t)).value('taskq_queue_delayed', q) >= 1, {
       what: 'the delayed task in the gauges',
     });
@@ -221,7 +225,11 @@ describe(`GET /metrics (${E2E_QUEUE_DRIVER} driver)`, () => {
   it('keeps the metrics of each application apart (one registry per app)', async () => {
     const first = await start();
     const second = await start();
-    await settled(first, await submit(first, { action: 'uppercase' }), 'completed');
+    await settled(
+      first,
+      await submit(first, { action: 'uppercase', data: { text: 'a' } }),
+      'completed',
+    );
     expect((await scrape(first)).value('taskq_tasks_accepted_total')).toBe(1);
     expect((await scrape(second)).value('taskq_tasks_accepted_total')).toBe(0);
   });
@@ -230,7 +238,7 @@ describe(`GET /metrics (${E2E_QUEUE_DRIVER} driver)`, () => {
     'labels HTTP requests by route template on %s, unmatched ones as such',
     async (adapter) => {
       const t = await start({}, adapter);
-      await submit(t, { action: 'uppercase' });
+      await submit(t, { action: 'uppercase', data: { text: 'a' } });
       await t.http.get(`/tasks/${randomUUID()}`).expect(404);
       await t.http.get('/no/such/route').expect(404);
       const s = await scrape(t);

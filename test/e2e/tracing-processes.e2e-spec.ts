@@ -78,7 +78,12 @@ describe('a trace across an api process and a worker process (OTLP)', () => {
 
       // Act
       const http = request(api.url);
-      const { id } = (await http.post('/tasks').send({ action: 'uppercase' }).expect(202)).body as {
+      const { id } = (
+        await http
+          .post('/tasks')
+          .send({ action: 'uppercase', data: { text: 'traced' } })
+          .expect(202)
+      ).body as {
         id: string;
       };
       await waitFor(async () => (await http.get(`/tasks/${id}`)).body.status === 'completed', {
