@@ -1,4 +1,7 @@
 import Ajv from 'ajv';
+import { randomBytes } from 'node:crypto';
+import request from 'supertest';
+import { hashKey } from '../../src/auth/api-key';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -26,6 +29,24 @@ interface Answer {
 const documented = JSON.parse(readFileSync(join(ROOT, 'openapi.json'), 'utf8'));
 /** OpenAPI 3.0 schemas are JSON Schema with a few keywords more (`nullable`, `example`). */
 const ajv = new Ajv({ strict: false });
+/**
+ * The document says every route but health and docs needs a key, and Prism checks requests for
+ * it: the service under test has one key (admin) and every request carries it.
+ */
+const KEY = `tq_${randomBytes(32).toString('hex')}`;
+const AUTH = { Authorization: `Bearer ${KEY}` };
+function withKeyFile(dir: string): Record<string, string> {
+  const file = join(dir, 'keys.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      keys: [{ name: 'contract', hash: `sha256:${hashKey(KEY)}`, scopes: ['admin'] }],
+    }),
+  );
+  return { API_KEYS_FILE: file };
+}
+/** supertest against the app, with the key on every request. */
+const keyed = (t: TestApp) => request.agent(t.app.getHttpServer()).set(AUTH);
 
 describe.each(['express', 'fastify'] as const)('the OpenAPI contract on %s', (adapter) => {
   const dir = tempDir();
@@ -38,7 +59,7 @@ describe.each(['express', 'fastify'] as const)('the OpenAPI contract on %s', (ad
     t = await startTestApp({
       adapter,
       dbPath: join(dir.path, 'tasks.db'),
-      env: { CALLBACK_ALLOW_PRIVATE: 'true', QUEUE_MAX_DEPTH: '40' },
+      env: { CALLBACK_ALLOW_PRIVATE: 'true', QUEUE_MAX_DEPTH: '40', ...withKeyFile(dir.path) },
     });
     await t.app.listen(0, '127.0.0.1');
     const { port } = t.app.getHttpServer().address() as AddressInfo;
@@ -60,7 +81,11 @@ describe.each(['express', 'fastify'] as const)('the OpenAPI contract on %s', (ad
   ): Promise<Answer> {
     const res = await fetch(prism.url + path, {
       method,
-      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      headers: {
+        ...AUTH,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
@@ -173,22 +198,22 @@ describe.each(['express', 'fastify'] as const)('the OpenAPI contract on %s', (ad
       'post',
       '/tasks',
       415,
-      () => t.http.post('/tasks').set('Content-Type', 'text/plain').send('x'),
+      () => keyed(t).post('/tasks').set('Content-Type', 'text/plain').send('x'),
     ],
-    ['post', '/tasks', 400, () => t.http.post('/tasks').send({ action: 'noop', data: null })],
-    ['post', '/tasks', 400, () => t.http.post('/tasks').send({ action: 'noop', colour: 1 })],
+    ['post', '/tasks', 400, () => keyed(t).post('/tasks').send({ action: 'noop', data: null })],
+    ['post', '/tasks', 400, () => keyed(t).post('/tasks').send({ action: 'noop', colour: 1 })],
     [
       'post',
       '/tasks',
       400,
-      () => t.http.post('/tasks').set('Content-Type', 'application/json').send('{'),
+      () => keyed(t).post('/tasks').set('Content-Type', 'application/json').send('{'),
     ],
-    ['post', '/tasks/batch', 400, () => t.http.post('/tasks/batch').send({ tasks: [] })],
-    ['get', '/tasks/{id}', 400, () => t.http.get(`/tasks/${crypto.randomUUID()}?waitMs=abc`)],
-    ['get', '/tasks/{id}', 400, () => t.http.get(`/tasks/${crypto.randomUUID()}?waitMs=99999`)],
-    ['get', '/tasks', 400, () => t.http.get('/tasks?limit=0')],
-    ['get', '/tasks/events', 400, () => t.http.get('/tasks/events?taskId=not-a-uuid')],
-    ['post', '/schedules', 400, () => t.http.post('/schedules').send({ name: 'x' })],
+    ['post', '/tasks/batch', 400, () => keyed(t).post('/tasks/batch').send({ tasks: [] })],
+    ['get', '/tasks/{id}', 400, () => keyed(t).get(`/tasks/${crypto.randomUUID()}?waitMs=abc`)],
+    ['get', '/tasks/{id}', 400, () => keyed(t).get(`/tasks/${crypto.randomUUID()}?waitMs=99999`)],
+    ['get', '/tasks', 400, () => keyed(t).get('/tasks?limit=0')],
+    ['get', '/tasks/events', 400, () => keyed(t).get('/tasks/events?taskId=not-a-uuid')],
+    ['post', '/schedules', 400, () => keyed(t).post('/schedules').send({ name: 'x' })],
   ])('%s %s answering %i (a request outside the document)', async (method, path, status, send) => {
     const res = await send();
     expect(res.status).toBe(status);
@@ -252,7 +277,7 @@ describe('Prism as the contract check', () => {
   let prism: PrismProxy;
 
   beforeAll(async () => {
-    t = await startTestApp({ dbPath: join(dir.path, 'tasks.db') });
+    t = await startTestApp({ dbPath: join(dir.path, 'tasks.db'), env: withKeyFile(dir.path) });
     await t.app.listen(0, '127.0.0.1');
     const { port } = t.app.getHttpServer().address() as AddressInfo;
     // A document that is wrong about the service: a task's status could only be `queued`.
@@ -268,9 +293,9 @@ describe('Prism as the contract check', () => {
   });
 
   it('rejects a response that does not match the document', async () => {
-    const { id } = (await t.http.post('/tasks').send({ action: 'noop' }).expect(202)).body;
-    await t.http.get(`/tasks/${id}?waitMs=5000`).expect(200);
-    const res = await fetch(`${prism.url}/tasks/${id}`);
+    const { id } = (await keyed(t).post('/tasks').send({ action: 'noop' }).expect(202)).body;
+    await keyed(t).get(`/tasks/${id}?waitMs=5000`).expect(200);
+    const res = await fetch(`${prism.url}/tasks/${id}`, { headers: AUTH });
     expect(res.status).toBe(500);
     expect(await res.text()).toMatch(/stoplight\.io\/prism\/errors#VIOLATIONS[\s\S]*status/);
   });

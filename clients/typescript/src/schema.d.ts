@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * Stream task status and progress changes (server-sent events)
-         * @description Each event is `data: <JSON>` with `{type: "status"|"progress", taskId, action, status, progress?, progressMessage?, at}` (`at` in epoch ms). A `: heartbeat` comment is sent every 15 s. Only changes made by the process serving the stream are seen, so with separate API and worker processes connect to a process that runs workers (APP_ROLE=all). Events are not replayed: read `GET /tasks/:id` after connecting for the state so far.
+         * @description Each event is `data: <JSON>` with `{type: "status"|"progress", taskId, action, status, progress?, progressMessage?, at}` (`at` in epoch ms). A `: heartbeat` comment is sent every 15 s. Changes made by every process of the deployment are seen (TASK_EVENTS_BUS; `local` limits it to the serving process). Events are not replayed: read `GET /tasks/:id` after connecting for the state so far. Streams are capped per process and per client (SSE_MAX_CONNECTIONS, SSE_MAX_CONNECTIONS_PER_CLIENT), and a client that does not read is disconnected once SSE_MAX_BUFFER_BYTES are waiting for it.
          */
         get: operations["TaskEventsController_stream"];
         put?: never;
@@ -32,7 +32,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List tasks, newest first, a page at a time
+         * List the key's tenant's tasks, newest first, a page at a time
          * @description At most `limit` tasks (default 100) matching every filter given. `count` is the size of this page, not a total; pass `nextCursor` as `cursor` for the next (older) page, which stays stable while tasks are added.
          */
         get: operations["TasksController_list"];
@@ -300,6 +300,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The process answers (nothing else is checked)
+         * @description The process answers (nothing else is checked).
+         */
+        get: operations["HealthController_live"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Ready for traffic: the database and every driver carrying a queue answer in time
+         * @description Ready for traffic: the database and every driver carrying a queue answer in time.
+         */
+        get: operations["HealthController_ready"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -308,8 +348,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Health of this process
-         * @description Health of this process.
+         * Health of this process (summary kept for compatibility)
+         * @description Health of this process (summary kept for compatibility).
          */
         get: operations["HealthController_check"];
         put?: never;
@@ -409,6 +449,11 @@ export interface components {
             /** @description Attempts started so far. */
             attempt: number;
             maxAttempts: number;
+            /**
+             * @description Times a worker picked the task up, every claim counted. Above `attempt` when a pickup was repeated without a failed attempt: the worker died or lost its lease, and the same attempt ran again elsewhere.
+             * @example 1
+             */
+            deliveries: number;
             /** @description Higher runs first. */
             priority: number;
             /** @description Last progress (0-100) the handler reported. */
@@ -428,6 +473,16 @@ export interface components {
             startedAt: string | null;
             /** Format: date-time */
             processedAt: string | null;
+            /**
+             * @description The tenant of the key that created it.
+             * @example default
+             */
+            tenant: string;
+            /**
+             * @description Name of the API key that created it (`schedule:<name>` for a schedule's task); null in open mode.
+             * @example ci
+             */
+            createdBy: string | null;
             /** @description Result callback delivery; null without `callbackUrl` or before the task ends. */
             callback: {
                 /**
@@ -461,13 +516,15 @@ export interface components {
             name: string;
             /** @example sqlite */
             driver: string;
-            /** @description Deliverable now. */
+            /** @description Deliverable now, as the broker counts its messages. */
             waiting: number;
+            /** @description Tasks of this queue that the task table holds queued and due now: the truth, whatever the broker says. Above `waiting` + `inFlight` while messages are missing (a broker that lost data, a publish that failed); the reconciler publishes those again. */
+            queuedTasks: number;
             /** @description Delivered, not yet acknowledged. */
             inFlight: number;
             /** @description Waiting for a delay or a retry backoff. */
             delayed: number;
-            /** @description In the driver's dead-letter store. */
+            /** @description In the driver's dead-letter store: tasks that used up their attempts, and messages the driver could not decode (kept with the reason). */
             failed: number;
             paused: boolean;
             /** @description This process's consumers of the queue. */
@@ -694,6 +751,11 @@ export interface components {
              * @example up
              */
             queue: string;
+            /**
+             * @description `keys`: every route but health and docs needs an API key; `open`: none does.
+             * @enum {string}
+             */
+            auth: "keys" | "open";
         };
         ErrorResponseDto: {
             /**
@@ -755,6 +817,35 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope tasks:read (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description Too many open streams, in this process or of this client; see Retry-After. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
             /** @description An unexpected failure (the database or a broker); the service log has the details. */
             500: {
                 headers: {
@@ -798,6 +889,24 @@ export interface operations {
             };
             /** @description A bad query parameter. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope tasks:read (or admin). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -859,6 +968,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope tasks:write (or admin), or may not submit the action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
             /** @description The Idempotency-Key was used with a different body. */
             409: {
                 headers: {
@@ -911,7 +1038,10 @@ export interface operations {
     TasksController_createBatch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Same key and body again (a retry that never saw the answer): 200 with the tasks the first request created, none added. Same key, other body: 409. Up to 255 visible ASCII characters. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -921,6 +1051,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description An idempotent replay: the tasks the key created, with their current status. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TasksAcceptedResponseDto"];
+                };
+            };
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -931,6 +1070,33 @@ export interface operations {
             };
             /** @description Names the index and field of every bad task; nothing is stored. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope tasks:write (or admin), or may not submit the action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The Idempotency-Key was used with a different body. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1010,7 +1176,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description No task has this id. */
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope tasks:read (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description No task of the key's tenant has this id. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1048,6 +1232,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope tasks:cancel (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
             /** @description No task has this id. */
@@ -1099,6 +1301,24 @@ export interface operations {
                     "application/json": components["schemas"]["TaskResponseDto"];
                 };
             };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope tasks:write (or admin), or may not submit the action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
             /** @description No task has this id. */
             404: {
                 headers: {
@@ -1145,8 +1365,35 @@ export interface operations {
                     "application/json": components["schemas"]["QueueListDto"];
                 };
             };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope queues:admin (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
             /** @description An unexpected failure (the database or a broker); the service log has the details. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description A queue broker is down or does not answer. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1176,6 +1423,24 @@ export interface operations {
                     "application/json": components["schemas"]["QueueDto"];
                 };
             };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope queues:admin (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
             /** @description No such queue. */
             404: {
                 headers: {
@@ -1187,6 +1452,15 @@ export interface operations {
             };
             /** @description An unexpected failure (the database or a broker); the service log has the details. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The queue broker is down or does not answer. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1216,6 +1490,24 @@ export interface operations {
                     "application/json": components["schemas"]["QueueDto"];
                 };
             };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope queues:admin (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
             /** @description No such queue. */
             404: {
                 headers: {
@@ -1227,6 +1519,15 @@ export interface operations {
             };
             /** @description An unexpected failure (the database or a broker); the service log has the details. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The queue broker is down or does not answer. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1260,6 +1561,24 @@ export interface operations {
             };
             /** @description A bad parameter or body field; `message` names each one. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope admin (or admin). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1302,6 +1621,24 @@ export interface operations {
             };
             /** @description A bad field, named: cron, every (at least 1s), timezone, action (no handler and no fallback), data, ... */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope admin (or admin). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1367,6 +1704,24 @@ export interface operations {
                     "application/json": components["schemas"]["ScheduleResponseDto"];
                 };
             };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope admin (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
             /** @description No schedule of that name. */
             404: {
                 headers: {
@@ -1423,6 +1778,24 @@ export interface operations {
             };
             /** @description A bad field, named. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope admin (or admin). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1487,6 +1860,24 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope admin (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
             /** @description No schedule of that name. */
             404: {
                 headers: {
@@ -1525,6 +1916,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ScheduleResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope admin (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
             /** @description No schedule of that name. */
@@ -1574,6 +1983,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ScheduleResponseDto"];
+                };
+            };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope admin (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
             /** @description No schedule of that name. */
@@ -1634,6 +2061,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
+            /** @description No API key, or one not in force. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description The key lacks the scope admin (or admin). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
             /** @description No schedule of that name. */
             404: {
                 headers: {
@@ -1665,6 +2110,69 @@ export interface operations {
             };
         };
     };
+    HealthController_live: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{status: "ok"}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An unexpected failure (the database or a broker); the service log has the details. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    HealthController_ready: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Terminus result: `{status: "ok", info: {database: …}}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An unexpected failure (the database or a broker); the service log has the details. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description `{status: "shutting_down"}` from the moment SIGTERM arrives, or `{status: "error", error: {<part>: {status: "down", message}}}` naming each failing part. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
     HealthController_check: {
         parameters: {
             query?: never;
@@ -1674,7 +2182,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Up: `{status: "ok", database: "up", queue: "up"}`. */
+            /** @description Up: `{status: "ok", database: "up", queue: "up", auth: "keys" | "open"}`. */
             200: {
                 headers: {
                     [name: string]: unknown;
