@@ -105,6 +105,11 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
       .filter((queue) => !this.queues.driverFor(queue).capabilities.durable);
     const requeued = await this.store.requeueRunning(volatile);
     let published = 0;
+    // Where every queue's messages are its task rows, no queued row can lack its message.
+    const names = this.queues.queueNames();
+    if (names.length > 0 && names.every((q) => this.queues.driverFor(q).capabilities.rowBacked)) {
+      return 0;
+    }
     let after: TaskKey | undefined;
     for (;;) {
       const page = await this.store.queuedKeys(SWEEP_PAGE, after);
@@ -112,6 +117,7 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
       after = page[page.length - 1];
       for (const [queue, keys] of groupBy(page, (key) => key.queue)) {
         const driver = this.queues.driverFor(queue);
+        if (driver.capabilities.rowBacked) continue;
         const missing = await this.missing(driver, queue, keys);
         for (let i = 0; i < missing.length; i += CHUNK) {
           const rows = await this.store.queuedByIds(missing.slice(i, i + CHUNK));
@@ -147,6 +153,8 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
     const before = now - this.config.reconcile.afterMs;
     for (const queue of this.queues.queueNames()) {
       const driver = this.queues.driverFor(queue);
+      // The task row is the message (postgres driver): nothing can be missing or orphaned.
+      if (driver.capabilities.rowBacked) continue;
       const exact = driver.capabilities.deduplication !== 'best-effort';
 
       // Each pass goes on where the last one stopped and wraps at the end: a long backlog of

@@ -14,7 +14,7 @@ import { TaskEvents } from '../tasks/task-events.service';
 import { TaskHandlerExplorer } from '../handlers/task-handler.explorer';
 import type { TaskMessage } from '../tasks/task-message.interface';
 import { TaskStatus } from '../persistence/task-status.enum';
-import { RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
+import { CLAIMED_HEADER, RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
 
 /** Progress writes per task are at most this frequent; the last value always lands. */
 const PROGRESS_INTERVAL_MS = 250;
@@ -65,8 +65,11 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
 
   async process(delivery: Delivery<TaskMessage>, signal: AbortSignal): Promise<SharedWrite | void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
-    const token = randomUUID();
+    // A driver whose messages are the task rows claimed the row itself: its token is ours.
+    const claimed = delivery.headers[CLAIMED_HEADER];
+    const token = claimed ?? randomUUID();
     if (
+      !claimed &&
       !(await this.store.claim(taskId, delivery.attempt, token, delivery.deliveryCount > 1)) &&
       !(await this.reclaim(delivery, token))
     ) {
@@ -151,10 +154,17 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     const final = decision.kind === 'dead';
     // Recorded by the worker pool, with the nack or dead-letter where the driver shares this
     // database: a crash in between cannot leave a queued row whose message is still leased.
-    return this.store.failure(taskId, token, message, final, (applied) => {
-      if (applied) this.emit(taskId, action, final ? TaskStatus.Failed : TaskStatus.Queued);
-      else this.lostClaims += 1;
-    });
+    return this.store.failure(
+      taskId,
+      token,
+      message,
+      final,
+      (applied) => {
+        if (applied) this.emit(taskId, action, final ? TaskStatus.Failed : TaskStatus.Queued);
+        else this.lostClaims += 1;
+      },
+      decision.kind === 'retry' ? decision.delayMs : 0,
+    );
   }
 
   /** A reconciler's message for a running row whose delivery was lost (TaskReconciler). */

@@ -1,6 +1,7 @@
 import { CreateTasks1763900000000 } from './1763900000000-CreateTasks';
 import { AddTaskControl1763910000000 } from './1763910000000-AddTaskControl';
 import { CreateSchedules1764600000000 } from './1764600000000-CreateSchedules';
+import { TaskTableQueue1765000000000 } from './1765000000000-TaskTableQueue';
 
 /**
  * Every migration, oldest first. Listed explicitly (not globbed) so the same list works from
@@ -10,4 +11,5 @@ export const migrations = [
   CreateTasks1763900000000,
   AddTaskControl1763910000000,
   CreateSchedules1764600000000,
+  TaskTableQueue1765000000000,
 ];
