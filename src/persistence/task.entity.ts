@@ -108,13 +108,13 @@ export class TaskEntity {
 
   /** The postgres driver's claim: held until this time unless extended (see QueueTable). */
   @Column({ name: 'lease_until', type: 'bigint', nullable: true, transformer: epochMs })
-  leaseUntil?: number | null;
+  leaseUntil!: number | null;
 
   /** The postgres driver instance holding the claim; its missed heartbeats free the row. */
   @Column({ name: 'lease_owner', type: 'varchar', length: 36, nullable: true })
-  leaseOwner?: string | null;
+  leaseOwner!: string | null;
 
   /** Deliveries by the postgres driver, redeliveries included. */
   @Column({ type: 'int', default: 0 })
-  deliveries?: number;
+  deliveries!: number;
 }

@@ -50,5 +50,8 @@ export function newTask(input: NewTaskInput): TaskEntity {
     callbackAttempts: 0,
     callbackError: null,
     callbackNextAt: null,
+    leaseUntil: null,
+    leaseOwner: null,
+    deliveries: 0,
   } satisfies TaskEntity);
 }
