@@ -243,7 +243,8 @@ export class PgTaskStatements extends TaskStatements {
         'insert_new',
         `INSERT INTO ${T} (${names}) SELECT * FROM unnest(` +
           `${this.columns.map((col, i) => `$${i + 1}::${typeOf(col)}[]`).join(', ')})
-         ON CONFLICT (${c('idempotencyKey')}) DO NOTHING RETURNING ${c('id')} AS id`,
+         ON CONFLICT (${c('idempotencyKey')}) WHERE ${c('idempotencyKey')} IS NOT NULL
+         DO NOTHING RETURNING ${c('id')} AS id`,
       ),
       findById: named('find', `SELECT ${names} FROM ${T} WHERE ${c('id')} = $1 LIMIT 1`),
       // The claim condition: a queued row of an earlier attempt, or, for a
