@@ -7,6 +7,9 @@
  *
  *   npm run bench:tables                                  # both pairs
  *   npm run bench:tables -- --only postgres --tasks 5000 --backlog 100000 --rounds 2
+ *   npm run bench:tables -- --tests processes,backlog          # some tests only
+ *
+ * `npm run build` first: the `processes` rows start the built service (dist/main.js).
  *
  * Rows: enqueue one at a time (64 concurrent for taskq and pg-boss, sequential for plainjob,
  * whose add() is synchronous) and in batches of 500; the whole pipeline (64 producers while the
@@ -17,21 +20,31 @@
  * dropped after it. Results go to bench/results/tables-<time>.{md,json}.
  */
 import Database from 'better-sqlite3';
-import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Client as PgClient } from 'pg';
 import PgBoss from 'pg-boss';
 import type { CreateTaskDto } from '../src/tasks';
 import { type BenchApp, createBenchApp, handlerStarts, recordStarts } from './lib/bench-app';
 import { createBenchSchema } from './lib/pg-schema';
-import { intArg, mapLimit, openLoop, parseArgs, quantile, RssSampler, sleep } from './lib/util';
+import {
+  freePort,
+  intArg,
+  mapLimit,
+  openLoop,
+  parseArgs,
+  quantile,
+  RssSampler,
+  sleep,
+} from './lib/util';
 import type { Row } from './bench';
 
 const ROOT = resolve(__dirname, '..');
 type System = 'taskq-postgres' | 'pg-boss' | 'taskq-sqlite' | 'plainjob';
-type Test = 'enqueue' | 'pipeline' | 'process' | 'pickup' | 'backlog';
+type Test = 'enqueue' | 'pipeline' | 'process' | 'pickup' | 'backlog' | 'processes';
 
 interface Job {
   system: System;
@@ -42,6 +55,8 @@ interface Job {
   seconds: number;
   backlog: number;
   round: number;
+  /** `processes`: worker processes of the built service sharing the database. */
+  workers?: number;
   /** PostgreSQL: the job's schema URL (search_path) and schema name. */
   url?: string;
   schema?: string;
@@ -295,6 +310,17 @@ async function runJob(job: Job, send: (row: Row) => void): Promise<void> {
           note: `${job.system === 'pg-boss' ? 'work batchSize 64' : job.system === 'plainjob' ? 'one worker' : `concurrency ${job.concurrency}`}; loaded in ${loadSeconds.toFixed(1)} s; cpu ${Math.round((used.user + used.system) / job.n)} µs/task`,
         }),
       );
+    } else if (job.test === 'processes') {
+      await harness.preload(job.n);
+      await harness.close();
+      const { seconds, cpuMicrosPerTask } = await drainWithWorkers(job, dir);
+      send(
+        makeRow(job, `process noop, ${job.workers} worker process(es)`, job.n, seconds, {
+          concurrency: job.concurrency,
+          note: `node dist/main.js APP_ROLE=worker ×${job.workers}, concurrency ${job.concurrency} each; cpu ${Math.round(cpuMicrosPerTask)} µs/task over all workers`,
+        }),
+      );
+      return;
     } else if (job.test === 'pipeline') {
       await harness.consume();
       rss.peakMB(true);
@@ -336,9 +362,96 @@ async function runJob(job: Job, send: (row: Row) => void): Promise<void> {
     }
   } finally {
     rss.stop();
-    await harness.close();
+    if (job.test !== 'processes') await harness.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Starts `job.workers` processes of the built service on the database `harness` loaded (queue
+ * paused), resumes the queue in the database and times until every task is completed.
+ */
+async function drainWithWorkers(
+  job: Job,
+  dir: string,
+): Promise<{ seconds: number; cpuMicrosPerTask: number }> {
+  const main = join(ROOT, 'dist', 'main.js');
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    QUEUE_DRIVER: job.system === 'taskq-postgres' ? 'postgres' : 'sqlite',
+    QUEUE_NAME: `tables-${process.pid}`,
+    DATABASE_PATH: join(dir, 'tasks.db'),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    APP_ROLE: 'worker',
+    WORKER_CONCURRENCY: String(job.concurrency),
+    WORKER_PREFETCH: String(job.concurrency * 2),
+    ...(job.url ? { DATABASE_URL: job.url } : {}),
+  };
+  if (!job.url) delete env.DATABASE_URL;
+  const sql = `SELECT count(*) AS n FROM tasks WHERE status = 'completed'`;
+  const pg = job.url ? new PgClient({ connectionString: job.url }) : undefined;
+  const lite = job.url ? undefined : new Database(env.DATABASE_PATH);
+  if (lite) lite.pragma('busy_timeout = 5000');
+  await pg?.connect();
+  const completed = async (): Promise<number> =>
+    pg
+      ? Number((await pg.query<{ n: string }>(sql)).rows[0].n)
+      : (lite!.prepare(sql).get() as { n: number }).n;
+  const children = [];
+  try {
+    for (let i = 0; i < job.workers!; i += 1) {
+      const port = await freePort();
+      const child = spawn(process.execPath, [main], {
+        env: { ...env, PORT: String(port) },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      children.push({ child, port });
+    }
+    for (const { child, port } of children) {
+      await waitUntil(
+        () =>
+          child.exitCode !== null
+            ? Promise.reject(new Error('a worker exited'))
+            : fetch(`http://127.0.0.1:${port}/health`).then(
+                (r) => r.ok,
+                () => false,
+              ),
+        'the workers to start',
+      );
+    }
+    const cpu = children.reduce((sum, { child }) => sum + cpuMicros(child.pid!), 0);
+    const t0 = performance.now();
+    if (pg) {
+      await pg.query('DELETE FROM taskq_queue_paused');
+      await pg.query(`SELECT pg_notify('taskq:' || current_schema(), $1)`, [env.QUEUE_NAME]);
+    } else {
+      lite!.prepare('DELETE FROM queue_paused').run();
+    }
+    await waitUntil(async () => (await completed()) >= job.n, 'the workers to drain');
+    const seconds = (performance.now() - t0) / 1000;
+    const used = children.reduce((sum, { child }) => sum + cpuMicros(child.pid!), 0) - cpu;
+    return { seconds, cpuMicrosPerTask: used / job.n };
+  } finally {
+    await Promise.all(
+      children.map(
+        ({ child }) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null) return done();
+            child.once('exit', () => done());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    await pg?.end();
+    lite?.close();
+  }
+}
+
+/** user + system CPU of a process so far, in microseconds (Linux /proc). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / 100) * 1e6;
 }
 
 // =============================================================================================
@@ -362,6 +475,16 @@ function plan(args: Record<string, string | boolean>): Job[] {
           jobs.push({ ...base, system, test, round, concurrency: test === 'pickup' ? 16 : 64 });
         }
       }
+      for (const workers of [1, 2, 4]) {
+        jobs.push({
+          ...base,
+          system: 'taskq-postgres',
+          test: 'processes',
+          workers,
+          concurrency: 16,
+          round,
+        });
+      }
       // The claim's cost: the same 10k with 10k waiting and with the large backlog.
       for (const size of [Math.min(n, backlog), backlog]) {
         jobs.push({
@@ -382,12 +505,23 @@ function plan(args: Record<string, string | boolean>): Job[] {
         jobs.push({ ...base, system: 'taskq-sqlite', test: 'process', concurrency, round });
       }
       jobs.push({ ...base, system: 'plainjob', test: 'process', concurrency: 1, round });
+      for (const workers of [1, 2, 4]) {
+        jobs.push({
+          ...base,
+          system: 'taskq-sqlite',
+          test: 'processes',
+          workers,
+          concurrency: 16,
+          round,
+        });
+      }
       for (const system of flip<System>(['taskq-sqlite', 'plainjob'])) {
         jobs.push({ ...base, system, test: 'pickup', concurrency: 16, round });
       }
     }
   }
-  return jobs;
+  const tests = typeof args.tests === 'string' ? args.tests.split(',') : undefined;
+  return tests ? jobs.filter((job) => tests.includes(job.test)) : jobs;
 }
 
 function runChild(job: Job, onRow: (row: Row) => void): Promise<void> {
@@ -414,7 +548,10 @@ function ratios(rows: Row[]): string[] {
   ];
   const lines: string[] = [];
   for (const [ours, theirs] of pairs) {
-    for (const r of rows.filter((x) => x.driver === ours && !x.scenario.includes(' of '))) {
+    for (const r of rows.filter(
+      (x) =>
+        x.driver === ours && !x.scenario.includes(' of ') && !x.scenario.includes('worker process'),
+    )) {
       const same = rows.find(
         (x) =>
           x.driver === theirs &&
@@ -429,6 +566,14 @@ function ratios(rows: Row[]): string[] {
           : '';
       lines.push(
         `${ours} / ${theirs}, ${r.scenario} (conc ${r.concurrency}): ${(r.tasksPerSec / same.tasksPerSec).toFixed(2)}x (${r.tasksPerSec} vs ${same.tasksPerSec}/s)${lat}`,
+      );
+    }
+  }
+  for (const system of ['taskq-postgres', 'taskq-sqlite']) {
+    const scaled = rows.filter((r) => r.driver === system && r.scenario.includes('worker process'));
+    if (scaled.length > 0) {
+      lines.push(
+        `${system} worker processes: ${scaled.map((r) => `${/(\d+) worker/.exec(r.scenario)?.[1]} → ${r.tasksPerSec}/s`).join(', ')}`,
       );
     }
   }
@@ -468,6 +613,7 @@ async function parent(): Promise<number> {
     seconds: 'string',
     rounds: 'string',
     only: 'string',
+    tests: 'string',
   });
   const jobs = plan(args);
   const load = (): string =>
