@@ -15,6 +15,14 @@ const schema = `pgq_${randomBytes(4).toString('hex')}`;
 const server = new URL(url);
 const POSTGRES = { name: 'PostgreSQL', host: server.hostname, port: Number(server.port || 5432) };
 
+async function waitFor(probe: () => boolean): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 /**
  * The task table as the postgres driver's queue, where the conformance suite (plain messages)
  * does not look: task rows, their outcome writes as settles, the claim's plan, dead owners.
@@ -176,6 +184,24 @@ describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)',
       await dataSource.query(`EXPLAIN (FORMAT JSON) ${text}`, ['q', 64, Date.now(), 1000, 'o', 0]),
     );
     expect(plan).toContain('idx_tasks_queued_claim');
+  });
+
+  it('hands new rows to a consumer with room even above its low-water mark', async () => {
+    // The pool orders what it holds by priority: a new row must reach its buffer at once, not
+    // wait for settles to bring the consumer down to its low-water mark.
+    const pg = await driver({ pollMs: 60_000 });
+    const task = () => newTask({ action: 'echo', data: {}, queue: 'lw', maxAttempts: 1 });
+    await store.insert([task(), task()]);
+    const received: Delivery[] = [];
+    pg.consume('lw', (delivery) => received.push(delivery), { prefetch: 4, lowWater: 1 });
+    await waitFor(() => received.length === 2);
+    const late = task();
+    await store.insert([late]);
+    await pg.publish('lw', [
+      { body: { taskId: late.id, action: 'echo', data: {} }, deduplicationKey: late.id },
+    ]);
+    await waitFor(() => received.length === 3);
+    expect(received[2].id).toBe(late.id);
   });
 
   it('keeps a queue paused in every process', async () => {

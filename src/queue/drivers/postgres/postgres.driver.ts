@@ -315,14 +315,16 @@ export class PostgresQueueDriver implements QueueDriver {
 }
 
 /**
- * One consumer: claims up to its free credit in one statement whenever it is woken and wants a
- * refill, again at once while claims come back full, and otherwise every pollMs.
+ * One consumer: claims up to its free credit in one statement whenever it is woken (new rows, a
+ * due delay, the poll) and has room, again at once while claims come back full, and otherwise
+ * every pollMs. A settle alone refills only down at the low-water mark, so a busy consumer
+ * claims its freed slots in batches rather than one statement per settle.
  */
 class PgConsumer implements ConsumerHandle {
   private readonly credit: ConsumerCredit;
   private fetching = false;
-  /** A wake-up that came during a fetch: fetch again once it is done. */
-  private again = false;
+  /** A wake-up (new rows) or a settle that came during a fetch: fetch again once it is done. */
+  private again: 'wake' | 'refill' | undefined;
   private poll?: NodeJS.Timeout;
   private fetch?: Promise<void>;
   private cancelling?: Promise<void>;
@@ -357,22 +359,24 @@ class PgConsumer implements ConsumerHandle {
 
   give(): void {
     this.credit.give();
-    this.pump();
+    this.pump(true);
   }
 
-  pump(): void {
+  /** `refill`: called for a settle, which claims only down at the low-water mark. */
+  pump(refill = false): void {
     if (this.fetching) {
-      this.again = true;
+      if (!refill || !this.again) this.again = refill ? 'refill' : 'wake';
       return;
     }
     if (this.credit.isCancelled) return;
-    if (!this.credit.wantsRefill || this.driver.isPaused(this.queue)) {
+    const room = refill ? this.credit.wantsRefill : this.credit.hasRoom;
+    if (!room || this.driver.isPaused(this.queue)) {
       // Paused or full: a resume or a settle pumps again; the poll stays as the safety net.
       this.schedulePoll();
       return;
     }
     this.fetching = true;
-    this.again = false;
+    this.again = undefined;
     clearTimeout(this.poll);
     this.fetch = this.claim();
   }
@@ -401,8 +405,11 @@ class PgConsumer implements ConsumerHandle {
     this.fetching = false;
     this.fetch = undefined;
     if (this.credit.isCancelled) return;
-    // Settles and wake-ups during the claim, or a full batch (more may be waiting): again now.
-    if (full || this.again) queueMicrotask(() => this.pump());
+    // A full batch (more may be waiting) or a wake-up during the claim: again now, with the
+    // room there is; settles during the claim: again if down at the low-water mark.
+    const again = this.again;
+    if (full || again === 'wake') queueMicrotask(() => this.pump());
+    else if (again === 'refill') queueMicrotask(() => this.pump(true));
     else this.schedulePoll();
   }
 
