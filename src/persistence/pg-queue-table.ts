@@ -241,10 +241,19 @@ export class PgQueueTable implements QueueTable {
        ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at`,
       [owner, gone ? 0 : now],
     );
-    // Owners that have not beaten for a day hold nothing any more (their leases ran out).
-    if (!gone && Math.random() < 0.01) {
-      await this.query(`DELETE FROM taskq_queue_consumers WHERE seen_at < $1`, [now - 86_400_000]);
-    }
+  }
+
+  /**
+   * Forgets owners silent for a day (or closed) that hold no running row: a heartbeat row is
+   * what frees a dead owner's claims, so it stays while any claim of its owner does.
+   */
+  async forgetOwners(): Promise<void> {
+    await this.query(
+      `DELETE FROM taskq_queue_consumers c WHERE c.seen_at < $1
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.status = '${Running}'
+                           AND t.lease_owner = c.id)`,
+      [Date.now() - 86_400_000],
+    );
   }
 
   async missingKeys(queue: string, keys: string[]): Promise<string[]> {

@@ -47,6 +47,8 @@ export interface QueueTable {
   extendLeases(deliveries: Delivery[], ms: number): Promise<string[]>;
   /** Records that `owner` is alive; `gone` marks it dead at once (a graceful close). */
   heartbeat(owner: string, gone?: boolean): Promise<void>;
+  /** Deletes the heartbeats of owners long gone (run once per process start). */
+  forgetOwners(): Promise<void>;
   missingKeys(queue: string, keys: string[]): Promise<string[]>;
   stats(queue: string): Promise<QueueStats>;
   deadLetters(queue: string, limit: number): Promise<DeadLetter[]>;

@@ -91,6 +91,7 @@ export class PostgresQueueDriver implements QueueDriver {
     const table = this.port();
     await table.ping();
     await table.heartbeat(this.owner);
+    await table.forgetOwners();
     this.heartbeat = setInterval(() => {
       table
         .heartbeat(this.owner)
