@@ -140,7 +140,7 @@ export class SqliteTaskStatements extends TaskStatements {
       ),
       insertNew: db.prepare(
         `INSERT INTO ${T} (${names}) VALUES (${this.columns.map(() => '?').join(', ')})
-         ON CONFLICT (idempotency_key) DO NOTHING`,
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`,
       ),
       findById: db.prepare(`${rows} WHERE id = ? LIMIT 1`),
       findByKey: db.prepare(`${rows} WHERE idempotency_key = ? LIMIT 1`),
