@@ -42,7 +42,7 @@ import { timeServiceDrain } from './lib/service-process';
 import { intArg, mapLimit, openLoop, parseArgs, quantile, RssSampler, sleep } from './lib/util';
 
 const ROOT = resolve(__dirname, '..');
-const KNOWN_DRIVERS = ['memory', 'sqlite', 'redis', 'amqp'];
+const KNOWN_DRIVERS = ['memory', 'sqlite', 'redis', 'amqp', 'postgres'];
 
 export interface Row {
   driver: string;

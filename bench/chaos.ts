@@ -25,7 +25,7 @@ import { freePort, intArg, mapLimit, parseArgs, sleep } from './lib/util';
 
 const ROOT = resolve(__dirname, '..');
 type ConfigLoader = typeof import('../src/app.config.loader');
-const DRIVERS = ['memory', 'sqlite', 'redis', 'amqp'] as const;
+const DRIVERS = ['memory', 'sqlite', 'redis', 'amqp', 'postgres'] as const;
 type Driver = (typeof DRIVERS)[number];
 
 const args = parseArgs(process.argv.slice(2), {
@@ -42,7 +42,9 @@ const args = parseArgs(process.argv.slice(2), {
   keep: 'boolean',
   db: 'string',
 });
-const DB = typeof args.db === 'string' ? args.db : 'sqlite';
+// The postgres driver's queue is the task table: it implies --db postgres.
+const DB =
+  typeof args.db === 'string' ? args.db : args.driver === 'postgres' ? 'postgres' : 'sqlite';
 if (DB !== 'sqlite' && DB !== 'postgres') throw new Error('--db must be sqlite or postgres');
 const small = args.small === true;
 const TASKS = intArg(args, 'tasks', small ? 300 : 3000, 1);

@@ -165,6 +165,11 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
    */
   private async republishQueued(only?: ReadonlySet<string>): Promise<number> {
     let published = 0;
+    // Where every queue's messages are its task rows, no queued row can lack its message.
+    const names = this.queues.queueNames();
+    if (names.length > 0 && names.every((q) => this.queues.driverFor(q).capabilities.rowBacked)) {
+      return 0;
+    }
     let after: TaskKey | undefined;
     for (;;) {
       const page = await this.store.queuedKeys(SWEEP_PAGE, after);
@@ -173,6 +178,7 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
       for (const [queue, keys] of groupBy(page, (key) => key.queue)) {
         if (only && !only.has(queue)) continue;
         const driver = this.queues.driverFor(queue);
+        if (driver.capabilities.rowBacked) continue;
         const missing = await this.missing(driver, queue, keys);
         for (let i = 0; i < missing.length; i += CHUNK) {
           const rows = await this.store.queuedByIds(missing.slice(i, i + CHUNK));
@@ -203,6 +209,8 @@ export class TaskReconciler implements OnApplicationBootstrap, BeforeApplication
     const before = now - this.config.reconcile.afterMs;
     for (const queue of this.queues.queueNames()) {
       const driver = this.queues.driverFor(queue);
+      // The task row is the message (postgres driver): nothing can be missing or orphaned.
+      if (driver.capabilities.rowBacked) continue;
       const exact = driver.capabilities.deduplication !== 'best-effort';
 
       // Each pass goes on where the last one stopped and wraps at the end: a long backlog of

@@ -55,8 +55,13 @@ import { createTaskStatements } from './task-statements.factory';
     {
       provide: TaskStatements,
       inject: [DataSource, { token: QueueDriverRegistry, optional: true }],
-      useFactory: (dataSource: DataSource, drivers?: QueueDriverRegistry) =>
-        createTaskStatements(dataSource, (path) => drivers?.sharedWriter(path)),
+      useFactory: (dataSource: DataSource, drivers?: QueueDriverRegistry) => {
+        const statements = createTaskStatements(dataSource, (path) => drivers?.sharedWriter(path));
+        // The postgres driver's queue is this table: it gets the port before it connects.
+        const table = statements.queueTable();
+        if (table) drivers?.bindQueueTable(table);
+        return statements;
+      },
     },
   ],
   exports: [TaskStatements, DatabaseFileMonitor],

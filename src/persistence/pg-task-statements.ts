@@ -4,6 +4,7 @@ import { QueryFailedError, type DataSource, type Driver, type EntityMetadata } f
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { DEFAULT_TENANT, type TaskActor } from '../auth/actor';
 import { GroupCommit, type Outcome } from '../common/group-commit';
+import { PgQueueTable } from './pg-queue-table';
 import {
   type CallbackChange,
   type ListTasksFilter,
@@ -61,6 +62,7 @@ interface Fail {
   error: string;
   final: boolean;
   now: number;
+  retryAt: number;
 }
 interface Progress {
   id: string;
@@ -226,6 +228,7 @@ export class PgTaskStatements extends TaskStatements {
       ['error', 'error'],
       ['now', 'processedAt'],
       ['final', 'boolean'],
+      ['retryAt', 'runAt'],
     ];
     const progressFields: Fields<Progress> = [
       ['id', 'id'],
@@ -292,6 +295,7 @@ export class PgTaskStatements extends TaskStatements {
            ${c('error')} = v.error,
            ${c('processedAt')} = CASE WHEN v.final THEN v.now ELSE NULL END,
            ${c('updatedAt')} = v.now, ${c('claimToken')} = NULL,
+           ${c('runAt')} = CASE WHEN v.final THEN t.${c('runAt')} ELSE v.retryAt END,
            ${c('callbackStatus')} = CASE WHEN v.final THEN ${callbackStatus}
              ELSE t.${c('callbackStatus')} END,
            ${c('callbackNextAt')} = CASE WHEN v.final THEN ${callbackNextAt('v.now')}
@@ -423,6 +427,14 @@ export class PgTaskStatements extends TaskStatements {
     };
   }
 
+  private table?: PgQueueTable;
+
+  /** The task table as the postgres driver's queue, on this pool. */
+  override queueTable(): PgQueueTable {
+    this.table ??= new PgQueueTable(this.pool);
+    return this.table;
+  }
+
   /** All rows in one statement: all or none. */
   insert(tasks: TaskEntity[]): Promise<void> {
     if (tasks.length === 0) return Promise.resolve();
@@ -492,8 +504,9 @@ export class PgTaskStatements extends TaskStatements {
     error: string,
     final: boolean,
     now: number,
+    retryAt = now,
   ): Promise<boolean> {
-    return this.fails.submit({ id, token, error, final, now });
+    return this.fails.submit({ id, token, error, final, now, retryAt });
   }
 
   progress(id: string, token: string, percent: number, message: string | null): Promise<boolean> {

@@ -910,7 +910,7 @@ describeWithService(POSTGRES, 'TaskStatements on PostgreSQL', () => {
       for (const [name, values] of [
         ['claim', [ids, n, s, n, ids.map(() => true)]],
         ['complete', [ids, s, s, n]],
-        ['fail', [ids, s, s, n, ids.map(() => false)]],
+        ['fail', [ids, s, s, n, ids.map(() => false), n]],
         ['progress', [ids, s, n, s, n]],
         ['reclaim', ['x', 'y', 2, 'z', 1]],
       ] as const) {

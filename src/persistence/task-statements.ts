@@ -1,5 +1,5 @@
 import type { TaskActor } from '../auth/actor';
-import type { SharedTransactionScope, SharedWrite } from '../queue';
+import type { QueueTable, SharedTransactionScope, SharedWrite } from '../queue';
 import type { CallbackStatus, TaskStatus } from './task-status.enum';
 import type { TaskEntity } from './task.entity';
 
@@ -8,6 +8,13 @@ import type { TaskEntity } from './task.entity';
  * claim token it saw. Only a row still held under that token may be taken over (see reclaim).
  */
 export const RECLAIM_HEADER = 'x-taskq-reclaim';
+
+/**
+ * Header of a delivery whose row the queue driver claimed itself (the postgres driver, whose
+ * messages are the task rows): the claim token. The processor records outcomes under it and
+ * makes no claim of its own.
+ */
+export const CLAIMED_HEADER = 'x-taskq-claimed';
 
 /** Where a queued task sits in the start-up sweep's order, and which queue it belongs to. */
 export interface TaskKey {
@@ -60,6 +67,11 @@ export type CallbackChange = { attempts: number; nextAt: number } | CallbackOutc
 export abstract class TaskStatements {
   /** The transaction scope `run` of a SharedWrite goes through, when a queue driver lends one. */
   protected abstract readonly scope: SharedTransactionScope | undefined;
+
+  /** The table as a queue (the postgres driver's port), where the dialect offers it. */
+  queueTable(): QueueTable | undefined {
+    return undefined;
+  }
 
   /** Inserts all rows in one transaction: all or none. */
   abstract insert(tasks: TaskEntity[]): Promise<void>;
@@ -274,18 +286,24 @@ export abstract class TaskStatements {
     );
   }
 
-  /** A failed attempt as a write for the worker pool to commit with the nack or dead-letter. */
+  /**
+   * A failed attempt as a write for the worker pool to commit with the nack or dead-letter. A
+   * retry is due again after `retryDelayMs` (its run_at), so where the task row is the message
+   * (the postgres driver) this write is the nack itself.
+   */
   failure(
     id: string,
     token: string,
     error: string,
     final: boolean,
     committed: (applied: boolean) => void,
+    retryDelayMs = 0,
   ): SharedWrite {
     const now = Date.now();
+    const retryAt = now + Math.max(0, Math.trunc(retryDelayMs));
     return this.sharedWrite(
       this.failNow(id, token, error, final, now),
-      () => this.failAt(id, token, error, final, now),
+      () => this.failAt(id, token, error, final, now, retryAt),
       committed,
     );
   }
@@ -297,12 +315,14 @@ export abstract class TaskStatements {
     now: number,
   ): Promise<boolean>;
 
+  /** `retryAt`: when a retry is due (its run_at), where the dialect records it. */
   protected abstract failAt(
     id: string,
     token: string,
     error: string,
     final: boolean,
     now: number,
+    retryAt?: number,
   ): Promise<boolean>;
 
   /**

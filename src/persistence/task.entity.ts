@@ -19,7 +19,14 @@ const epochMs: ValueTransformer = {
 @Index('idx_tasks_tenant_action_created', ['tenant', 'action', 'createdAt', 'id'])
 @Index('idx_tasks_tenant_status_action_created', ['tenant', 'status', 'action', 'createdAt', 'id'])
 @Index('uq_tasks_tenant_idempotency_key', ['tenant', 'idempotencyKey'], { unique: true })
-@Index('idx_tasks_callback_due', ['callbackStatus', 'callbackNextAt'])
+// (callback_status, callback_next_at); on PostgreSQL partial, (callback_next_at) of pending rows
+// (PartialTaskIndexes 1765000001000), since most tasks have no callback. Its form differs by
+// engine, so it is not synchronised.
+@Index('idx_tasks_callback_due', { synchronize: false })
+// The postgres driver's claim and lease indexes (PostgreSQL only, made by TaskTableQueue
+// 1765000000000): not synchronised, so SQLite's schema, which lacks them, is no drift.
+@Index('idx_tasks_queued_claim', { synchronize: false })
+@Index('idx_tasks_running_lease', { synchronize: false })
 export class TaskEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
@@ -125,4 +132,12 @@ export class TaskEntity {
 
   @Column({ name: 'callback_next_at', type: 'bigint', nullable: true, transformer: epochMs })
   callbackNextAt!: number | null;
+
+  /** The postgres driver's claim: held until this time unless extended (see QueueTable). */
+  @Column({ name: 'lease_until', type: 'bigint', nullable: true, transformer: epochMs })
+  leaseUntil!: number | null;
+
+  /** The postgres driver instance holding the claim; its missed heartbeats free the row. */
+  @Column({ name: 'lease_owner', type: 'varchar', length: 36, nullable: true })
+  leaseOwner!: string | null;
 }

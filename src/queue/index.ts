@@ -6,6 +6,7 @@ export * from './interfaces/message-processor.interface';
 export * from './interfaces/queue-driver.interface';
 export * from './interfaces/queue-message.interface';
 export * from './interfaces/queue-module-options.interface';
+export * from './interfaces/queue-table.interface';
 export * from './interfaces/shared-write.interface';
 export * from './queue-consumer.service';
 export * from './queue-driver.registry';

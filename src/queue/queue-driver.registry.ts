@@ -5,6 +5,7 @@ import { connectDriver, createDriver } from './drivers/driver.factory';
 import { UnknownQueueError } from './errors/unknown-queue.error';
 import type { QueueDriver } from './interfaces/queue-driver.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
+import type { QueueTable } from './interfaces/queue-table.interface';
 import type { SharedTransactionScope } from './interfaces/shared-write.interface';
 import { QUEUE_MODULE_OPTIONS } from './queue.module-definition';
 
@@ -98,6 +99,16 @@ export class QueueDriverRegistry implements OnModuleInit, OnApplicationShutdown 
       if (writer) return writer;
     }
     return undefined;
+  }
+
+  /**
+   * Hands the application's table port to every driver that keeps its queues in that table
+   * (postgres). Called once at boot by the table's owner, before the drivers connect.
+   */
+  bindQueueTable(table: QueueTable): void {
+    for (const driver of this.drivers.values()) {
+      (driver as { bindTable?: (table: QueueTable) => void }).bindTable?.(table);
+    }
   }
 
   /** Every driver instance, by name. */

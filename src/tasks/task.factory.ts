@@ -56,5 +56,7 @@ export function newTask(input: NewTaskInput): TaskEntity {
     callbackAttempts: 0,
     callbackError: null,
     callbackNextAt: null,
+    leaseUntil: null,
+    leaseOwner: null,
   } satisfies TaskEntity);
 }

@@ -33,7 +33,7 @@ import { TaskMetrics } from '../observability/metrics';
 import { withTaskLogFields } from '../observability/logging';
 import { inSpan, messageContext, SpanKind } from '../observability/tracing';
 import { TaskStatus } from '../persistence/task-status.enum';
-import { RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
+import { CLAIMED_HEADER, RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
 
 /** Progress writes per task are at most this frequent; the last value always lands. */
 const PROGRESS_INTERVAL_MS = 250;
@@ -135,8 +135,13 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
   ): Promise<SharedWrite | void> {
     const { taskId, action, data, timeoutMs } = delivery.body;
     const labels = { queue: delivery.queue, action };
-    const token = randomUUID();
-    const actor = await this.claimWhenStoreWrites(delivery, token, signal);
+    // A driver whose messages are the task rows claimed the row itself: its token is ours, and
+    // only who the task runs for is left to read (from the row, never from the message).
+    const claimed = delivery.headers[CLAIMED_HEADER];
+    const token = claimed ?? randomUUID();
+    const actor = claimed
+      ? await this.store.actorOf(taskId)
+      : await this.claimWhenStoreWrites(delivery, token, signal);
     if (!actor) {
       if (await this.store.exists(taskId)) {
         this.duplicates += 1;
@@ -267,24 +272,31 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     const final = decision.kind === 'dead';
     // Recorded by the worker pool, with the nack or dead-letter where the driver shares this
     // database: a crash in between cannot leave a queued row whose message is still leased.
-    return this.store.failure(task.taskId, token, message, final, (applied) => {
-      if (!applied) {
-        this.lostClaims += 1;
-        return;
-      }
-      if (final) {
-        this.metrics.failed.inc(labels);
-        this.observeEndToEnd(delivery, 'failed');
-      } else {
-        this.metrics.retried.inc(labels);
-      }
-      this.emit(
-        task.taskId,
-        actor.tenant,
-        task.action,
-        final ? TaskStatus.Failed : TaskStatus.Queued,
-      );
-    });
+    return this.store.failure(
+      task.taskId,
+      token,
+      message,
+      final,
+      (applied) => {
+        if (!applied) {
+          this.lostClaims += 1;
+          return;
+        }
+        if (final) {
+          this.metrics.failed.inc(labels);
+          this.observeEndToEnd(delivery, 'failed');
+        } else {
+          this.metrics.retried.inc(labels);
+        }
+        this.emit(
+          task.taskId,
+          actor.tenant,
+          task.action,
+          final ? TaskStatus.Failed : TaskStatus.Queued,
+        );
+      },
+      decision.kind === 'retry' ? decision.delayMs : 0,
+    );
   }
 
   private observeEndToEnd(delivery: Delivery<TaskMessage>, status: string): void {

@@ -141,6 +141,9 @@ function dropBrokerConnections(driver: 'redis' | 'amqp', pid: number): number {
 for (const [driver, service] of [
   ['redis', REDIS_SERVICE],
   ['amqp', RABBITMQ_SERVICE],
+  // No broker: the task table is the queue; a killed worker's claims are freed by its missed
+  // heartbeats.
+  ['postgres', POSTGRES_SERVICE],
 ] as const) {
   describeWithService(POSTGRES_SERVICE, `cluster on PostgreSQL + ${driver}`, () => {
     describeWithService(service, `${driver}`, () => {
@@ -282,30 +285,36 @@ for (const [driver, service] of [
         },
       );
 
-      it('a dropped broker connection loses nothing: consumers resume by themselves', async () => {
-        // Arrange
-        const { schema, url } = await freshSchema();
-        schemas.push(schema);
-        const env = { DATABASE_URL: url, QUEUE_NAME: `drop-${randomUUID()}` };
-        queues.push(env.QUEUE_NAME);
-        const api = start({ ...env, APP_ROLE: 'api' });
-        const worker = start({ ...env, APP_ROLE: 'worker' });
-        const apiUrl = await listening(api);
-        await listening(worker);
-        const expected = await submit(apiUrl, TASKS / 2);
-        await waitFor(async () => ((await statuses(schema)).running ?? 0) > 0, {
-          timeoutMs: 60_000,
-          what: 'tasks to be running',
-        });
+      // The postgres driver has no broker connection of its own to drop.
+      const brokerIt = driver === 'postgres' ? it.skip : it;
+      brokerIt(
+        'a dropped broker connection loses nothing: consumers resume by themselves',
+        async () => {
+          if (driver === 'postgres') return; // (skipped above; this narrows the type)
+          // Arrange
+          const { schema, url } = await freshSchema();
+          schemas.push(schema);
+          const env = { DATABASE_URL: url, QUEUE_NAME: `drop-${randomUUID()}` };
+          queues.push(env.QUEUE_NAME);
+          const api = start({ ...env, APP_ROLE: 'api' });
+          const worker = start({ ...env, APP_ROLE: 'worker' });
+          const apiUrl = await listening(api);
+          await listening(worker);
+          const expected = await submit(apiUrl, TASKS / 2);
+          await waitFor(async () => ((await statuses(schema)).running ?? 0) > 0, {
+            timeoutMs: 60_000,
+            what: 'tasks to be running',
+          });
 
-        // Act: the server closes the worker's and the API's broker connections mid-run.
-        expect(dropBrokerConnections(driver, worker.pid!)).toBeGreaterThan(0);
-        expect(dropBrokerConnections(driver, api.pid!)).toBeGreaterThan(0);
-        const more = await submit(apiUrl, TASKS / 2);
+          // Act: the server closes the worker's and the API's broker connections mid-run.
+          expect(dropBrokerConnections(driver, worker.pid!)).toBeGreaterThan(0);
+          expect(dropBrokerConnections(driver, api.pid!)).toBeGreaterThan(0);
+          const more = await submit(apiUrl, TASKS / 2);
 
-        // Assert: every task, before and after the drop, completed once.
-        await expectEachCompletedOnce(schema, new Map([...expected, ...more]));
-      });
+          // Assert: every task, before and after the drop, completed once.
+          await expectEachCompletedOnce(schema, new Map([...expected, ...more]));
+        },
+      );
     });
   });
 }

@@ -8,6 +8,11 @@ export interface RequiredService {
 }
 
 export const REDIS_SERVICE: RequiredService = { name: 'Redis', host: '127.0.0.1', port: 6379 };
+export const POSTGRES_SERVICE: RequiredService = {
+  name: 'PostgreSQL',
+  host: '127.0.0.1',
+  port: 5432,
+};
 export const RABBITMQ_SERVICE: RequiredService = {
   name: 'RabbitMQ',
   host: '127.0.0.1',

@@ -11,7 +11,7 @@ export class AddTaskDeliveries1765600000000 implements MigrationInterface {
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.addColumn(
       'tasks',
-      new TableColumn({ name: 'deliveries', type: 'int', default: 0 }),
+      new TableColumn({ name: 'deliveries', type: 'integer', default: 0 }),
     );
     await queryRunner.query('UPDATE tasks SET deliveries = attempt');
   }

@@ -1,11 +1,13 @@
 import { CreateTasks1763900000000 } from './1763900000000-CreateTasks';
 import { AddTaskControl1763910000000 } from './1763910000000-AddTaskControl';
 import { CreateSchedules1764600000000 } from './1764600000000-CreateSchedules';
-import { SqliteIntegerColumns1764700000000 } from './1764700000000-SqliteIntegerColumns';
+import { TaskTableQueue1765000000000 } from './1765000000000-TaskTableQueue';
+import { PartialTaskIndexes1765000001000 } from './1765000001000-PartialTaskIndexes';
 import { AddAuth1765100000000 } from './1765100000000-AddAuth';
 import { ListIndexes1765200000000 } from './1765200000000-ListIndexes';
 import { CreateTaskEvents1765350000000 } from './1765350000000-CreateTaskEvents';
 import { AddTaskDeliveries1765600000000 } from './1765600000000-AddTaskDeliveries';
+import { SqliteIntegerColumns1765700000000 } from './1765700000000-SqliteIntegerColumns';
 
 /**
  * Every migration, oldest first. Listed explicitly (not globbed) so the same list works from
@@ -15,9 +17,11 @@ export const migrations = [
   CreateTasks1763900000000,
   AddTaskControl1763910000000,
   CreateSchedules1764600000000,
-  SqliteIntegerColumns1764700000000,
+  TaskTableQueue1765000000000,
+  PartialTaskIndexes1765000001000,
   AddAuth1765100000000,
   ListIndexes1765200000000,
   CreateTaskEvents1765350000000,
   AddTaskDeliveries1765600000000,
+  SqliteIntegerColumns1765700000000,
 ];

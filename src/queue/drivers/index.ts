@@ -1,6 +1,7 @@
 import { amqpDriver } from './amqp/amqp.definition';
 import type { DriverKindDefinition } from './driver-kind';
 import { memoryDriver } from './memory/memory.definition';
+import { postgresDriver } from './postgres/postgres.definition';
 import { redisDriver } from './redis/redis.definition';
 import { sqliteDriver } from './sqlite/sqlite.definition';
 
@@ -10,7 +11,13 @@ export * from './driver-kind';
  * Every driver taskq can build. Adding a driver is a folder with its definition and one line
  * here: QUEUE_DRIVER, topology files and the factory all read this list.
  */
-export const DRIVERS = [memoryDriver, sqliteDriver, redisDriver, amqpDriver] as const;
+export const DRIVERS = [
+  memoryDriver,
+  sqliteDriver,
+  redisDriver,
+  amqpDriver,
+  postgresDriver,
+] as const;
 
 export type DriverKind = (typeof DRIVERS)[number]['kind'];
 

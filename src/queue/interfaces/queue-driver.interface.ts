@@ -53,6 +53,11 @@ export interface DriverCapabilities {
    * a duplicate can get through (consumers must fence their effects anyway).
    */
   deduplication?: 'exact' | 'best-effort';
+  /**
+   * The messages are the application's own rows (a QueueTable): a stored row is deliverable by
+   * itself, so there is nothing for a reconciler to republish or take over.
+   */
+  rowBacked?: boolean;
 }
 
 /**

@@ -1,0 +1,222 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { describeWithService } from '../../test/helpers/service-available';
+import { newTask } from '../tasks/task.factory';
+import { PostgresQueueDriver } from '../queue/drivers/postgres/postgres.driver';
+import type { Delivery, TableDelivery } from '../queue';
+import { migrations } from './migrations';
+import { PgTaskStatements, pgPool } from './pg-task-statements';
+import { CLAIMED_HEADER } from './task-statements';
+import { TaskEntity } from './task.entity';
+
+const url = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const schema = `pgq_${randomBytes(4).toString('hex')}`;
+const server = new URL(url);
+const POSTGRES = { name: 'PostgreSQL', host: server.hostname, port: Number(server.port || 5432) };
+
+async function waitFor(probe: () => boolean): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/**
+ * The task table as the postgres driver's queue, where the conformance suite (plain messages)
+ * does not look: task rows, their outcome writes as settles, the claim's plan, dead owners.
+ */
+describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)', () => {
+  let dataSource: DataSource;
+  let store: PgTaskStatements;
+  const drivers: PostgresQueueDriver[] = [];
+
+  const driver = async (options = {}) => {
+    const created = new PostgresQueueDriver({ pollMs: 50, ...options });
+    created.bindTable(store.queueTable());
+    await created.connect();
+    drivers.push(created);
+    return created;
+  };
+
+  /** The next delivery a consumer of `queue` gets on `on`. */
+  const next = (on: PostgresQueueDriver, queue: string, prefetch = 1) =>
+    new Promise<TableDelivery>((resolve) => {
+      const handle = on.consume(
+        queue,
+        (delivery) => {
+          void handle.cancel();
+          resolve(delivery as TableDelivery);
+        },
+        { prefetch },
+      );
+    });
+
+  beforeAll(async () => {
+    const admin = new Client({ connectionString: url });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    await admin.end();
+    const scoped = new URL(url);
+    scoped.searchParams.set('options', `-c search_path=${schema}`);
+    dataSource = await new DataSource({
+      type: 'postgres',
+      url: scoped.toString(),
+      entities: [TaskEntity],
+      migrations,
+      migrationsTransactionMode: 'each',
+    }).initialize();
+    await dataSource.runMigrations();
+    store = new PgTaskStatements(
+      pgPool(dataSource)!,
+      dataSource.driver,
+      dataSource.getMetadata(TaskEntity),
+    );
+  });
+
+  afterEach(async () => {
+    await Promise.all(drivers.splice(0).map((d) => d.close()));
+    await dataSource.query('DELETE FROM tasks');
+  });
+
+  afterAll(async () => {
+    await dataSource?.destroy();
+    const admin = new Client({ connectionString: url });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  });
+
+  it('delivers a stored task claimed under its token, and the completion is the ack', async () => {
+    const pg = await driver();
+    const task = newTask({ action: 'echo', data: { n: 1 }, queue: 'q', maxAttempts: 3 });
+    await store.insert([task]);
+    // Publishing a stored task's message writes nothing: the row is the message.
+    expect(
+      await pg.publish('q', [
+        { body: { taskId: task.id, action: 'echo', data: { n: 1 } }, deduplicationKey: task.id },
+      ]),
+    ).toEqual([task.id]);
+
+    const delivery = await next(pg, 'q');
+    expect(delivery).toMatchObject({
+      id: task.id,
+      body: { taskId: task.id, action: 'echo', data: { n: 1 } },
+      attempt: 1,
+      deliveryCount: 1,
+      settledByOutcome: true,
+      headers: { 'x-max-attempts': '3', [CLAIMED_HEADER]: delivery.receipt },
+    });
+    expect(await store.findById(task.id)).toMatchObject({
+      status: 'running',
+      attempt: 1,
+      claimToken: delivery.receipt,
+    });
+
+    let applied: boolean | undefined;
+    const write = store.completion(task.id, delivery.receipt, { ok: true }, (a) => (applied = a));
+    await pg.settleWith(delivery, write, { kind: 'ack' });
+    expect(applied).toBe(true);
+    expect(await store.findById(task.id)).toMatchObject({ status: 'completed', claimToken: null });
+    expect(await pg.stats('q')).toMatchObject({ ready: 0, inFlight: 0, dead: 0 });
+  });
+
+  it('makes a retry write the nack: the row is not claimable before its backoff', async () => {
+    const pg = await driver();
+    const task = newTask({ action: 'echo', data: {}, queue: 'q', maxAttempts: 3 });
+    await store.insert([task]);
+    const first = await next(pg, 'q');
+    const failedAt = Date.now();
+    const write = store.failure(task.id, first.receipt, 'boom', false, () => undefined, 300);
+    await pg.settleWith(first, write, { kind: 'nack', delayMs: 300 });
+    expect(await pg.stats('q')).toMatchObject({ ready: 0, delayed: 1, inFlight: 0 });
+
+    const second = await next(pg, 'q');
+    expect(Date.now() - failedAt).toBeGreaterThanOrEqual(299);
+    expect(second).toMatchObject({ id: task.id, attempt: 2, deliveryCount: 2 });
+    expect(await store.findById(task.id)).toMatchObject({ status: 'running', error: 'boom' });
+  });
+
+  it('makes a final failure the dead letter, listed with its error', async () => {
+    const pg = await driver();
+    const task = newTask({ action: 'echo', data: { a: 1 }, queue: 'q', maxAttempts: 1 });
+    await store.insert([task]);
+    const delivery = await next(pg, 'q');
+    const write = store.failure(task.id, delivery.receipt, 'gave up', true, () => undefined);
+    await pg.settleWith(delivery, write, { kind: 'dead', reason: 'gave up' });
+    expect(await pg.deadLetters('q')).toEqual([
+      expect.objectContaining({ id: task.id, reason: 'gave up', attempt: 1 }),
+    ]);
+    expect(await pg.stats('q')).toMatchObject({ dead: 1, inFlight: 0 });
+  });
+
+  it('frees the claims of a driver that stopped beating at once for another process', async () => {
+    const dying = await driver({ leaseMs: 600_000, heartbeatMs: 50, maxStalls: 2 });
+    const task = newTask({ action: 'echo', data: {}, queue: 'q', maxAttempts: 3 });
+    await store.insert([task]);
+    const held: Delivery = await next(dying, 'q');
+    // Its lease has ten minutes left; only its silence frees the row.
+    await dataSource.query('UPDATE taskq_queue_consumers SET seen_at = 1 WHERE id = $1', [
+      dying.owner,
+    ]);
+    await dying.close();
+    const survivor = await driver({ heartbeatMs: 50, maxStalls: 2 });
+    const taken = await next(survivor, 'q');
+    expect(taken).toMatchObject({ id: task.id, attempt: 1, deliveryCount: 2 });
+    // The old holder's outcome is fenced off.
+    expect(await store.complete(task.id, held.receipt, 'late')).toBe(false);
+    expect(await store.complete(task.id, taken.receipt, 'ok')).toBe(true);
+  });
+
+  it('claims from the head of the partial index of queued rows, whatever the backlog', async () => {
+    await store.insert(
+      Array.from({ length: 2000 }, () =>
+        newTask({ action: 'echo', data: {}, queue: 'q', maxAttempts: 1 }),
+      ),
+    );
+    await dataSource.query('ANALYZE tasks');
+    const claim = (store.queueTable() as unknown as { names: Map<string, string> }).names;
+    const pg = await driver();
+    await next(pg, 'q', 64);
+    const text = [...claim.keys()].find((sql) => sql.includes('FOR UPDATE OF t SKIP LOCKED'))!;
+    const plan = JSON.stringify(
+      await dataSource.query(`EXPLAIN (FORMAT JSON) ${text}`, ['q', 64, Date.now(), 1000, 'o', 0]),
+    );
+    expect(plan).toContain('idx_tasks_queued_claim');
+  });
+
+  it('hands new rows to a consumer with room even above its low-water mark', async () => {
+    // The pool orders what it holds by priority: a new row must reach its buffer at once, not
+    // wait for settles to bring the consumer down to its low-water mark.
+    const pg = await driver({ pollMs: 60_000 });
+    const task = () => newTask({ action: 'echo', data: {}, queue: 'lw', maxAttempts: 1 });
+    await store.insert([task(), task()]);
+    const received: Delivery[] = [];
+    pg.consume('lw', (delivery) => received.push(delivery), { prefetch: 4, lowWater: 1 });
+    await waitFor(() => received.length === 2);
+    const late = task();
+    await store.insert([late]);
+    await pg.publish('lw', [
+      { body: { taskId: late.id, action: 'echo', data: {} }, deduplicationKey: late.id },
+    ]);
+    await waitFor(() => received.length === 3);
+    expect(received[2].id).toBe(late.id);
+  });
+
+  it('keeps a queue paused in every process', async () => {
+    const a = await driver();
+    const b = await driver();
+    await store.insert([newTask({ action: 'echo', data: {}, queue: 'p', maxAttempts: 1 })]);
+    await a.pauseQueue('p');
+    expect(await b.stats('p')).toMatchObject({ paused: true, ready: 1 });
+    const delivered = next(b, 'p');
+    const early = await Promise.race([
+      delivered.then(() => 'delivered'),
+      new Promise((resolve) => setTimeout(() => resolve('quiet'), 300)),
+    ]);
+    expect(early).toBe('quiet');
+    await a.resumeQueue('p');
+    expect((await delivered).queue).toBe('p');
+  });
+});

@@ -1,0 +1,423 @@
+import { Client, type Pool, type QueryResult } from 'pg';
+import { v7 as uuidv7 } from 'uuid';
+import {
+  type DeadLetter,
+  type Delivery,
+  MAX_ATTEMPTS_HEADER,
+  type PublishMessage,
+  type QueueStats,
+  type QueueTable,
+  type TableDelivery,
+  type TableSettle,
+} from '../queue';
+import { CLAIMED_HEADER } from './task-statements';
+import { TaskStatus } from './task-status.enum';
+
+/**
+ * The action of a row that is a plain message rather than a task (the conformance suite's, any
+ * non-task use of the driver). No handler can have it: action names are identifiers.
+ */
+export const MESSAGE_ACTION = '$message';
+
+const { Queued, Running, Completed, Failed } = TaskStatus;
+
+/** Where a queued row stands in line: its run time, or its creation for an undelayed one. */
+const DUE = `COALESCE(t.run_at, t.created_at)`;
+
+interface ClaimedRow {
+  id: string;
+  queue: string;
+  action: string;
+  payload: string;
+  priority: number;
+  attempt: number;
+  deliveries: number;
+  claim_token: string;
+  max_attempts: number;
+  timeout_ms: number | null;
+}
+
+interface MessageEnvelope {
+  b: unknown;
+  h?: Record<string, string>;
+}
+
+/**
+ * The task table as the postgres driver's queue (QueueTable): the claim, the settles, the
+ * leases and the heartbeats, each one statement on the pool TaskStatements uses. A task's row is
+ * its own message; a plain message is a row of MESSAGE_ACTION whose payload holds its body and
+ * headers, and whose deduplication key lives in the idempotency index (as `$message:queue:key`,
+ * cleared when it is acked or dead). Tables are found through the connection's search_path,
+ * like PgTaskStatements'.
+ */
+export class PgQueueTable implements QueueTable {
+  private readonly names = new Map<string, string>();
+
+  constructor(private readonly pool: Pool) {}
+
+  async publish<T>(queue: string, messages: PublishMessage<T>[]): Promise<string[]> {
+    const ids: (string | undefined)[] = messages.map((m) =>
+      isTaskMessage(m) ? m.deduplicationKey : undefined,
+    );
+    // A task's committed row is its message (the insert trigger woke the listeners): nothing to write.
+    const rest = messages.map((m, i) => ({ m, i })).filter(({ i }) => ids[i] === undefined);
+    if (rest.length === 0) return ids as string[];
+    const now = Date.now();
+    const byKey = new Map<string, string>();
+    const rows = rest.flatMap(({ m, i }) => {
+      const key = m.deduplicationKey === undefined ? null : dedupKey(queue, m.deduplicationKey);
+      if (key !== null && byKey.has(key)) return []; // a duplicate within this batch
+      const id = uuidv7();
+      if (key !== null) byKey.set(key, id);
+      ids[i] = id;
+      const envelope: MessageEnvelope = {
+        b: m.body,
+        ...(m.headers && Object.keys(m.headers).length > 0 ? { h: m.headers } : {}),
+      };
+      return [
+        {
+          id,
+          payload: JSON.stringify(envelope),
+          priority: m.priority ?? 0,
+          attempt: Math.max(0, (m.attempt ?? 1) - 1),
+          runAt: m.delayMs && m.delayMs > 0 ? now + Math.trunc(m.delayMs) : null,
+          key,
+        },
+      ];
+    });
+    const inserted = await this.query(
+      `INSERT INTO tasks (id, action, payload, status, attempt, max_attempts, priority, queue,
+         created_at, updated_at, run_at, idempotency_key)
+       SELECT v.id, $1, v.payload, '${Queued}', v.attempt, 1, v.priority, $2, $3, $3, v.run_at, v.key
+       FROM unnest($4::varchar[], $5::text[], $6::int[], $7::int[], $8::bigint[], $9::varchar[])
+         AS v(id, payload, priority, attempt, run_at, key)
+       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id`,
+      [
+        MESSAGE_ACTION,
+        queue,
+        now,
+        rows.map((r) => r.id),
+        rows.map((r) => r.payload),
+        rows.map((r) => r.priority),
+        rows.map((r) => r.attempt),
+        rows.map((r) => r.runAt),
+        rows.map((r) => r.key),
+      ],
+    );
+    const went = new Set((inserted.rows as { id: string }[]).map((r) => r.id));
+    const taken = [...byKey].filter(([, id]) => !went.has(id)).map(([key]) => key);
+    const live = new Map<string, string>();
+    if (taken.length > 0) {
+      // Keys a live message already has: answer its id instead.
+      const found = await this.query(
+        `SELECT id, idempotency_key AS key FROM tasks WHERE idempotency_key = ANY($1::varchar[])`,
+        [taken],
+      );
+      for (const row of found.rows as { id: string; key: string }[]) live.set(row.key, row.id);
+    }
+    for (const { m, i } of rest) {
+      if (m.deduplicationKey === undefined) continue;
+      const key = dedupKey(queue, m.deduplicationKey);
+      const first = byKey.get(key)!;
+      ids[i] = went.has(first) ? first : (live.get(key) ?? first);
+    }
+    return ids as string[];
+  }
+
+  /**
+   * One statement: expired or orphaned claims first (a dead holder's work), then due queued rows
+   * by priority and time, each locked with SKIP LOCKED so concurrent claimers never wait on each
+   * other or take the same row; the picked rows turn running under fresh tokens and a lease.
+   */
+  async claim<T>(
+    queue: string,
+    limit: number,
+    owner: string,
+    leaseMs: number,
+    staleBefore: number,
+  ): Promise<TableDelivery<T>[]> {
+    if (limit <= 0) return [];
+    const now = Date.now();
+    const result = await this.query(
+      `WITH open AS (SELECT NOT EXISTS (SELECT 1 FROM taskq_queue_paused p WHERE p.queue = $1) AS ok),
+       expired AS (
+         SELECT t.id FROM tasks t, open WHERE open.ok AND t.status = '${Running}' AND t.queue = $1
+           AND t.lease_owner IS NOT NULL
+           AND (t.lease_until < $3 OR t.lease_owner IN
+                 (SELECT c.id FROM taskq_queue_consumers c WHERE c.seen_at < $6))
+         LIMIT $2 FOR UPDATE OF t SKIP LOCKED),
+       due AS (
+         SELECT t.id FROM tasks t, open WHERE open.ok AND t.status = '${Queued}' AND t.queue = $1
+           AND ${DUE} <= $3
+         ORDER BY t.priority DESC, ${DUE}, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED),
+       picked AS (SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $2)
+       UPDATE tasks t SET
+         attempt = CASE WHEN t.status = '${Queued}' THEN t.attempt + 1 ELSE t.attempt END,
+         status = '${Running}', claim_token = gen_random_uuid()::text,
+         lease_until = $3 + $4::bigint, lease_owner = $5, deliveries = t.deliveries + 1,
+         started_at = $3, updated_at = $3
+       FROM picked WHERE t.id = picked.id
+       RETURNING t.id, t.queue, t.action, t.payload, t.priority, t.attempt, t.deliveries,
+         t.claim_token, t.max_attempts, t.timeout_ms`,
+      [queue, limit, now, leaseMs, owner, staleBefore],
+    );
+    const rows = result.rows as ClaimedRow[];
+    // The statement returns rows in no set order: hand them out as the line had them.
+    rows.sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return rows.map((row) => toDelivery<T>(row));
+  }
+
+  async settle(delivery: Delivery, how: TableSettle): Promise<boolean> {
+    const now = Date.now();
+    const { id, receipt } = delivery;
+    let result: QueryResult;
+    switch (how.kind) {
+      case 'ack':
+        // A message row goes; a task row acked without an outcome (cancelled meanwhile, or a
+        // handler that recorded nothing) lets go of its claim, finishing it if still running.
+        result = await this.query(
+          `WITH gone AS (
+             DELETE FROM tasks t WHERE t.id = $1 AND t.claim_token = $2
+               AND t.status = '${Running}' AND t.action = $4 RETURNING t.id),
+           done AS (
+             UPDATE tasks t SET status = CASE t.status WHEN '${Running}' THEN '${Completed}'
+                 ELSE t.status END,
+               processed_at = COALESCE(t.processed_at, $3), updated_at = $3,
+               claim_token = NULL, lease_until = NULL, lease_owner = NULL
+             WHERE t.id = $1 AND t.claim_token = $2 AND t.action <> $4 RETURNING t.id)
+           SELECT id FROM gone UNION ALL SELECT id FROM done`,
+          [id, receipt, now, MESSAGE_ACTION],
+        );
+        break;
+      case 'nack':
+      case 'release':
+        result = await this.query(
+          `UPDATE tasks t SET status = '${Queued}',
+             attempt = CASE WHEN $4 THEN t.attempt - 1 ELSE t.attempt END,
+             run_at = CASE WHEN $4 THEN t.run_at ELSE $3 + $5::bigint END,
+             updated_at = $3, claim_token = NULL, lease_until = NULL, lease_owner = NULL
+           WHERE t.id = $1 AND t.claim_token = $2 AND t.status = '${Running}' RETURNING t.id`,
+          [
+            id,
+            receipt,
+            now,
+            how.kind === 'release',
+            how.kind === 'nack' ? Math.trunc(how.delayMs) : 0,
+          ],
+        );
+        break;
+      case 'dead':
+        result = await this.query(
+          `UPDATE tasks t SET status = '${Failed}', error = $4, processed_at = $3, updated_at = $3,
+             claim_token = NULL, lease_until = NULL, lease_owner = NULL,
+             idempotency_key = CASE WHEN t.action = $5 THEN NULL ELSE t.idempotency_key END
+           WHERE t.id = $1 AND t.claim_token = $2 AND t.status = '${Running}' RETURNING t.id`,
+          [id, receipt, now, how.reason, MESSAGE_ACTION],
+        );
+        break;
+    }
+    return result.rows.length > 0;
+  }
+
+  /** One statement for all of them; the CASE keeps it a primary-key probe per id (see PgTaskStatements). */
+  async extendLeases(deliveries: Delivery[], ms: number): Promise<string[]> {
+    if (deliveries.length === 0) return [];
+    const result = await this.query(
+      `UPDATE tasks t SET lease_until = $3 + $4::bigint
+       FROM unnest($1::varchar[], $2::varchar[]) AS v(id, token)
+       WHERE t.id = v.id AND t.claim_token = v.token
+         AND CASE t.status WHEN '${Running}' THEN true ELSE false END
+       RETURNING t.claim_token AS token`,
+      [deliveries.map((d) => d.id), deliveries.map((d) => d.receipt), Date.now(), Math.trunc(ms)],
+    );
+    const kept = new Set((result.rows as { token: string }[]).map((r) => r.token));
+    return deliveries.filter((d) => !kept.has(d.receipt)).map((d) => d.receipt);
+  }
+
+  async heartbeat(owner: string, gone = false): Promise<void> {
+    const now = Date.now();
+    await this.query(
+      `INSERT INTO taskq_queue_consumers (id, seen_at) VALUES ($1, $2)
+       ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at`,
+      [owner, gone ? 0 : now],
+    );
+  }
+
+  /**
+   * Forgets owners silent for a day (or closed) that hold no running row: a heartbeat row is
+   * what frees a dead owner's claims, so it stays while any claim of its owner does.
+   */
+  async forgetOwners(): Promise<void> {
+    await this.query(
+      `DELETE FROM taskq_queue_consumers c WHERE c.seen_at < $1
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.status = '${Running}'
+                           AND t.lease_owner = c.id)`,
+      [Date.now() - 86_400_000],
+    );
+  }
+
+  async missingKeys(queue: string, keys: string[]): Promise<string[]> {
+    const result = await this.query(
+      `SELECT k FROM unnest($1::varchar[]) AS k
+       WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = k AND t.queue = $2
+                           AND t.status IN ('${Queued}', '${Running}'))
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.idempotency_key = $3 || k AND t.queue = $2
+                           AND t.status IN ('${Queued}', '${Running}'))`,
+      [keys, queue, dedupKey(queue, '')],
+    );
+    return (result.rows as { k: string }[]).map((r) => r.k);
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    const result = await this.query(
+      `SELECT
+         count(*) FILTER (WHERE t.status = '${Queued}' AND ${DUE} <= $2)::int AS ready,
+         count(*) FILTER (WHERE t.status = '${Queued}' AND ${DUE} > $2)::int AS delayed,
+         count(*) FILTER (WHERE t.status = '${Running}')::int AS "inFlight",
+         count(*) FILTER (WHERE t.status = '${Failed}')::int AS dead,
+         EXISTS (SELECT 1 FROM taskq_queue_paused p WHERE p.queue = $1) AS paused
+       FROM tasks t WHERE t.queue = $1 AND t.status IN ('${Queued}', '${Running}', '${Failed}')`,
+      [queue, Date.now()],
+    );
+    const row = result.rows[0] as Omit<QueueStats, 'queue'>;
+    return {
+      queue,
+      ready: row.ready,
+      inFlight: row.inFlight,
+      delayed: row.delayed,
+      dead: row.dead,
+      paused: row.paused,
+    };
+  }
+
+  async deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
+    const result = await this.query(
+      `SELECT t.id, t.queue, t.action, t.payload, t.attempt, t.error, t.processed_at,
+         t.max_attempts, t.timeout_ms
+       FROM tasks t WHERE t.queue = $1 AND t.status = '${Failed}'
+       ORDER BY t.processed_at DESC, t.id DESC LIMIT $2`,
+      [queue, limit],
+    );
+    return (result.rows as (ClaimedRow & { error: string | null; processed_at: string })[]).map(
+      (row) => {
+        const { body, headers } = decode(row);
+        return {
+          id: row.id,
+          queue: row.queue,
+          body,
+          headers,
+          attempt: row.attempt,
+          reason: row.error ?? '',
+          deadAt: new Date(Number(row.processed_at)),
+        };
+      },
+    );
+  }
+
+  async setPaused(queue: string, paused: boolean): Promise<void> {
+    await this.query(
+      paused
+        ? `INSERT INTO taskq_queue_paused (queue) VALUES ($1) ON CONFLICT DO NOTHING`
+        : `DELETE FROM taskq_queue_paused WHERE queue = $1`,
+      [queue],
+    );
+  }
+
+  async notify(queue: string): Promise<void> {
+    await this.query(`SELECT pg_notify('taskq:' || current_schema(), $1)`, [queue]);
+  }
+
+  /**
+   * A session of its own, outside the pool: LISTEN is session state, which a pooled connection
+   * (or PgBouncer in transaction mode) would hand to somebody else.
+   */
+  async listen(
+    onWake: (queue: string) => void,
+    onLost: (error: Error) => void,
+  ): Promise<() => Promise<void>> {
+    const client = new Client(this.pool.options);
+    let closing = false;
+    client.on('error', (error) => {
+      if (!closing) onLost(error);
+    });
+    client.on('end', () => {
+      if (!closing) onLost(new Error('connection ended'));
+    });
+    await client.connect();
+    const schema = ((await client.query('SELECT current_schema() AS s')).rows[0] as { s: string })
+      .s;
+    const channel = `taskq:${schema}`;
+    client.on('notification', (note) => {
+      if (note.channel === channel && note.payload) onWake(note.payload);
+    });
+    await client.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
+    return async () => {
+      closing = true;
+      await client.end();
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.query('SELECT 1', []);
+  }
+
+  /** As a named statement: each connection parses and plans it once. */
+  private query(text: string, values: unknown[]): Promise<QueryResult> {
+    let name = this.names.get(text);
+    if (!name) {
+      name = `taskq_queue_${this.names.size}`;
+      this.names.set(text, name);
+    }
+    return this.pool.query({ name, text, values });
+  }
+}
+
+function dedupKey(queue: string, key: string): string {
+  return `${MESSAGE_ACTION}:${queue}:${key}`;
+}
+
+/** A task's message (TasksService): keyed by its own task id, whose row is already stored. */
+function isTaskMessage(message: PublishMessage<unknown>): message is PublishMessage & {
+  deduplicationKey: string;
+} {
+  const body = message.body as { taskId?: unknown; action?: unknown } | null;
+  return (
+    message.deduplicationKey !== undefined &&
+    typeof body === 'object' &&
+    body !== null &&
+    body.taskId === message.deduplicationKey &&
+    typeof body.action === 'string'
+  );
+}
+
+function decode(row: ClaimedRow): { body: unknown; headers: Record<string, string> } {
+  if (row.action === MESSAGE_ACTION) {
+    const envelope = JSON.parse(row.payload) as MessageEnvelope;
+    return { body: envelope.b, headers: envelope.h ?? {} };
+  }
+  return {
+    body: {
+      taskId: row.id,
+      action: row.action,
+      data: JSON.parse(row.payload) as Record<string, unknown>,
+      ...(row.timeout_ms ? { timeoutMs: row.timeout_ms } : {}),
+    },
+    headers: { [MAX_ATTEMPTS_HEADER]: String(row.max_attempts) },
+  };
+}
+
+function toDelivery<T>(row: ClaimedRow): TableDelivery<T> {
+  const { body, headers } = decode(row);
+  const task = row.action !== MESSAGE_ACTION;
+  return {
+    id: row.id,
+    queue: row.queue,
+    body: body as T,
+    headers: task ? { ...headers, [CLAIMED_HEADER]: row.claim_token } : headers,
+    priority: row.priority,
+    attempt: row.attempt,
+    deliveryCount: row.deliveries,
+    receipt: row.claim_token,
+    settledByOutcome: task,
+  };
+}

@@ -1,0 +1,45 @@
+import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
+import { postgresDriver } from './postgres.definition';
+import { PostgresQueueDriver } from './postgres.driver';
+
+describe('postgres queue driver (without a database)', () => {
+  it('refuses to start without the task table, saying it needs PostgreSQL', async () => {
+    const driver = new PostgresQueueDriver();
+    await expect(driver.connect()).rejects.toThrow(DriverUnavailableError);
+    await expect(driver.connect()).rejects.toThrow(/DATABASE_URL to a PostgreSQL database/);
+    expect(() => driver.consume('q', () => undefined, { prefetch: 1 })).toThrow(
+      DriverUnavailableError,
+    );
+  });
+
+  it('says what it is: durable, leased, exact deduplication, its rows are the messages', () => {
+    expect(new PostgresQueueDriver().capabilities).toEqual({
+      durable: true,
+      leases: true,
+      deduplication: 'exact',
+      rowBacked: true,
+    });
+  });
+
+  describe('topology options', () => {
+    const fail = (key: string, message: string): never => {
+      throw new Error(`${key}: ${message}`);
+    };
+    const validate = (options: Record<string, unknown>) =>
+      postgresDriver.validateOptions!(options, fail);
+
+    it('accepts its options', () => {
+      const options = { leaseMs: 5000, heartbeatMs: 500, maxStalls: 3, pollMs: 200, listen: false };
+      expect(validate(options)).toEqual(options);
+    });
+
+    it.each([
+      [{ pollMs: 0 }, 'pollMs: expected an integer of at least 10'],
+      [{ leaseMs: 10 }, 'leaseMs: expected an integer of at least 1000'],
+      [{ maxStalls: 1.5 }, 'maxStalls: expected an integer of at least 1'],
+      [{ listen: 'no' }, 'listen: expected true or false'],
+    ])('refuses %j by name', (options, message) => {
+      expect(() => validate(options)).toThrow(message);
+    });
+  });
+});

@@ -1,0 +1,67 @@
+import type { DeadLetter, Delivery, PublishMessage, QueueStats } from './queue-message.interface';
+
+/** How a row-backed delivery ends when no outcome write ended it already. */
+export type TableSettle =
+  | { kind: 'ack' }
+  | { kind: 'nack'; delayMs: number }
+  | { kind: 'release' }
+  | { kind: 'dead'; reason: string };
+
+/** A claimed row as a delivery, and whether the application's outcome write settles it. */
+export interface TableDelivery<T = unknown> extends Delivery<T> {
+  /**
+   * True for a row the application records outcomes on (a task): its fenced complete or fail
+   * write is the settle, so nothing more is sent. False for a plain message row.
+   */
+  readonly settledByOutcome: boolean;
+}
+
+/**
+ * The port through which a row-backed driver (postgres) uses the application's table as its
+ * queue. Defined here so the driver knows no table; implemented by the table's one owner
+ * (src/persistence) and handed to the driver at boot (QueueDriverRegistry.bindQueueTable).
+ * Every change is one statement, fenced by the delivery's receipt (its claim token).
+ */
+export interface QueueTable {
+  /**
+   * Makes `messages` deliverable. A message whose row already exists (a task's, keyed by its id)
+   * costs nothing; others become rows. Answers one id per message, in order; a deduplicated
+   * message answers the live message's id.
+   */
+  publish<T>(queue: string, messages: PublishMessage<T>[]): Promise<string[]>;
+  /**
+   * Claims up to `limit` deliverable rows of `queue` (due queued rows by priority then time,
+   * and running rows whose lease expired or whose owner stopped beating) for `owner`, leased
+   * for `leaseMs`. Answers none while the queue is paused.
+   */
+  claim<T>(
+    queue: string,
+    limit: number,
+    owner: string,
+    leaseMs: number,
+    staleBefore: number,
+  ): Promise<TableDelivery<T>[]>;
+  /** Settles one delivery; false when its receipt no longer holds the row (stale). */
+  settle(delivery: Delivery, how: TableSettle): Promise<boolean>;
+  /** Extends the leases still held under their receipts; answers the ids whose lease was lost. */
+  extendLeases(deliveries: Delivery[], ms: number): Promise<string[]>;
+  /** Records that `owner` is alive; `gone` marks it dead at once (a graceful close). */
+  heartbeat(owner: string, gone?: boolean): Promise<void>;
+  /** Deletes the heartbeats of owners long gone (run once per process start). */
+  forgetOwners(): Promise<void>;
+  missingKeys(queue: string, keys: string[]): Promise<string[]>;
+  stats(queue: string): Promise<QueueStats>;
+  deadLetters(queue: string, limit: number): Promise<DeadLetter[]>;
+  setPaused(queue: string, paused: boolean): Promise<void>;
+  /** Wakes every process listening for `queue` (NOTIFY). */
+  notify(queue: string): Promise<void>;
+  /**
+   * Opens a dedicated session that calls `onWake(queue)` when rows of a queue become
+   * deliverable; `onLost` when that session drops. Resolves with its closer.
+   */
+  listen(
+    onWake: (queue: string) => void,
+    onLost: (error: Error) => void,
+  ): Promise<() => Promise<void>>;
+  ping(): Promise<void>;
+}
