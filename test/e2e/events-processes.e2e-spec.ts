@@ -150,6 +150,8 @@ describeWithService(POSTGRES_SERVICE, 'task events across processes on PostgreSQ
           DATABASE_PATH: join(dir.path, 'unused.db'),
           QUEUE_DRIVER: 'redis',
           QUEUE_NAME: queue,
+          // The shared test Redis runs without persistence (REDIS_ALLOW_VOLATILE accepts it).
+          REDIS_ALLOW_VOLATILE: 'true',
         };
       },
       async () => {
