@@ -91,7 +91,7 @@ export class PgQueueTable implements QueueTable {
        SELECT v.id, $1, v.payload, '${Queued}', v.attempt, 1, v.priority, $2, $3, $3, v.run_at, v.key
        FROM unnest($4::varchar[], $5::text[], $6::int[], $7::int[], $8::bigint[], $9::varchar[])
          AS v(id, payload, priority, attempt, run_at, key)
-       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id`,
+       ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING id`,
       [
         MESSAGE_ACTION,
         queue,
