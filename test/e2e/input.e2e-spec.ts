@@ -60,6 +60,11 @@ describe.each(['express', 'fastify'] as const)('request input on %s', (adapter) 
       expect(batch.body).toEqual(badRequest(['tasks.0.data.text must be a string']));
     });
 
+    it('refuses a batch item that is not an object (it once reached the insert: 500)', async () => {
+      const res = await postRaw('/tasks/batch', '{"tasks":[[]]}').expect(400);
+      expect(res.body.message).toEqual(['each value in tasks must be an object']);
+    });
+
     it("keeps a typed handler's extra data keys and stores data exactly as sent", async () => {
       const data = { text: 'x', extra: { list: [1, { deep: true }], n: null } };
       const res = await t.http.post('/tasks').send({ action: 'uppercase', data }).expect(202);

@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsObject, ValidateNested } from 'class-validator';
 import { CreateTaskDto } from '../../tasks/dto/create-task.dto';
 
 export const MAX_BATCH = 1000;
@@ -10,6 +10,8 @@ export class CreateTasksBatchDto {
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MAX_BATCH)
+  // ValidateNested passes an item that is itself an array (it validates that array's items).
+  @IsObject({ each: true })
   @ValidateNested({ each: true })
   @Type(() => CreateTaskDto)
   tasks!: CreateTaskDto[];
