@@ -30,8 +30,9 @@ export interface AppConfig {
   migrationsRun: boolean;
   queue: {
     /**
-     * QUEUE_DRIVER: the kind of the default driver when no topology file is given. The queue
-     * module knows the kinds; it checks this when it resolves the topology.
+     * QUEUE_DRIVER: the kind of the default driver when no topology file is given; unset, the
+     * task table itself (`sqlite`, or `postgres` with DATABASE_URL). The queue module knows the
+     * kinds; it checks this when it resolves the topology.
      */
     driver: string;
     /**
@@ -266,7 +267,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     databaseUrl: databaseUrl(env),
     migrationsRun: bool(env, 'MIGRATIONS_RUN', true),
     queue: {
-      driver: raw(env, 'QUEUE_DRIVER') ?? 'sqlite',
+      // The task table is the queue by default, on whichever database holds it.
+      driver: raw(env, 'QUEUE_DRIVER') ?? (databaseUrl(env) ? 'postgres' : 'sqlite'),
       name: queueName(env, 'QUEUE_NAME', 'tasks'),
       nameGiven: raw(env, 'QUEUE_NAME') !== undefined,
       topologyFile: optionalPath(env, 'QUEUE_TOPOLOGY'),

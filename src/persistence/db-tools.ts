@@ -120,7 +120,7 @@ export async function dbBackup(
   out(`db:backup: ${where} -> ${file}: ${tasks} tasks, ${mib} MiB, in ${Date.now() - started} ms`);
   const queueFile = config.queue.sqlite.path;
   if (
-    config.queue.driver === 'sqlite' &&
+    config.queue.driver === 'sqlite-messages' &&
     (queueFile !== config.databasePath || config.queue.sqlite.shards > 1)
   ) {
     out(

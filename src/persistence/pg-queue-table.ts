@@ -1,46 +1,29 @@
 import { Client, type Pool, type QueryResult } from 'pg';
-import { v7 as uuidv7 } from 'uuid';
-import {
-  type DeadLetter,
-  type Delivery,
-  MAX_ATTEMPTS_HEADER,
-  type PublishMessage,
-  type QueueStats,
-  type QueueTable,
-  type TableDelivery,
-  type TableSettle,
+import type {
+  DeadLetter,
+  Delivery,
+  PublishMessage,
+  QueueStats,
+  QueueTable,
+  TableDelivery,
+  TableSettle,
 } from '../queue';
-import { CLAIMED_HEADER } from './task-statements';
+import {
+  type ClaimedRow,
+  decode,
+  dedupKey,
+  MESSAGE_ACTION,
+  messageRows,
+  publishedIds,
+  takenKeys,
+  toDelivery,
+} from './queue-rows';
 import { TaskStatus } from './task-status.enum';
-
-/**
- * The action of a row that is a plain message rather than a task (the conformance suite's, any
- * non-task use of the driver). No handler can have it: action names are identifiers.
- */
-export const MESSAGE_ACTION = '$message';
 
 const { Queued, Running, Completed, Failed } = TaskStatus;
 
 /** Where a queued row stands in line: its run time, or its creation for an undelayed one. */
 const DUE = `COALESCE(t.run_at, t.created_at)`;
-
-interface ClaimedRow {
-  id: string;
-  queue: string;
-  action: string;
-  payload: string;
-  priority: number;
-  attempt: number;
-  deliveries: number;
-  claim_token: string;
-  max_attempts: number;
-  timeout_ms: number | null;
-}
-
-interface MessageEnvelope {
-  b: unknown;
-  h?: Record<string, string>;
-}
 
 /**
  * The task table as the postgres driver's queue (QueueTable): the claim, the settles, the
@@ -56,35 +39,11 @@ export class PgQueueTable implements QueueTable {
   constructor(private readonly pool: Pool) {}
 
   async publish<T>(queue: string, messages: PublishMessage<T>[]): Promise<string[]> {
-    const ids: (string | undefined)[] = messages.map((m) =>
-      isTaskMessage(m) ? m.deduplicationKey : undefined,
-    );
-    // A task's committed row is its message (the insert trigger woke the listeners): nothing to write.
-    const rest = messages.map((m, i) => ({ m, i })).filter(({ i }) => ids[i] === undefined);
-    if (rest.length === 0) return ids as string[];
     const now = Date.now();
-    const byKey = new Map<string, string>();
-    const rows = rest.flatMap(({ m, i }) => {
-      const key = m.deduplicationKey === undefined ? null : dedupKey(queue, m.deduplicationKey);
-      if (key !== null && byKey.has(key)) return []; // a duplicate within this batch
-      const id = uuidv7();
-      if (key !== null) byKey.set(key, id);
-      ids[i] = id;
-      const envelope: MessageEnvelope = {
-        b: m.body,
-        ...(m.headers && Object.keys(m.headers).length > 0 ? { h: m.headers } : {}),
-      };
-      return [
-        {
-          id,
-          payload: JSON.stringify(envelope),
-          priority: m.priority ?? 0,
-          attempt: Math.max(0, (m.attempt ?? 1) - 1),
-          runAt: m.delayMs && m.delayMs > 0 ? now + Math.trunc(m.delayMs) : null,
-          key,
-        },
-      ];
-    });
+    const planned = messageRows(queue, messages, now);
+    const { rows, byKey } = planned;
+    // Tasks only: their committed rows are the messages (the insert trigger woke the listeners).
+    if (rows.length === 0) return planned.ids as string[];
     const inserted = await this.query(
       `INSERT INTO tasks (id, action, payload, status, attempt, max_attempts, priority, queue,
          created_at, updated_at, run_at, idempotency_key)
@@ -105,23 +64,16 @@ export class PgQueueTable implements QueueTable {
       ],
     );
     const went = new Set((inserted.rows as { id: string }[]).map((r) => r.id));
-    const taken = [...byKey].filter(([, id]) => !went.has(id)).map(([key]) => key);
+    const taken = takenKeys(byKey, went);
     const live = new Map<string, string>();
     if (taken.length > 0) {
-      // Keys a live message already has: answer its id instead.
       const found = await this.query(
         `SELECT id, idempotency_key AS key FROM tasks WHERE idempotency_key = ANY($1::varchar[])`,
         [taken],
       );
       for (const row of found.rows as { id: string; key: string }[]) live.set(row.key, row.id);
     }
-    for (const { m, i } of rest) {
-      if (m.deduplicationKey === undefined) continue;
-      const key = dedupKey(queue, m.deduplicationKey);
-      const first = byKey.get(key)!;
-      ids[i] = went.has(first) ? first : (live.get(key) ?? first);
-    }
-    return ids as string[];
+    return publishedIds(queue, messages, planned, went, live);
   }
 
   /**
@@ -370,54 +322,4 @@ export class PgQueueTable implements QueueTable {
     }
     return this.pool.query({ name, text, values });
   }
-}
-
-function dedupKey(queue: string, key: string): string {
-  return `${MESSAGE_ACTION}:${queue}:${key}`;
-}
-
-/** A task's message (TasksService): keyed by its own task id, whose row is already stored. */
-function isTaskMessage(message: PublishMessage<unknown>): message is PublishMessage & {
-  deduplicationKey: string;
-} {
-  const body = message.body as { taskId?: unknown; action?: unknown } | null;
-  return (
-    message.deduplicationKey !== undefined &&
-    typeof body === 'object' &&
-    body !== null &&
-    body.taskId === message.deduplicationKey &&
-    typeof body.action === 'string'
-  );
-}
-
-function decode(row: ClaimedRow): { body: unknown; headers: Record<string, string> } {
-  if (row.action === MESSAGE_ACTION) {
-    const envelope = JSON.parse(row.payload) as MessageEnvelope;
-    return { body: envelope.b, headers: envelope.h ?? {} };
-  }
-  return {
-    body: {
-      taskId: row.id,
-      action: row.action,
-      data: JSON.parse(row.payload) as Record<string, unknown>,
-      ...(row.timeout_ms ? { timeoutMs: row.timeout_ms } : {}),
-    },
-    headers: { [MAX_ATTEMPTS_HEADER]: String(row.max_attempts) },
-  };
-}
-
-function toDelivery<T>(row: ClaimedRow): TableDelivery<T> {
-  const { body, headers } = decode(row);
-  const task = row.action !== MESSAGE_ACTION;
-  return {
-    id: row.id,
-    queue: row.queue,
-    body: body as T,
-    headers: task ? { ...headers, [CLAIMED_HEADER]: row.claim_token } : headers,
-    priority: row.priority,
-    attempt: row.attempt,
-    deliveryCount: row.deliveries,
-    receipt: row.claim_token,
-    settledByOutcome: task,
-  };
 }

@@ -11,6 +11,7 @@ import {
   TaskStatements,
 } from './task-statements';
 import { TERMINAL_STATUSES, TaskStatus } from './task-status.enum';
+import { SqliteQueueTable } from './sqlite-queue-table';
 import { TaskEntity } from './task.entity';
 
 /** Writes per transaction at most, so one commit never holds the write lock for long. */
@@ -163,9 +164,11 @@ export class SqliteTaskStatements extends TaskStatements {
         `UPDATE ${T} SET status = '${Failed}', error = @error, processed_at = @now,
            updated_at = @now, claim_token = NULL, ${callbackPending} WHERE ${held('token')}`,
       ),
+      // Due again at @retryAt: where the row is the message (the sqlite driver) this is the nack.
       failRetry: db.prepare(
         `UPDATE ${T} SET status = '${Queued}', error = @error, processed_at = NULL,
-           updated_at = @now, claim_token = NULL WHERE ${held('token')}`,
+           updated_at = @now, claim_token = NULL, run_at = coalesce(@retryAt, run_at)
+         WHERE ${held('token')}`,
       ),
       progress: db.prepare(
         `UPDATE ${T} SET progress = @percent, progress_message = @message, updated_at = @now
@@ -238,6 +241,18 @@ export class SqliteTaskStatements extends TaskStatements {
            LIMIT @limit)`,
       ),
     };
+  }
+
+  private queue?: SqliteQueueTable;
+
+  /**
+   * The task table as the sqlite driver's queue, on this connection and group commit. None when
+   * the sqlite-messages driver lends its transaction: its messages are the queue then.
+   */
+  override queueTable(): SqliteQueueTable | undefined {
+    if (this.scope) return undefined;
+    this.queue ??= new SqliteQueueTable(this.db, (run) => this.submit(run));
+    return this.queue;
   }
 
   insert(tasks: TaskEntity[]): Promise<void> {
@@ -385,8 +400,9 @@ export class SqliteTaskStatements extends TaskStatements {
     error: string,
     final: boolean,
     now: number,
+    retryAt?: number,
   ): Promise<boolean> {
-    return this.submit(this.failNow(id, token, error, final, now));
+    return this.submit(this.failNow(id, token, error, final, now, retryAt));
   }
 
   /** The failing UPDATE as a synchronous step, for a transaction on `db`. */
@@ -396,8 +412,11 @@ export class SqliteTaskStatements extends TaskStatements {
     error: string,
     final: boolean,
     now: number,
+    retryAt?: number,
   ): () => boolean {
-    const params = { id, token, error, now: Math.trunc(now) };
+    const params = final
+      ? { id, token, error, now: Math.trunc(now) }
+      : { id, token, error, now: Math.trunc(now), retryAt: retryAt ?? null };
     return () => changedOne((final ? this.s.failFinal : this.s.failRetry).run(params));
   }
 

@@ -8,6 +8,7 @@ import { ListIndexes1765200000000 } from './1765200000000-ListIndexes';
 import { CreateTaskEvents1765350000000 } from './1765350000000-CreateTaskEvents';
 import { AddTaskDeliveries1765600000000 } from './1765600000000-AddTaskDeliveries';
 import { SqliteIntegerColumns1765700000000 } from './1765700000000-SqliteIntegerColumns';
+import { SqliteTableQueue1765800000000 } from './1765800000000-SqliteTableQueue';
 
 /**
  * Every migration, oldest first. Listed explicitly (not globbed) so the same list works from
@@ -24,4 +25,5 @@ export const migrations = [
   CreateTaskEvents1765350000000,
   AddTaskDeliveries1765600000000,
   SqliteIntegerColumns1765700000000,
+  SqliteTableQueue1765800000000,
 ];

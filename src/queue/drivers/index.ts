@@ -4,6 +4,7 @@ import { memoryDriver } from './memory/memory.definition';
 import { postgresDriver } from './postgres/postgres.definition';
 import { redisDriver } from './redis/redis.definition';
 import { sqliteDriver } from './sqlite/sqlite.definition';
+import { sqliteTableDriver } from './table/sqlite-table.definition';
 
 export * from './driver-kind';
 
@@ -13,6 +14,7 @@ export * from './driver-kind';
  */
 export const DRIVERS = [
   memoryDriver,
+  sqliteTableDriver,
   sqliteDriver,
   redisDriver,
   amqpDriver,

@@ -17,7 +17,7 @@ export interface TableDelivery<T = unknown> extends Delivery<T> {
 }
 
 /**
- * The port through which a row-backed driver (postgres) uses the application's table as its
+ * The port through which a row-backed driver (postgres, sqlite) uses the application's table as its
  * queue. Defined here so the driver knows no table; implemented by the table's one owner
  * (src/persistence) and handed to the driver at boot (QueueDriverRegistry.bindQueueTable).
  * Every change is one statement, fenced by the delivery's receipt (its claim token).
@@ -53,14 +53,16 @@ export interface QueueTable {
   stats(queue: string): Promise<QueueStats>;
   deadLetters(queue: string, limit: number): Promise<DeadLetter[]>;
   setPaused(queue: string, paused: boolean): Promise<void>;
-  /** Wakes every process listening for `queue` (NOTIFY). */
+  /** Wakes every process listening for `queue` (NOTIFY; SQLite's listeners see the commit itself). */
   notify(queue: string): Promise<void>;
   /**
-   * Opens a dedicated session that calls `onWake(queue)` when rows of a queue become
-   * deliverable; `onLost` when that session drops. Resolves with its closer.
+   * Starts hearing of rows other processes make deliverable: `onWake(queue)`, or `onWake()` when
+   * the table cannot say which queue (any may have rows); `onLost` when the listener fails.
+   * PostgreSQL: LISTEN on a dedicated session. SQLite: the file's change counter, checked often.
+   * Resolves with its closer.
    */
   listen(
-    onWake: (queue: string) => void,
+    onWake: (queue?: string) => void,
     onLost: (error: Error) => void,
   ): Promise<() => Promise<void>>;
   ping(): Promise<void>;

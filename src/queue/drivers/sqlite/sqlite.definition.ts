@@ -3,7 +3,7 @@ import { resolveSqliteDriverOptions } from './sqlite-driver.options';
 import { SqliteQueueDriver } from './sqlite.driver';
 
 export const sqliteDriver = defineDriver({
-  kind: 'sqlite',
+  kind: 'sqlite-messages',
   optionKeys: [
     'path',
     'synchronous',

@@ -49,7 +49,7 @@ const OPEN_GIVE_UP_MS = 30_000;
  * priority order then holds within each shard.
  */
 export class SqliteQueueDriver implements QueueDriver {
-  readonly kind = 'sqlite';
+  readonly kind = 'sqlite-messages';
   readonly capabilities: DriverCapabilities = { durable: true, leases: true };
   /** Identifies this driver instance's leases and heartbeat row. */
   readonly workerId = randomUUID();
