@@ -15,7 +15,8 @@
  * whose add() is synchronous) and in batches of 500; the whole pipeline (64 producers while the
  * consumers run, until every task is recorded done); processing a preloaded queue; pickup
  * (create → handler start) in an open loop at --rate tasks/s; and for the postgres driver the
- * rate of the first 10k tasks with 10k and with --backlog waiting (the claim's cost).
+ * rate of the first 10k tasks with 10k and with --backlog waiting (the claim's cost; for sqlite
+ * also one worker process's peak RSS with --backlog waiting).
  * PostgreSQL: DATABASE_URL or postgres://postgres@127.0.0.1:5432/test, a schema per job,
  * dropped after it. Results go to bench/results/tables-<time>.{md,json}.
  */
@@ -57,6 +58,8 @@ interface Job {
   round: number;
   /** `processes`: worker processes of the built service sharing the database. */
   workers?: number;
+  /** `processes`: tasks waiting when the workers start (default n); they run the first n. */
+  waiting?: number;
   /** PostgreSQL: the job's schema URL (search_path) and schema name. */
   url?: string;
   schema?: string;
@@ -311,18 +314,21 @@ async function runJob(job: Job, send: (row: Row) => void): Promise<void> {
         }),
       );
     } else if (job.test === 'processes') {
-      await harness.preload(job.n);
+      const waiting = job.waiting ?? job.n;
+      await harness.preload(waiting);
       // Holds the event loop open: closing the in-process sqlite app leaves nothing that does,
       // and Node would end this child mid-close (exit code 0, no row).
       const keepAlive = setInterval(() => undefined, 1000);
       await harness.close();
-      const { seconds, cpuMicrosPerTask } = await drainWithWorkers(job, dir).finally(() =>
-        clearInterval(keepAlive),
+      const { seconds, cpuMicrosPerTask, peakRssMB } = await drainWithWorkers(job, dir).finally(
+        () => clearInterval(keepAlive),
       );
+      const of = waiting === job.n ? '' : `first ${job.n} of ${waiting} waiting, `;
       send(
-        makeRow(job, `process noop, ${job.workers} worker process(es)`, job.n, seconds, {
+        makeRow(job, `process noop, ${of}${job.workers} worker process(es)`, job.n, seconds, {
           concurrency: job.concurrency,
-          note: `node dist/main.js APP_ROLE=worker ×${job.workers}, concurrency ${job.concurrency} each; cpu ${Math.round(cpuMicrosPerTask)} µs/task over all workers`,
+          rssMB: peakRssMB,
+          note: `node dist/main.js APP_ROLE=worker ×${job.workers}, concurrency ${job.concurrency} each; cpu ${Math.round(cpuMicrosPerTask)} µs/task over all workers; RSS = the largest worker's peak`,
         }),
       );
       return;
@@ -379,7 +385,7 @@ async function runJob(job: Job, send: (row: Row) => void): Promise<void> {
 async function drainWithWorkers(
   job: Job,
   dir: string,
-): Promise<{ seconds: number; cpuMicrosPerTask: number }> {
+): Promise<{ seconds: number; cpuMicrosPerTask: number; peakRssMB: number }> {
   const main = join(ROOT, 'dist', 'main.js');
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
@@ -434,12 +440,14 @@ async function drainWithWorkers(
       await pg.query('DELETE FROM taskq_queue_paused');
       await pg.query(`SELECT pg_notify('taskq:' || current_schema(), $1)`, [env.QUEUE_NAME]);
     } else {
-      lite!.prepare('DELETE FROM queue_paused').run();
+      // The workers hear of the commit through the file's change counter.
+      lite!.prepare('DELETE FROM taskq_queue_paused').run();
     }
     await waitUntil(async () => (await completed()) >= job.n, 'the workers to drain');
     const seconds = (performance.now() - t0) / 1000;
     const used = children.reduce((sum, { child }) => sum + cpuMicros(child.pid!), 0) - cpu;
-    return { seconds, cpuMicrosPerTask: used / job.n };
+    const peakRssMB = Math.max(...children.map(({ child }) => peakRss(child.pid!)));
+    return { seconds, cpuMicrosPerTask: used / job.n, peakRssMB };
   } finally {
     await Promise.all(
       children.map(
@@ -454,6 +462,12 @@ async function drainWithWorkers(
     await pg?.end();
     lite?.close();
   }
+}
+
+/** The peak resident set of a process so far, in MB (Linux /proc: VmHWM). */
+function peakRss(pid: number): number {
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kb ?? 0) / 1024;
 }
 
 /** user + system CPU of a process so far, in microseconds (Linux /proc). */
@@ -526,6 +540,28 @@ function plan(args: Record<string, string | boolean>): Job[] {
       for (const system of flip<System>(['taskq-sqlite', 'plainjob'])) {
         jobs.push({ ...base, system, test: 'pickup', concurrency: 16, round });
       }
+      // The claim's cost, and the service's memory, with a small and a large backlog.
+      for (const size of [Math.min(n, backlog), backlog]) {
+        jobs.push({
+          ...base,
+          system: 'taskq-sqlite',
+          test: 'backlog',
+          backlog: size,
+          round,
+          concurrency: 16,
+        });
+      }
+      // The service's own memory (one worker process) with the large backlog waiting; the
+      // 1-worker row above is its 10k-waiting twin.
+      jobs.push({
+        ...base,
+        system: 'taskq-sqlite',
+        test: 'processes',
+        workers: 1,
+        waiting: backlog,
+        concurrency: 16,
+        round,
+      });
     }
   }
   const tests = typeof args.tests === 'string' ? args.tests.split(',') : undefined;

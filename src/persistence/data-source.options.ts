@@ -40,10 +40,11 @@ export function buildDataSourceOptions(config: AppConfig): DataSourceOptions {
     type: 'better-sqlite3',
     database: config.databasePath,
     // WAL lets readers (GET /tasks) run while a writer commits; NORMAL is durable across a
-    // process crash, and busy_timeout makes concurrent writers wait instead of failing.
+    // process crash (FULL also across power loss), and busy_timeout makes concurrent writers
+    // wait instead of failing.
     enableWAL: true,
     prepareDatabase: (db: { pragma(sql: string): unknown }) => {
-      db.pragma('synchronous = NORMAL');
+      db.pragma(`synchronous = ${config.queue.sqlite.synchronous}`);
       db.pragma('busy_timeout = 5000');
     },
   };

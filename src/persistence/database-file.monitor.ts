@@ -54,7 +54,7 @@ export class DatabaseFileMonitor implements OnModuleDestroy {
   private readonly timer?: NodeJS.Timeout;
   /** The service's own connection, and its autocheckpoint while space is not short. */
   private readonly db?: Database.Database;
-  private readonly autocheckpoint: number = 1000;
+  private autocheckpoint = 1000;
   private lowSpace = false;
 
   constructor(dataSource: DataSource, @InjectAppConfig() config: AppConfig) {
@@ -63,7 +63,6 @@ export class DatabaseFileMonitor implements OnModuleDestroy {
     // The DataSource (a dependency, so constructed first) has the file open: this is its file.
     this.opened = fileIdentity(this.path);
     this.db = betterSqliteHandle(dataSource);
-    this.autocheckpoint = Number(this.db?.pragma('wal_autocheckpoint', { simple: true }) ?? 1000);
     this.timer = setInterval(() => this.tick(), DATABASE_FILE_CHECK_MS);
     this.timer.unref();
     this.tick();
@@ -107,6 +106,12 @@ export class DatabaseFileMonitor implements OnModuleDestroy {
     if (low === this.lowSpace) return;
     this.lowSpace = low;
     try {
+      // Read when space runs short, not at start: TaskFileCheckpoint may raise it after us.
+      if (low) {
+        this.autocheckpoint = Number(
+          this.db?.pragma('wal_autocheckpoint', { simple: true }) ?? 1000,
+        );
+      }
       this.db?.pragma(
         `wal_autocheckpoint = ${low ? LOW_SPACE_AUTOCHECKPOINT_PAGES : this.autocheckpoint}`,
       );

@@ -9,6 +9,7 @@ import { buildDataSourceOptions } from './data-source.options';
 import { DatabaseStartupError } from './database-file';
 import { DatabaseFileGuard, DatabaseFileMonitor } from './database-file.monitor';
 import { runMigrationsLocked } from './migration-lock';
+import { TaskFileCheckpoint } from './task-file-checkpoint';
 import { TaskStatements } from './task-statements';
 import { createTaskStatements } from './task-statements.factory';
 
@@ -51,13 +52,14 @@ import { createTaskStatements } from './task-statements.factory';
   ],
   providers: [
     DatabaseFileMonitor,
+    TaskFileCheckpoint,
     { provide: APP_GUARD, useClass: DatabaseFileGuard },
     {
       provide: TaskStatements,
       inject: [DataSource, { token: QueueDriverRegistry, optional: true }],
       useFactory: (dataSource: DataSource, drivers?: QueueDriverRegistry) => {
         const statements = createTaskStatements(dataSource, (path) => drivers?.sharedWriter(path));
-        // The postgres driver's queue is this table: it gets the port before it connects.
+        // The table drivers' queue is this table: they get the port before they connect.
         const table = statements.queueTable();
         if (table) drivers?.bindQueueTable(table);
         return statements;

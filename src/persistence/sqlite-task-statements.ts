@@ -245,6 +245,11 @@ export class SqliteTaskStatements extends TaskStatements {
 
   private queue?: SqliteQueueTable;
 
+  /** Whether the statements run on a queue driver's lent connection (sqlite-messages). */
+  get onLentConnection(): boolean {
+    return this.scope !== undefined;
+  }
+
   /**
    * The task table as the sqlite driver's queue, on this connection and group commit. None when
    * the sqlite-messages driver lends its transaction: its messages are the queue then.

@@ -311,9 +311,10 @@ describe.each(['express', 'fastify'] as const)('API keys, scopes and tenants on 
         .get(QueueDriverRegistry)
         .driverFor(queue)
         .deadLetters(queue, 1000);
-      for (const reason of reasons) {
-        expect(letters.map((d) => d.reason)).toContain(`non-retryable: ${reason}`);
-      }
+      // A broker's dead letter carries the error's kind; a task row's (sqlite, postgres) is
+      // the row's own recorded error.
+      const lettered = letters.map((d) => d.reason.replace(/^non-retryable: /, ''));
+      for (const reason of reasons) expect(lettered).toContain(reason);
     });
 
     it('dead-letters a message published for no task at all, with the reason', async () => {
@@ -322,6 +323,12 @@ describe.each(['express', 'fastify'] as const)('API keys, scopes and tenants on 
       // A message as another service might publish it: its task row does not exist.
       const ghost = newTask({ action: 'intruder', data: { n: 5 }, queue, maxAttempts: 3 });
       await t.app.get(TasksService).publish([ghost]);
+      if (driver.capabilities.rowBacked) {
+        // Where the task row is the message, a publish without a row makes nothing deliverable.
+        expect(await t.app.get(TaskStatements).exists(ghost.id)).toBe(false);
+        expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
+        return;
+      }
       const letter = await waitFor(async () =>
         (await driver.deadLetters(queue)).find((d) => d.reason.includes(ghost.id)),
       );

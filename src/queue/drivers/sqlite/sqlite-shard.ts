@@ -5,7 +5,7 @@ import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { DeadLetter } from '../../interfaces/queue-message.interface';
 import type { SqliteSynchronous } from './sqlite-driver.options';
 import { applySchema, DEAD_COUNT_STATE, MessageState } from './sqlite.schema';
-import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer';
+import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from '../../../common/wal-checkpointer';
 
 /** A message row as a claim returns it. */
 export interface ClaimedRow {
