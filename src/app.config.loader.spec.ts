@@ -20,7 +20,7 @@ function withTopology(document: unknown, env: Record<string, string> = {}) {
 
 const entries = [
   { name: 'broker', kind: 'queue.driver.redis', options: { leaseMs: 5000 } },
-  { name: 'local', kind: 'queue.driver.sqlite', options: { path: '/tmp/q.db' } },
+  { name: 'local', kind: 'queue.driver.sqlite-messages', options: { path: '/tmp/q.db' } },
   { name: 'emails', kind: 'queue.queue', driver: 'app:broker' },
   { name: 'reports', kind: 'queue.queue', driver: 'local' },
   { name: 'email-workers', kind: 'queue.consumer', queue: 'emails', concurrency: 8, prefetch: 16 },
@@ -61,7 +61,7 @@ describe('queue topology', () => {
       options: { url: 'redis://127.0.0.1:6379', leaseMs: 5000 },
     });
     expect(queue.topology.drivers[1]).toMatchObject({
-      kind: 'sqlite',
+      kind: 'sqlite-messages',
       options: { path: '/tmp/q.db', shards: 1 },
     });
   });
@@ -99,7 +99,7 @@ describe('queue topology', () => {
       'entry "r".options.vhost: is not an option of queue.driver.amqp',
     ],
     [
-      { entries: [{ name: 's', kind: 'queue.driver.sqlite', options: { shards: 100 } }] },
+      { entries: [{ name: 's', kind: 'queue.driver.sqlite-messages', options: { shards: 100 } }] },
       'entry "s".options.shards: must be an integer from 1 to 64, got 100',
     ],
     [

@@ -1,5 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import { MAX_ATTEMPTS_HEADER, type PublishMessage, type TableDelivery } from '../queue';
+import { CREATED_AT_HEADER, DUE_AT_HEADER } from '../tasks/task-message.interface';
 import { CLAIMED_HEADER } from './task-statements';
 
 /*
@@ -24,6 +25,9 @@ export interface ClaimedRow {
   claim_token: string;
   max_attempts: number;
   timeout_ms: number | null;
+  /** Epoch ms (a string from PostgreSQL's bigint): the task's latency headers. */
+  created_at?: number | string;
+  run_at?: number | string | null;
 }
 
 export interface MessageEnvelope {
@@ -136,7 +140,16 @@ export function decode(row: ClaimedRow): { body: unknown; headers: Record<string
       data: JSON.parse(row.payload) as Record<string, unknown>,
       ...(row.timeout_ms ? { timeoutMs: row.timeout_ms } : {}),
     },
-    headers: { [MAX_ATTEMPTS_HEADER]: String(row.max_attempts) },
+    headers: {
+      [MAX_ATTEMPTS_HEADER]: String(row.max_attempts),
+      // As TasksService's messages carry them: pickup and end-to-end latency are measured alike.
+      ...(row.created_at !== undefined
+        ? {
+            [CREATED_AT_HEADER]: String(row.created_at),
+            [DUE_AT_HEADER]: String(row.run_at ?? row.created_at),
+          }
+        : {}),
+    },
   };
 }
 
