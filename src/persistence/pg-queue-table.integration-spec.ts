@@ -1,19 +1,15 @@
-import { randomBytes } from 'node:crypto';
-import { Client } from 'pg';
-import { DataSource } from 'typeorm';
-import { describeWithService } from '../../test/helpers/service-available';
+import type { DataSource } from 'typeorm';
+import { migratedPgSchema, type MigratedPgSchema } from '../../test/helpers/pg-schema';
+import { describeWithService, postgresServiceAt } from '../../test/helpers/service-available';
 import { newTask } from '../tasks/task.factory';
 import { PostgresQueueDriver } from '../queue/drivers/postgres/postgres.driver';
 import type { Delivery, TableDelivery } from '../queue';
-import { migrations } from './migrations';
 import { PgTaskStatements, pgPool } from './pg-task-statements';
 import { CLAIMED_HEADER } from './task-statements';
 import { TaskEntity } from './task.entity';
 
 const url = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const schema = `pgq_${randomBytes(4).toString('hex')}`;
-const server = new URL(url);
-const POSTGRES = { name: 'PostgreSQL', host: server.hostname, port: Number(server.port || 5432) };
+const POSTGRES = postgresServiceAt(url);
 
 async function waitFor(probe: () => boolean): Promise<void> {
   const deadline = Date.now() + 15_000;
@@ -28,6 +24,7 @@ async function waitFor(probe: () => boolean): Promise<void> {
  * does not look: task rows, their outcome writes as settles, the claim's plan, dead owners.
  */
 describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)', () => {
+  let pgSchema: MigratedPgSchema;
   let dataSource: DataSource;
   let store: PgTaskStatements;
   const drivers: PostgresQueueDriver[] = [];
@@ -54,20 +51,8 @@ describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)',
     });
 
   beforeAll(async () => {
-    const admin = new Client({ connectionString: url });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    await admin.end();
-    const scoped = new URL(url);
-    scoped.searchParams.set('options', `-c search_path=${schema}`);
-    dataSource = await new DataSource({
-      type: 'postgres',
-      url: scoped.toString(),
-      entities: [TaskEntity],
-      migrations,
-      migrationsTransactionMode: 'each',
-    }).initialize();
-    await dataSource.runMigrations();
+    pgSchema = await migratedPgSchema('pgq', url);
+    dataSource = pgSchema.dataSource;
     store = new PgTaskStatements(
       pgPool(dataSource)!,
       dataSource.driver,
@@ -80,13 +65,7 @@ describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)',
     await dataSource.query('DELETE FROM tasks');
   });
 
-  afterAll(async () => {
-    await dataSource?.destroy();
-    const admin = new Client({ connectionString: url });
-    await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
-  });
+  afterAll(() => pgSchema?.drop());
 
   it('delivers a stored task claimed under its token, and the completion is the ack', async () => {
     const pg = await driver();

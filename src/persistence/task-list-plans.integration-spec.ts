@@ -1,11 +1,10 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Pool } from 'pg';
 import { DataSource } from 'typeorm';
-import { describeWithService } from '../../test/helpers/service-available';
+import { migratedPgSchema, type MigratedPgSchema } from '../../test/helpers/pg-schema';
+import { describeWithService, postgresServiceAt } from '../../test/helpers/service-available';
 import { migrations } from './migrations';
 import { pgPool } from './pg-task-statements';
 import { betterSqliteHandle } from './sqlite-task-statements';
@@ -147,28 +146,15 @@ const PG_URL =
   process.env.DATABASE_URL ??
   process.env.TEST_DATABASE_URL ??
   'postgres://postgres@127.0.0.1:5432/test';
-const server = new URL(PG_URL);
-const POSTGRES = { name: 'PostgreSQL', host: server.hostname, port: Number(server.port || 5432) };
 
-describeWithService(POSTGRES, 'GET /tasks plans on PostgreSQL', () => {
-  // Generated, never input: safe as an identifier.
-  const schema = `plans_${randomBytes(6).toString('hex')}`;
-  let outside: Pool;
+describeWithService(postgresServiceAt(PG_URL), 'GET /tasks plans on PostgreSQL', () => {
+  let pgSchema: MigratedPgSchema;
   let dataSource: DataSource;
   let store: TaskStatements;
 
   beforeAll(async () => {
-    outside = new Pool({ connectionString: PG_URL, max: 2 });
-    await outside.query(`CREATE SCHEMA ${schema}`);
-    const url = new URL(PG_URL);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    dataSource = await new DataSource({
-      type: 'postgres',
-      url: url.toString(),
-      entities: [TaskEntity],
-      migrations,
-      migrationsRun: true,
-    }).initialize();
+    pgSchema = await migratedPgSchema('plans', PG_URL);
+    dataSource = pgSchema.dataSource;
     await dataSource.query(`INSERT INTO tasks (id, action, payload, status, max_attempts, queue, created_at, updated_at)
       SELECT md5(i::text), 'a' || (i % 7), '{}',
         (ARRAY[${STATUSES.map((s) => `'${s}'`).join(', ')}])[i % 5 + 1],
@@ -177,11 +163,7 @@ describeWithService(POSTGRES, 'GET /tasks plans on PostgreSQL', () => {
     store = createTaskStatements(dataSource);
   });
 
-  afterAll(async () => {
-    await dataSource?.destroy();
-    await outside?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await outside?.end();
-  });
+  afterAll(() => pgSchema?.drop());
 
   it('uses an index for every filter and limit, and never sorts the whole match', async () => {
     const pool = pgPool(dataSource)!;

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { DataSource, QueryFailedError } from 'typeorm';
-import { describeWithService } from '../../test/helpers/service-available';
+import { migratedPgSchema, type MigratedPgSchema } from '../../test/helpers/pg-schema';
+import { describeWithService, postgresServiceAt } from '../../test/helpers/service-available';
 import type { Delivery } from '../queue';
 import { SqliteQueueDriver } from '../queue/drivers/sqlite/sqlite.driver';
 import { newTask } from '../tasks/task.factory';
@@ -758,12 +759,9 @@ const PG_URL =
   process.env.DATABASE_URL ??
   process.env.TEST_DATABASE_URL ??
   'postgres://postgres@127.0.0.1:5432/test';
-const server = new URL(PG_URL);
-const POSTGRES = { name: 'PostgreSQL', host: server.hostname, port: Number(server.port || 5432) };
 
-describeWithService(POSTGRES, 'TaskStatements on PostgreSQL', () => {
-  // Generated, never input: safe as an identifier.
-  const schema = `unit_pg_${randomBytes(6).toString('hex')}`;
+describeWithService(postgresServiceAt(PG_URL), 'TaskStatements on PostgreSQL', () => {
+  let pgSchema: MigratedPgSchema;
   let dataSource: DataSource;
   let store: TaskStatements;
   /** Connections of their own, outside TypeORM's pool: they see only what has been committed. */
@@ -771,29 +769,20 @@ describeWithService(POSTGRES, 'TaskStatements on PostgreSQL', () => {
 
   beforeAll(async () => {
     outside = new Pool({ connectionString: PG_URL, max: 4 });
-    await outside.query(`CREATE SCHEMA ${schema}`);
-    const url = new URL(PG_URL);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    dataSource = await new DataSource({
-      type: 'postgres',
-      url: url.toString(),
-      entities: [TaskEntity],
-      migrations,
-      migrationsRun: true,
-    }).initialize();
+    pgSchema = await migratedPgSchema('unit_pg', PG_URL);
+    dataSource = pgSchema.dataSource;
     store = createTaskStatements(dataSource);
   });
 
   afterAll(async () => {
-    await dataSource?.destroy();
-    await outside?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await pgSchema?.drop();
     await outside?.end();
   });
 
   const committed = async (id: string) =>
     (
       await outside.query<Committed>(
-        `SELECT status, claim_token, result FROM ${schema}.tasks WHERE id = $1`,
+        `SELECT status, claim_token, result FROM ${pgSchema.schema}.tasks WHERE id = $1`,
         [id],
       )
     ).rows[0];
@@ -900,7 +889,7 @@ describeWithService(POSTGRES, 'TaskStatements on PostgreSQL', () => {
     const texts = (store as unknown as { sql: Record<string, { text: string }> }).sql;
     const client = await outside.connect();
     try {
-      await client.query(`SET search_path = ${schema}`);
+      await client.query(`SET search_path = ${pgSchema.schema}`);
       const plan = async (name: string, values: unknown[]) =>
         JSON.stringify(
           (await client.query(`EXPLAIN (FORMAT JSON) ${texts[name].text}`, values)).rows,

@@ -4,6 +4,7 @@ import type { Client } from 'pg';
 import request from 'supertest';
 import { distFile, finished, startNode } from '../helpers/child-process';
 import { tempDir, withPg } from '../helpers/create-test-app';
+import { freshPgSchema, type PgSchema } from '../helpers/pg-schema';
 import {
   describeWithService,
   RABBITMQ_SERVICE,
@@ -26,13 +27,7 @@ type Child = ReturnType<typeof startNode>;
 const pg = <T>(work: (client: Client) => Promise<T>): Promise<T> => withPg(work, PG_URL);
 
 /** A fresh schema; the processes find it through search_path in their DATABASE_URL. */
-async function freshSchema(): Promise<{ schema: string; url: string }> {
-  const schema = `e2e_cluster_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
-  await pg((client) => client.query(`CREATE SCHEMA ${schema}`));
-  const url = new URL(PG_URL);
-  url.searchParams.set('options', `-c search_path=${schema}`);
-  return { schema, url: url.toString() };
-}
+const freshSchema = () => freshPgSchema('e2e_cluster', PG_URL);
 
 async function listening(child: Child): Promise<string> {
   return waitFor(() => /listening on (http:\/\/\S+)/.exec(child.output())?.[1], {
@@ -149,16 +144,21 @@ for (const [driver, service] of [
     describeWithService(service, `${driver}`, () => {
       const dir = tempDir();
       const children: Child[] = [];
-      const schemas: string[] = [];
+      const schemas: PgSchema[] = [];
       const queues: string[] = [];
       afterAll(async () => {
         await Promise.all(children.map(stop));
         for (const queue of queues) await removeQueueFromBroker(driver, queue);
-        await pg(async (client) => {
-          for (const schema of schemas) await client.query(`DROP SCHEMA ${schema} CASCADE`);
-        });
+        for (const schema of schemas) await schema.drop();
         dir.remove();
       });
+
+      /** A fresh schema this block drops when it ends. */
+      const owned = async (): Promise<PgSchema> => {
+        const created = await freshSchema();
+        schemas.push(created);
+        return created;
+      };
 
       const start = (env: Record<string, string>): Child => {
         const child = startNode(distFile('main.js'), {
@@ -180,8 +180,7 @@ for (const [driver, service] of [
 
       it('an API and two workers complete every task exactly once though a worker is SIGKILLed', async () => {
         // Arrange: the three processes start together and share one migration lock.
-        const { schema, url } = await freshSchema();
-        schemas.push(schema);
+        const { schema, url } = await owned();
         const env = { DATABASE_URL: url, QUEUE_NAME: `cluster-${randomUUID()}` };
         queues.push(env.QUEUE_NAME);
         const api = start({ ...env, APP_ROLE: 'api' });
@@ -216,8 +215,7 @@ for (const [driver, service] of [
         async (signal) => {
           // Arrange: one worker holds every task; a second one starts idle. The lease is a minute,
           // so only liveness (redis heartbeat keys, RabbitMQ's channel close) can hand them over.
-          const { schema, url } = await freshSchema();
-          schemas.push(schema);
+          const { schema, url } = await owned();
           const leaseMs = 60_000;
           const env = {
             DATABASE_URL: url,
@@ -292,8 +290,7 @@ for (const [driver, service] of [
         async () => {
           if (driver === 'postgres') return; // (skipped above; this narrows the type)
           // Arrange
-          const { schema, url } = await freshSchema();
-          schemas.push(schema);
+          const { schema, url } = await owned();
           const env = { DATABASE_URL: url, QUEUE_NAME: `drop-${randomUUID()}` };
           queues.push(env.QUEUE_NAME);
           const api = start({ ...env, APP_ROLE: 'api' });
@@ -322,7 +319,7 @@ for (const [driver, service] of [
 /** Three concurrent `npm run migrate` on one fresh schema: each migration is applied once. */
 describeWithService(POSTGRES_SERVICE, 'migrate on PostgreSQL', () => {
   it('runs each migration once when several processes migrate at the same moment', async () => {
-    const { schema, url } = await freshSchema();
+    const { schema, url, drop } = await freshSchema();
     try {
       const runs = await Promise.all(
         [1, 2, 3].map(() =>
@@ -337,7 +334,7 @@ describeWithService(POSTGRES_SERVICE, 'migrate on PostgreSQL', () => {
       );
       expect(new Set(rows.map((r) => r.name)).size).toBe(rows.length);
     } finally {
-      await pg((client) => client.query(`DROP SCHEMA ${schema} CASCADE`));
+      await drop();
     }
   });
 });

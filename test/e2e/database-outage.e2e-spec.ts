@@ -1,13 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { startTestApp, tempDir, withPg } from '../helpers/create-test-app';
-import { describeWithService } from '../helpers/service-available';
+import { startTestApp, tempDir } from '../helpers/create-test-app';
+import { freshPgSchema, type PgSchema } from '../helpers/pg-schema';
+import { describeWithService, postgresServiceAt } from '../helpers/service-available';
 import { waitFor } from '../helpers/wait-for';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const pg = new URL(PG_URL);
-const POSTGRES = { name: 'PostgreSQL', host: pg.hostname, port: Number(pg.port || 5432) };
+const POSTGRES = postgresServiceAt(PG_URL);
 
 /**
  * A TCP relay in front of the shared PostgreSQL: cutting it is, for the service, the database
@@ -53,13 +52,15 @@ class Relay {
 
 describeWithService(POSTGRES, 'PostgreSQL unreachable under the service', () => {
   const dir = tempDir();
-  const schema = `e2e_outage_${randomBytes(6).toString('hex')}`;
+  let pgSchema: PgSchema;
   const relays: Relay[] = [];
 
-  beforeAll(() => withPg((c) => c.query(`CREATE SCHEMA ${schema}`), PG_URL));
+  beforeAll(async () => {
+    pgSchema = await freshPgSchema('e2e_outage', PG_URL);
+  });
   afterAll(async () => {
     for (const relay of relays) await relay.cut();
-    await withPg((c) => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`), PG_URL);
+    await pgSchema?.drop();
     dir.remove();
   });
 
@@ -69,9 +70,9 @@ describeWithService(POSTGRES, 'PostgreSQL unreachable under the service', () => 
       const relay = new Relay();
       relays.push(relay);
       await relay.open();
-      const url = new URL(PG_URL);
+      // The schema's URL (its search_path), through the relay.
+      const url = new URL(pgSchema.url);
       url.host = `127.0.0.1:${relay.port}`;
-      url.searchParams.set('options', `-c search_path=${schema}`);
       const t = await startTestApp({
         dbPath: join(dir.path, `${adapter}.db`),
         adapter,

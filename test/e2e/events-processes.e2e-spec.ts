@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import request from 'supertest';
 import { distFile, finished, startNode } from '../helpers/child-process';
-import { tempDir, withPg } from '../helpers/create-test-app';
+import { tempDir } from '../helpers/create-test-app';
+import { freshPgSchema, type PgSchema } from '../helpers/pg-schema';
 import {
   describeWithService,
   REDIS_SERVICE,
@@ -142,16 +143,14 @@ describeWithService(POSTGRES_SERVICE, 'task events across processes on PostgreSQ
     // logged, until the cause is found; see the session note of 2026-12-01.
     jest.retryTimes(1, { logErrorsBeforeRetry: true });
     const dir = tempDir();
-    const schema = `e2e_events_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+    let pgSchema: PgSchema;
     const queue = `events-${randomUUID()}`;
     cluster(
       'redis',
       async () => {
-        await withPg((client) => client.query(`CREATE SCHEMA ${schema}`), PG_URL);
-        const url = new URL(PG_URL);
-        url.searchParams.set('options', `-c search_path=${schema}`);
+        pgSchema = await freshPgSchema('e2e_events', PG_URL);
         return {
-          DATABASE_URL: url.toString(),
+          DATABASE_URL: pgSchema.url,
           DATABASE_PATH: join(dir.path, 'unused.db'),
           QUEUE_DRIVER: 'redis',
           QUEUE_NAME: queue,
@@ -161,7 +160,7 @@ describeWithService(POSTGRES_SERVICE, 'task events across processes on PostgreSQ
       },
       async () => {
         await removeQueueFromBroker('redis', queue);
-        await withPg((client) => client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`), PG_URL);
+        await pgSchema?.drop();
         dir.remove();
       },
     );
@@ -169,22 +168,20 @@ describeWithService(POSTGRES_SERVICE, 'task events across processes on PostgreSQ
 
   describe('alone (LISTEN/NOTIFY)', () => {
     const dir = tempDir();
-    const schema = `e2e_events_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+    let pgSchema: PgSchema;
     cluster(
       'postgres',
       async () => {
-        await withPg((client) => client.query(`CREATE SCHEMA ${schema}`), PG_URL);
-        const url = new URL(PG_URL);
-        url.searchParams.set('options', `-c search_path=${schema}`);
+        pgSchema = await freshPgSchema('e2e_events', PG_URL);
         // The sqlite queue driver keeps its messages in a file both processes share.
         return {
-          DATABASE_URL: url.toString(),
+          DATABASE_URL: pgSchema.url,
           DATABASE_PATH: join(dir.path, 'queue.db'),
           QUEUE_DRIVER: 'sqlite',
         };
       },
       async () => {
-        await withPg((client) => client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`), PG_URL);
+        await pgSchema?.drop();
         dir.remove();
       },
     );

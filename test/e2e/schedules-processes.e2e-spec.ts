@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import request from 'supertest';
 import { distFile, finished, startNode } from '../helpers/child-process';
 import { E2E_QUEUE_DRIVER, tempDir, withPg } from '../helpers/create-test-app';
+import { freshPgSchema, type PgSchema } from '../helpers/pg-schema';
 import { describeWithService, type RequiredService } from '../helpers/service-available';
 import { waitFor } from '../helpers/wait-for';
 
@@ -100,21 +100,20 @@ describe('schedules across three processes on one SQLite file', () => {
 
 describeWithService(POSTGRES_SERVICE, 'schedules across three processes on PostgreSQL', () => {
   const dir = tempDir();
-  const schema = `e2e_sched_proc_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  let pgSchema: PgSchema;
   afterAll(async () => {
-    await withPg((client) => client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`), PG_URL);
+    await pgSchema?.drop();
     dir.remove();
   });
   processesSuite(async () => {
-    await withPg((client) => client.query(`CREATE SCHEMA ${schema}`), PG_URL);
-    const url = new URL(PG_URL);
-    url.searchParams.set('options', `-c search_path=${schema}`);
+    pgSchema = await freshPgSchema('e2e_sched_proc', PG_URL);
+    const { url } = pgSchema;
     return {
-      env: { DATABASE_URL: url.toString(), DATABASE_PATH: join(dir.path, 'queue.db') },
+      env: { DATABASE_URL: url, DATABASE_PATH: join(dir.path, 'queue.db') },
       keys: () =>
         withPg(
           async (client) => (await client.query<{ k: string }>(SQL)).rows.map((r) => r.k),
-          url.toString(),
+          url,
         ),
     };
   });

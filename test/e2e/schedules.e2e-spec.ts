@@ -6,6 +6,7 @@ import { TaskHandler } from '../../src/handlers';
 import { CLAIM_LEASE_MS, ScheduleClock, Scheduler, SchedulesService } from '../../src/schedules';
 import { ScheduleStore } from '../../src/schedules/schedule.store';
 import { startTestApp, tempDir, type TestApp, withPg } from '../helpers/create-test-app';
+import { freshPgSchema, type PgSchema } from '../helpers/pg-schema';
 import { describeWithService, type RequiredService } from '../helpers/service-available';
 import { probe, TestHandlersModule } from '../helpers/test-handlers';
 import { waitFor } from '../helpers/wait-for';
@@ -638,23 +639,15 @@ describeWithService(
   'exactly once per tick with three schedulers on PostgreSQL',
   () => {
     const dir = tempDir();
-    const schemas: string[] = [];
+    const schemas: PgSchema[] = [];
     afterAll(async () => {
-      await withPg(async (client) => {
-        for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      }, PG_URL);
+      for (const schema of schemas) await schema.drop();
       dir.remove();
     });
     exactlyOnceSuite(async () => {
-      const schema = `e2e_sched_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
-      await withPg((client) => client.query(`CREATE SCHEMA ${schema}`), PG_URL);
-      schemas.push(schema);
-      const url = new URL(PG_URL);
-      url.searchParams.set('options', `-c search_path=${schema}`);
-      return {
-        dbPath: join(dir.path, `${schema}.db`),
-        env: { DATABASE_URL: url.toString() },
-      };
+      const created = await freshPgSchema('e2e_sched', PG_URL);
+      schemas.push(created);
+      return { dbPath: join(dir.path, `${created.schema}.db`), env: { DATABASE_URL: created.url } };
     });
   },
 );

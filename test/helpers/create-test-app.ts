@@ -3,11 +3,12 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import request from 'supertest';
 import { createApp } from '../../src/bootstrap';
 import { type BootConfig, loadAppConfig } from '../../src/app.config.loader';
 import type { HttpAdapterKind } from '../../src/config/app.config';
+import { withPg as withPgAt } from './pg-schema';
 
 export interface TestApp {
   app: INestApplication;
@@ -56,17 +57,11 @@ export async function databaseEnv(dbPath: string): Promise<Record<string, string
 }
 
 /** Runs `work` with a client of `url`'s database (E2E_DATABASE_URL's unless told). */
-export async function withPg<T>(
+export function withPg<T>(
   work: (client: Client) => Promise<T>,
   url = E2E_DATABASE_URL,
 ): Promise<T> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
+  return withPgAt(work, url);
 }
 
 if (E2E_DATABASE_URL) {

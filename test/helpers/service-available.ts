@@ -13,6 +13,11 @@ export const POSTGRES_SERVICE: RequiredService = {
   host: '127.0.0.1',
   port: 5432,
 };
+/** The PostgreSQL server of a suite's database URL, for a suite that may be pointed elsewhere. */
+export function postgresServiceAt(url: string): RequiredService {
+  const server = new URL(url);
+  return { name: 'PostgreSQL', host: server.hostname, port: Number(server.port || 5432) };
+}
 export const RABBITMQ_SERVICE: RequiredService = {
   name: 'RabbitMQ',
   host: '127.0.0.1',

@@ -1,19 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { Client } from 'pg';
+import { freshPgSchema, type PgSchema, withPg } from '../../../test/helpers/pg-schema';
 import { describeWithService } from '../../../test/helpers/service-available';
 import { channelName, PgEventBus } from './pg-event-bus';
 
 const PG_URL = process.env.E2E_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-async function withPg<T>(work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: PG_URL });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 async function until(probe: () => boolean | Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 20_000;
@@ -24,28 +13,23 @@ async function until(probe: () => boolean | Promise<boolean>, what: string): Pro
 }
 
 describeWithService({ name: 'PostgreSQL', host: '127.0.0.1', port: 5432 }, PgEventBus.name, () => {
-  const schemas: string[] = [];
+  const schemas: PgSchema[] = [];
   const buses: PgEventBus[] = [];
   afterAll(async () => {
     await Promise.all(buses.map((bus) => bus.close()));
-    await withPg(async (client) => {
-      for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    });
+    for (const schema of schemas) await schema.drop();
   });
 
   /** A bus on a schema of its own, started, with what it received. */
-  async function started(schema: string): Promise<{ bus: PgEventBus; received: string[] }> {
-    const url = new URL(PG_URL);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    const bus = new PgEventBus(url.toString());
+  async function started(schema: PgSchema): Promise<{ bus: PgEventBus; received: string[] }> {
+    const bus = new PgEventBus(schema.url);
     const received: string[] = [];
     await bus.start((message) => received.push(message));
     buses.push(bus);
     return { bus, received };
   }
-  async function freshSchema(): Promise<string> {
-    const schema = `events_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
-    await withPg((client) => client.query(`CREATE SCHEMA ${schema}`));
+  async function freshSchema(): Promise<PgSchema> {
+    const schema = await freshPgSchema('events', PG_URL);
     schemas.push(schema);
     return schema;
   }
@@ -72,7 +56,7 @@ describeWithService({ name: 'PostgreSQL', host: '127.0.0.1', port: 5432 }, PgEve
     const killed = listener.bus.backendPid;
     expect(killed).toEqual(expect.any(Number));
 
-    await withPg((client) => client.query('SELECT pg_terminate_backend($1)', [killed]));
+    await withPg((client) => client.query('SELECT pg_terminate_backend($1)', [killed]), PG_URL);
     // Until it has listened again, messages are missed: keep sending until one arrives.
     await until(async () => {
       await sender.bus.publish('after');
