@@ -110,7 +110,8 @@ export class PgQueueTable implements QueueTable {
          started_at = $3, updated_at = $3
        FROM picked WHERE t.id = picked.id
        RETURNING t.id, t.queue, t.action, t.payload, t.priority, t.attempt, t.deliveries,
-         t.claim_token, t.max_attempts, t.timeout_ms, t.created_at, t.run_at`,
+         t.claim_token, t.max_attempts, t.timeout_ms, t.created_at, t.run_at,
+         t.trace_headers`,
       [queue, limit, now, leaseMs, owner, staleBefore],
     );
     const rows = result.rows as ClaimedRow[];

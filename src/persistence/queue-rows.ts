@@ -28,6 +28,8 @@ export interface ClaimedRow {
   /** Epoch ms (a string from PostgreSQL's bigint): the task's latency headers. */
   created_at?: number | string;
   run_at?: number | string | null;
+  /** The creating request's trace headers, as JSON (see TaskEntity.traceHeaders). */
+  trace_headers?: string | null;
 }
 
 export interface MessageEnvelope {
@@ -141,6 +143,7 @@ export function decode(row: ClaimedRow): { body: unknown; headers: Record<string
       ...(row.timeout_ms ? { timeoutMs: row.timeout_ms } : {}),
     },
     headers: {
+      ...(row.trace_headers ? (JSON.parse(row.trace_headers) as Record<string, string>) : {}),
       [MAX_ATTEMPTS_HEADER]: String(row.max_attempts),
       // As TasksService's messages carry them: pickup and end-to-end latency are measured alike.
       ...(row.created_at !== undefined

@@ -133,11 +133,19 @@ export class TaskEntity {
   @Column({ name: 'callback_next_at', type: 'bigint', nullable: true, transformer: epochMs })
   callbackNextAt!: number | null;
 
-  /** The postgres driver's claim: held until this time unless extended (see QueueTable). */
+  /** A table driver's claim: held until this time unless extended (see QueueTable). */
   @Column({ name: 'lease_until', type: 'bigint', nullable: true, transformer: epochMs })
   leaseUntil!: number | null;
 
-  /** The postgres driver instance holding the claim; its missed heartbeats free the row. */
+  /** The table driver instance holding the claim; its missed heartbeats free the row. */
   @Column({ name: 'lease_owner', type: 'varchar', length: 36, nullable: true })
   leaseOwner!: string | null;
+
+  /**
+   * The trace the task was created in (`traceparent`, `tracestate` as JSON) when tracing is on:
+   * where the row is the message (sqlite, postgres drivers) it carries what a message's headers
+   * would, so the handler's span joins the request's trace.
+   */
+  @Column({ name: 'trace_headers', type: 'text', nullable: true })
+  traceHeaders!: string | null;
 }

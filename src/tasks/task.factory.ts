@@ -18,6 +18,8 @@ export interface NewTaskInput {
   actor?: TaskActor;
   id?: string;
   now?: number;
+  /** The creating request's trace headers (empty or absent: none). */
+  trace?: Record<string, string>;
 }
 
 /** A fresh queued task row: the one place that knows every column's starting value. */
@@ -58,5 +60,7 @@ export function newTask(input: NewTaskInput): TaskEntity {
     callbackNextAt: null,
     leaseUntil: null,
     leaseOwner: null,
+    traceHeaders:
+      input.trace && Object.keys(input.trace).length > 0 ? JSON.stringify(input.trace) : null,
   } satisfies TaskEntity);
 }

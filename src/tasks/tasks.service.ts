@@ -355,6 +355,7 @@ export class TasksService {
       callbackUrl: dto.callbackUrl,
       actor,
       now,
+      trace: traceHeaders(),
     });
   }
 

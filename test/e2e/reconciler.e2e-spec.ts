@@ -4,7 +4,12 @@ import { DataSource } from 'typeorm';
 import { QueueDriverRegistry, QueuePublisher } from '../../src/queue';
 import { TaskProcessor } from '../../src/worker/task.processor';
 import { TaskReconciler } from '../../src/maintenance/task-reconciler.service';
-import { E2E_QUEUE_DRIVER, startTestApp, tempDir, type TestApp } from '../helpers/create-test-app';
+import {
+  E2E_MESSAGE_DRIVER,
+  startTestApp,
+  tempDir,
+  type TestApp,
+} from '../helpers/create-test-app';
 import { waitFor } from '../helpers/wait-for';
 
 const AFTER_MS = 1000;
@@ -42,7 +47,8 @@ async function finalState(t: TestApp, id: string) {
   );
 }
 
-describe(`reconciler (${E2E_QUEUE_DRIVER} driver)`, () => {
+// The reconciler looks for messages lost apart from their rows: a message driver's concern.
+describe(`reconciler (${E2E_MESSAGE_DRIVER} driver)`, () => {
   const dir = tempDir();
   let t: TestApp;
 
@@ -50,7 +56,11 @@ describe(`reconciler (${E2E_QUEUE_DRIVER} driver)`, () => {
     t = await startTestApp({
       dbPath: join(dir.path, 'tasks.db'),
       // Passes are started by the tests, not by the timer.
-      env: { RECONCILE_INTERVAL_MS: '0', RECONCILE_AFTER_MS: String(AFTER_MS) },
+      env: {
+        QUEUE_DRIVER: E2E_MESSAGE_DRIVER,
+        RECONCILE_INTERVAL_MS: '0',
+        RECONCILE_AFTER_MS: String(AFTER_MS),
+      },
     });
   });
   afterAll(async () => {

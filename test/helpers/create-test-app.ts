@@ -25,15 +25,28 @@ export function tempDir(): { path: string; remove(): void } {
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** The driver e2e suites run on: the default (sqlite) unless told; CI also runs them on memory. */
-export const E2E_QUEUE_DRIVER = process.env.E2E_QUEUE_DRIVER ?? 'sqlite';
-
 /**
  * When set (e.g. postgres://postgres@127.0.0.1:5432/test), e2e suites keep their tasks in
  * PostgreSQL instead of SQLite: each `dbPath` becomes a schema of its own in that database, so
  * suites stay isolated and a restart on the same `dbPath` finds its rows again.
  */
 export const E2E_DATABASE_URL = process.env.E2E_DATABASE_URL;
+
+/**
+ * The driver e2e suites run on: the service's default (the task table: sqlite, or postgres with
+ * E2E_DATABASE_URL) unless told; CI also runs them on memory and sqlite-messages.
+ */
+export const E2E_QUEUE_DRIVER =
+  process.env.E2E_QUEUE_DRIVER ?? (E2E_DATABASE_URL ? 'postgres' : 'sqlite');
+
+/**
+ * For suites about messages apart from their rows (lost, orphaned, forged): E2E_QUEUE_DRIVER,
+ * unless its queue is the task table itself, where no message exists apart from its row; then
+ * the SQLite message-table driver.
+ */
+export const E2E_MESSAGE_DRIVER = ['sqlite', 'postgres'].includes(E2E_QUEUE_DRIVER)
+  ? 'sqlite-messages'
+  : E2E_QUEUE_DRIVER;
 
 const createdSchemas = new Set<string>();
 /** Apps started by this suite, closed before their schemas are dropped. */

@@ -9,6 +9,7 @@ import { CreateTaskEvents1765350000000 } from './1765350000000-CreateTaskEvents'
 import { AddTaskDeliveries1765600000000 } from './1765600000000-AddTaskDeliveries';
 import { SqliteIntegerColumns1765700000000 } from './1765700000000-SqliteIntegerColumns';
 import { SqliteTableQueue1765800000000 } from './1765800000000-SqliteTableQueue';
+import { AddTaskTraceHeaders1765800001000 } from './1765800001000-AddTaskTraceHeaders';
 
 /**
  * Every migration, oldest first. Listed explicitly (not globbed) so the same list works from
@@ -26,4 +27,5 @@ export const migrations = [
   AddTaskDeliveries1765600000000,
   SqliteIntegerColumns1765700000000,
   SqliteTableQueue1765800000000,
+  AddTaskTraceHeaders1765800001000,
 ];
