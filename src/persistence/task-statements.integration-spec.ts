@@ -8,7 +8,7 @@ import { DataSource, QueryFailedError } from 'typeorm';
 import { migratedPgSchema, type MigratedPgSchema } from '../../test/helpers/pg-schema';
 import { describeWithService, postgresServiceAt } from '../../test/helpers/service-available';
 import type { Delivery } from '../queue';
-import { SqliteQueueDriver } from '../queue/drivers/sqlite/sqlite.driver';
+import { SqliteQueueDriver } from '../queue/drivers/sqlite-messages/sqlite.driver';
 import { newTask } from '../tasks/task.factory';
 import { migrations } from './migrations';
 import { pgPool } from './pg-task-statements';

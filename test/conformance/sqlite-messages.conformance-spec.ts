@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteQueueDriver } from '../../src/queue/drivers/sqlite/sqlite.driver';
-import type { SqliteDriverOptions } from '../../src/queue/drivers/sqlite/sqlite-driver.options';
+import { SqliteQueueDriver } from '../../src/queue/drivers/sqlite-messages/sqlite.driver';
+import type { SqliteDriverOptions } from '../../src/queue/drivers/sqlite-messages/sqlite-driver.options';
 import { describeQueueDriverConformance } from '../../src/queue/testing';
 
 const dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-conformance-'));

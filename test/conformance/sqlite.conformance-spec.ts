@@ -6,8 +6,8 @@ import { DataSource } from 'typeorm';
 import { migrations } from '../../src/persistence/migrations';
 import { SqliteTaskStatements } from '../../src/persistence/sqlite-task-statements';
 import { TaskEntity } from '../../src/persistence/task.entity';
-import { SqliteTableQueueDriver } from '../../src/queue/drivers/table/sqlite-table.driver';
-import type { TableDriverOptions } from '../../src/queue/drivers/table/table.driver';
+import { SqliteTableQueueDriver } from '../../src/queue/drivers/sqlite/sqlite.driver';
+import type { TableDriverOptions } from '../../src/queue/drivers/table-driver';
 import { describeQueueDriverConformance } from '../../src/queue/testing';
 
 const dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-table-conformance-'));

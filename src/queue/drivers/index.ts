@@ -4,7 +4,7 @@ import { memoryDriver } from './memory/memory.definition';
 import { postgresDriver } from './postgres/postgres.definition';
 import { redisDriver } from './redis/redis.definition';
 import { sqliteDriver } from './sqlite/sqlite.definition';
-import { sqliteTableDriver } from './table/sqlite-table.definition';
+import { sqliteMessagesDriver } from './sqlite-messages/sqlite-messages.definition';
 
 export * from './driver-kind';
 
@@ -14,8 +14,8 @@ export * from './driver-kind';
  */
 export const DRIVERS = [
   memoryDriver,
-  sqliteTableDriver,
   sqliteDriver,
+  sqliteMessagesDriver,
   redisDriver,
   amqpDriver,
   postgresDriver,

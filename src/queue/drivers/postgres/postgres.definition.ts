@@ -1,5 +1,5 @@
 import { defineDriver } from '../driver-kind';
-import { tableDriverOptions } from '../table/table.definition';
+import { tableDriverOptions } from '../table-driver.definition';
 import { PostgresQueueDriver, type PostgresDriverOptions } from './postgres.driver';
 
 /** The task table on PostgreSQL (DATABASE_URL) as the queue: no broker. */

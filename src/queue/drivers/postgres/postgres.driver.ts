@@ -1,6 +1,6 @@
-import { TableQueueDriver } from '../table/table.driver';
+import { TableQueueDriver } from '../table-driver';
 
-export type { TableDriverOptions as PostgresDriverOptions } from '../table/table.driver';
+export type { TableDriverOptions as PostgresDriverOptions } from '../table-driver';
 
 /**
  * The task table on PostgreSQL (DATABASE_URL) as the queue: claims with SKIP LOCKED, wake-ups by

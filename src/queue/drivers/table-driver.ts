@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
-import { StaleDeliveryError } from '../../errors/stale-delivery.error';
+import { DriverUnavailableError } from '../errors/driver-unavailable.error';
+import { StaleDeliveryError } from '../errors/stale-delivery.error';
 import type {
   ConsumeOptions,
   ConsumerHandle,
@@ -8,21 +8,17 @@ import type {
   DriverCapabilities,
   QueueDriver,
   Settle,
-} from '../../interfaces/queue-driver.interface';
+} from '../interfaces/queue-driver.interface';
 import type {
   DeadLetter,
   Delivery,
   PublishMessage,
   QueueStats,
-} from '../../interfaces/queue-message.interface';
-import type {
-  QueueTable,
-  TableDelivery,
-  TableSettle,
-} from '../../interfaces/queue-table.interface';
-import type { SharedWrite } from '../../interfaces/shared-write.interface';
-import type { DriverLogger } from '../driver-kind';
-import { ConsumerCredit } from '../consumer-credit';
+} from '../interfaces/queue-message.interface';
+import type { QueueTable, TableDelivery, TableSettle } from '../interfaces/queue-table.interface';
+import type { SharedWrite } from '../interfaces/shared-write.interface';
+import type { DriverLogger } from './driver-kind';
+import { ConsumerCredit } from './consumer-credit';
 
 export interface TableDriverOptions {
   /** Lease of a claim unless extended (the worker pool extends what it holds). */

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sqliteDriver } from './sqlite.definition';
+import { sqliteMessagesDriver } from './sqlite-messages.definition';
 
 describe('sqlite driver definition', () => {
   it('names the file and the settings that chose it when the file cannot be opened', () => {
@@ -12,7 +12,7 @@ describe('sqlite driver definition', () => {
       writeFileSync(blocker, '');
       const path = join(blocker, 'queue.db');
       const logger = { error: () => undefined };
-      expect(() => sqliteDriver.create({ path }, logger)).toThrow(
+      expect(() => sqliteMessagesDriver.create({ path }, logger)).toThrow(
         `sqlite queue driver: file ${path} (its path option: a topology entry's, else QUEUE_SQLITE_PATH, else DATABASE_PATH): `,
       );
     } finally {

@@ -1,5 +1,5 @@
-import type { OptionFail } from '../driver-kind';
-import type { TableQueueDriver } from './table.driver';
+import type { OptionFail } from './driver-kind';
+import type { TableQueueDriver } from './table-driver';
 
 const INTEGER_OPTIONS = [
   ['leaseMs', 1000],
