@@ -194,7 +194,11 @@ export class SqliteTaskStatements extends TaskStatements {
       cancelledAmong: db
         .prepare(`SELECT id FROM ${T} WHERE id IN ${ids} AND status = '${Cancelled}'`)
         .pluck(),
-      countQueued: db.prepare(`SELECT count(*) FROM ${T} WHERE status = '${Queued}'`).pluck(),
+      countQueued: db
+        .prepare(
+          `SELECT count(*) FROM ${T} INDEXED BY idx_tasks_queued_created WHERE status = '${Queued}'`,
+        )
+        .pluck(),
       requeueRunning: db.prepare(
         `UPDATE ${T} SET status = '${Queued}', claim_token = NULL, updated_at = @now
          WHERE status = '${Running}' AND queue IN (SELECT value FROM json_each(@queues))`,
@@ -216,7 +220,7 @@ export class SqliteTaskStatements extends TaskStatements {
         .pluck(),
       oldestQueuedAt: db
         .prepare(
-          `SELECT coalesce(run_at, created_at) FROM ${T} INDEXED BY idx_tasks_status_created
+          `SELECT coalesce(run_at, created_at) FROM ${T} INDEXED BY idx_tasks_queued_created
            WHERE status = '${Queued}' AND queue = @queue AND (run_at IS NULL OR run_at <= @now)
            ORDER BY created_at LIMIT 1`,
         )

@@ -13,7 +13,10 @@ const epochMs: ValueTransformer = {
  * what the lifecycle needs. The table is the source of truth; the queue is only transport.
  */
 @Entity('tasks')
-@Index('idx_tasks_status_created', ['status', 'createdAt'])
+// (status, created_at) on PostgreSQL. SQLite replaces it by partial indexes of the rows that use
+// it (SqliteTableQueue 1765800000000): a status change there rewrote two of its entries. Its form
+// differs by engine, so it is not synchronised.
+@Index('idx_tasks_status_created', { synchronize: false })
 @Index('idx_tasks_tenant_created', ['tenant', 'createdAt', 'id'])
 @Index('idx_tasks_tenant_status_created', ['tenant', 'status', 'createdAt', 'id'])
 @Index('idx_tasks_tenant_action_created', ['tenant', 'action', 'createdAt', 'id'])
@@ -23,10 +26,13 @@ const epochMs: ValueTransformer = {
 // (PartialTaskIndexes 1765000001000), since most tasks have no callback. Its form differs by
 // engine, so it is not synchronised.
 @Index('idx_tasks_callback_due', { synchronize: false })
-// The postgres driver's claim and lease indexes (PostgreSQL only, made by TaskTableQueue
-// 1765000000000): not synchronised, so SQLite's schema, which lacks them, is no drift.
+// The table drivers' claim and lease indexes (TaskTableQueue 1765000000000 on PostgreSQL,
+// SqliteTableQueue 1765800000000 on SQLite): partial, so not synchronised.
 @Index('idx_tasks_queued_claim', { synchronize: false })
 @Index('idx_tasks_running_lease', { synchronize: false })
+// SQLite's partial indexes in place of (status, created_at) (SqliteTableQueue 1765800000000).
+@Index('idx_tasks_queued_created', { synchronize: false })
+@Index('idx_tasks_finished', { synchronize: false })
 export class TaskEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;

@@ -1,0 +1,165 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { newTask } from '../tasks/task.factory';
+import { CREATED_AT_HEADER, DUE_AT_HEADER } from '../tasks/task-message.interface';
+import { migrations } from './migrations';
+import { SqliteQueueTable } from './sqlite-queue-table';
+import { SqliteTaskStatements } from './sqlite-task-statements';
+import { CLAIMED_HEADER } from './task-statements';
+import { TaskEntity } from './task.entity';
+
+/**
+ * The task table on SQLite as the sqlite driver's queue: what the conformance suite cannot see
+ * (plans, the listener, writes avoided). Two connections to one file stand for two processes.
+ */
+describe('SqliteQueueTable', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-queue-table-'));
+  const path = join(dir, 'tasks.db');
+  let dataSource: DataSource;
+  const connections: Database.Database[] = [];
+
+  const open = () => {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('busy_timeout = 5000');
+    connections.push(db);
+    const statements = new SqliteTaskStatements(db, dataSource.getMetadata(TaskEntity));
+    return { db, statements, table: statements.queueTable()! };
+  };
+
+  beforeAll(async () => {
+    dataSource = await new DataSource({
+      type: 'better-sqlite3',
+      database: path,
+      entities: [TaskEntity],
+      migrations,
+      migrationsTransactionMode: 'each',
+      enableWAL: true,
+    }).initialize();
+    await dataSource.runMigrations();
+  });
+
+  afterAll(async () => {
+    for (const db of connections) db.close();
+    await dataSource?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const plan = (db: Database.Database, sql: string): string =>
+    (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[])
+      .map((row) => row.detail)
+      .join('\n');
+
+  it('reads partial indexes where (status, created_at) used to be, and scans nothing', () => {
+    const { db } = open();
+    expect(
+      plan(db, `SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at, id`),
+    ).toMatch(/^SCAN tasks USING (COVERING )?INDEX idx_tasks_queued_created$/);
+    expect(
+      plan(
+        db,
+        `SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')
+           AND processed_at < 5 LIMIT 500`,
+      ),
+    ).toMatch(/^SEARCH tasks USING INDEX idx_tasks_finished \(processed_at<\?\)$/);
+    const claim = plan(
+      db,
+      `SELECT id FROM tasks INDEXED BY idx_tasks_queued_claim WHERE status = 'queued'
+         AND queue = 'q' AND coalesce(run_at, created_at) <= 5
+       ORDER BY priority DESC, coalesce(run_at, created_at), id LIMIT 10`,
+    );
+    expect(claim).toMatch(/SEARCH tasks USING INDEX idx_tasks_queued_claim \(queue=\?\)/);
+    expect(claim).not.toMatch(/TEMP B-TREE/);
+  });
+
+  it('has no partial index on tasks whose condition is an IN list', () => {
+    // Such a condition (e.g. status IN the finished ones) made every claim and outcome several
+    // times dearer (SQLite 3.53, better-sqlite3 12): each UPDATE of a row re-evaluates it for the index.
+    const { db } = open();
+    const partial = db
+      .prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'`)
+      .all() as { name: string; sql: string | null }[];
+    const conditions = partial
+      .filter((index) => index.sql && / WHERE /i.test(index.sql))
+      .map((index) => index.sql!.split(/ WHERE /i)[1]);
+    expect(conditions.length).toBeGreaterThanOrEqual(4);
+    for (const condition of conditions) expect(condition).not.toMatch(/\bIN\s*\(/i);
+  });
+
+  it('claims with the row as the delivery: token, latency and trace headers from the row', async () => {
+    const { statements, table } = open();
+    const row = newTask({
+      action: 'noop',
+      data: { n: 1 },
+      queue: 'headers',
+      maxAttempts: 3,
+      trace: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+    });
+    await statements.insert([row]);
+    const [delivery] = await table.claim('headers', 5, 'owner-a', 30_000, 0);
+    expect(delivery).toMatchObject({
+      id: row.id,
+      attempt: 1,
+      deliveryCount: 1,
+      settledByOutcome: true,
+      body: { taskId: row.id, action: 'noop', data: { n: 1 } },
+    });
+    expect(delivery.headers).toMatchObject({
+      [CLAIMED_HEADER]: delivery.receipt,
+      [CREATED_AT_HEADER]: String(row.createdAt),
+      [DUE_AT_HEADER]: String(row.createdAt),
+      traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    });
+    // The claim's token is the one the outcome is fenced by.
+    expect(await statements.complete(row.id, delivery.receipt, { ok: true })).toBe(true);
+  });
+
+  it('writes nothing when a claim finds nothing, so idle consumers cost no commits', async () => {
+    const a = open();
+    const b = open();
+    const version = () => b.db.pragma('data_version', { simple: true }) as number;
+    const before = version();
+    for (let i = 0; i < 5; i += 1) {
+      expect(await a.table.claim('empty', 10, 'owner-a', 30_000, 0)).toEqual([]);
+    }
+    expect(version()).toBe(before);
+  });
+
+  it('wakes a listener when another connection commits, not for its own commits', async () => {
+    const a = open();
+    const b = open();
+    const wakes: (string | undefined)[] = [];
+    const stop = await a.table.listen(
+      (queue) => wakes.push(queue ?? '*'),
+      (error) => {
+        throw error;
+      },
+    );
+    try {
+      await a.statements.insert([
+        newTask({ action: 'noop', data: {}, queue: 'w', maxAttempts: 1 }),
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(wakes).toEqual([]);
+      await b.statements.insert([
+        newTask({ action: 'noop', data: {}, queue: 'w', maxAttempts: 1 }),
+      ]);
+      const deadline = Date.now() + 2000;
+      while (wakes.length === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(wakes).toEqual(['*']);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('is only offered where the task statements own their connection', () => {
+    const { statements } = open();
+    expect(statements.queueTable()).toBeInstanceOf(SqliteQueueTable);
+    expect(statements.onLentConnection).toBe(false);
+  });
+});
