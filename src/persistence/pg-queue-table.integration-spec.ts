@@ -130,6 +130,23 @@ describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)',
     expect(await pg.stats('q')).toMatchObject({ dead: 1, inFlight: 0 });
   });
 
+  it('dead-letters a row whose payload is not JSON when it is claimed, with the reason', async () => {
+    const table = store.queueTable();
+    const [good, bad] = [1, 2].map((n) =>
+      newTask({ action: 'echo', data: { n }, queue: 'poison', maxAttempts: 3 }),
+    );
+    await store.insert([good, bad]);
+    // Written around taskq: the payload column holds text that is not JSON.
+    await dataSource.query(`UPDATE tasks SET payload = '{not json' WHERE id = $1`, [bad.id]);
+    const deliveries = await table.claim('poison', 10, 'owner-a', 30_000, 0);
+    expect(deliveries.map((d) => d.id)).toEqual([good.id]);
+    const dead = await store.findById(bad.id);
+    expect(dead).toMatchObject({ status: 'failed', claimToken: null });
+    expect(dead!.error).toMatch(/^undecodable message: /);
+    const [letter] = await table.deadLetters('poison', 10);
+    expect(letter).toMatchObject({ id: bad.id, body: '{not json' });
+  });
+
   it('frees the claims of a driver that stopped beating at once for another process', async () => {
     const dying = await driver({ leaseMs: 600_000, heartbeatMs: 50, maxStalls: 2 });
     const task = newTask({ action: 'echo', data: {}, queue: 'q', maxAttempts: 3 });

@@ -10,13 +10,14 @@ import type {
 } from '../queue';
 import {
   type ClaimedRow,
-  decode,
+  decodeDead,
   dedupKey,
+  inLine,
   MESSAGE_ACTION,
   messageRows,
   publishedIds,
   takenKeys,
-  toDelivery,
+  toDeliveries,
 } from './queue-rows';
 import { TaskStatus } from './task-status.enum';
 
@@ -116,8 +117,14 @@ export class PgQueueTable implements QueueTable {
     );
     const rows = result.rows as ClaimedRow[];
     // The statement returns rows in no set order: hand them out as the line had them.
-    rows.sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return rows.map((row) => toDelivery<T>(row));
+    rows.sort(inLine);
+    const { deliveries, undecodable } = toDeliveries<T>(rows);
+    // Poison rows are dead at once, under the token just taken: they never reach a consumer.
+    for (const { row, reason } of undecodable) {
+      const held = { id: row.id, receipt: row.claim_token } as Delivery;
+      await this.settle(held, { kind: 'dead', reason });
+    }
+    return deliveries;
   }
 
   async settle(delivery: Delivery, how: TableSettle): Promise<boolean> {
@@ -253,7 +260,7 @@ export class PgQueueTable implements QueueTable {
     );
     return (result.rows as (ClaimedRow & { error: string | null; processed_at: string })[]).map(
       (row) => {
-        const { body, headers } = decode(row);
+        const { body, headers } = decodeDead(row);
         return {
           id: row.id,
           queue: row.queue,

@@ -156,6 +156,11 @@ export function decode(row: ClaimedRow): { body: unknown; headers: Record<string
   };
 }
 
+/** The order of the line: priority first, then id (time-ordered UUIDv7). */
+export function inLine(a: ClaimedRow, b: ClaimedRow): number {
+  return b.priority - a.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 export function toDelivery<T>(row: ClaimedRow): TableDelivery<T> {
   const { body, headers } = decode(row);
   const task = row.action !== MESSAGE_ACTION;
@@ -170,4 +175,41 @@ export function toDelivery<T>(row: ClaimedRow): TableDelivery<T> {
     receipt: row.claim_token,
     settledByOutcome: task,
   };
+}
+
+/** A claimed row that cannot be a delivery: its payload (or trace) is not the JSON it must be. */
+export interface UndecodableRow {
+  row: ClaimedRow;
+  reason: string;
+}
+
+/**
+ * The claimed rows as deliveries, in the order given. A row written around taskq with a
+ * payload that is not JSON cannot be handed out: it is returned apart, for the claimer to
+ * dead-letter at once under its fresh token, so it neither breaks the batch nor comes back
+ * after every lease (a poison row).
+ */
+export function toDeliveries<T>(rows: ClaimedRow[]): {
+  deliveries: TableDelivery<T>[];
+  undecodable: UndecodableRow[];
+} {
+  const deliveries: TableDelivery<T>[] = [];
+  const undecodable: UndecodableRow[] = [];
+  for (const row of rows) {
+    try {
+      deliveries.push(toDelivery<T>(row));
+    } catch (error) {
+      undecodable.push({ row, reason: `undecodable message: ${(error as Error).message}` });
+    }
+  }
+  return { deliveries, undecodable };
+}
+
+/** A dead row's body and headers; a payload that is not JSON is shown as its text. */
+export function decodeDead(row: ClaimedRow): { body: unknown; headers: Record<string, string> } {
+  try {
+    return decode(row);
+  } catch {
+    return { body: row.payload, headers: {} };
+  }
 }

@@ -117,6 +117,25 @@ describe('SqliteQueueTable', () => {
     expect(await statements.complete(row.id, delivery.receipt, { ok: true })).toBe(true);
   });
 
+  it('dead-letters a row whose payload is not JSON in the claim itself, with the reason', async () => {
+    const { db, statements, table } = open();
+    const [good, bad] = [1, 2].map((n) =>
+      newTask({ action: 'noop', data: { n }, queue: 'poison', maxAttempts: 3 }),
+    );
+    await statements.insert([good, bad]);
+    // Written around taskq: the payload column holds text that is not JSON.
+    db.prepare(`UPDATE tasks SET payload = '{not json' WHERE id = ?`).run(bad.id);
+    const deliveries = await table.claim('poison', 10, 'owner-a', 30_000, 0);
+    expect(deliveries.map((d) => d.id)).toEqual([good.id]);
+    const dead = await statements.findById(bad.id);
+    expect(dead).toMatchObject({ status: 'failed', claimToken: null });
+    expect(dead!.error).toMatch(/^undecodable message: /);
+    // Not claimed again after a lease, and listed with its text.
+    expect(await table.claim('poison', 10, 'owner-a', 30_000, Date.now() + 60_000)).toEqual([]);
+    const [letter] = await table.deadLetters('poison', 10);
+    expect(letter).toMatchObject({ id: bad.id, body: '{not json' });
+  });
+
   it('writes nothing when a claim finds nothing, so idle consumers cost no commits', async () => {
     const a = open();
     const b = open();

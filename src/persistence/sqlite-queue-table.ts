@@ -10,13 +10,14 @@ import type {
 } from '../queue';
 import {
   type ClaimedRow,
-  decode,
+  decodeDead,
   dedupKey,
+  inLine,
   MESSAGE_ACTION,
   messageRows,
   publishedIds,
   takenKeys,
-  toDelivery,
+  toDeliveries,
 } from './queue-rows';
 import { TaskStatus } from './task-status.enum';
 
@@ -185,13 +186,19 @@ export class SqliteQueueTable implements QueueTable {
   ): Promise<TableDelivery<T>[]> {
     if (limit <= 0) return [];
     if (!this.s.anything.get({ queue, now: Date.now(), stale: staleBefore })) return [];
-    const rows = await this.submit(() => {
-      const params = { queue, limit, owner, lease: Math.trunc(leaseMs), stale: staleBefore };
-      return this.s.claim.all({ ...params, now: Date.now() }) as ClaimedRow[];
+    return this.submit(() => {
+      const now = Date.now();
+      const params = { queue, limit, owner, lease: Math.trunc(leaseMs), stale: staleBefore, now };
+      const rows = this.s.claim.all(params) as ClaimedRow[];
+      // RETURNING gives rows in no set order: hand them out as the line had them.
+      rows.sort(inLine);
+      const { deliveries, undecodable } = toDeliveries<T>(rows);
+      // Poison rows are dead in the claim's own transaction: they never reach a consumer.
+      for (const { row, reason } of undecodable) {
+        this.s.dead.run({ id: row.id, token: row.claim_token, now, reason });
+      }
+      return deliveries;
     });
-    // RETURNING gives rows in no set order: hand them out as the line had them.
-    rows.sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return rows.map((row) => toDelivery<T>(row));
   }
 
   settle(delivery: Delivery, how: TableSettle): Promise<boolean> {
@@ -260,7 +267,7 @@ export class SqliteQueueTable implements QueueTable {
       processed_at: number;
     })[];
     return rows.map((row) => {
-      const { body, headers } = decode(row);
+      const { body, headers } = decodeDead(row);
       return {
         id: row.id,
         queue: row.queue,
