@@ -112,7 +112,7 @@ export class PgQueueTable implements QueueTable {
        FROM picked WHERE t.id = picked.id
        RETURNING t.id, t.queue, t.action, t.payload, t.priority, t.attempt, t.deliveries,
          t.claim_token, t.max_attempts, t.timeout_ms, t.created_at, t.run_at,
-         t.trace_headers`,
+         t.trace_headers, t.actor_key, t.tenant`,
       [queue, limit, now, leaseMs, owner, staleBefore],
     );
     const rows = result.rows as ClaimedRow[];

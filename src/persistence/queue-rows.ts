@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import { MAX_ATTEMPTS_HEADER, type PublishMessage, type TableDelivery } from '../queue';
 import { CREATED_AT_HEADER, DUE_AT_HEADER } from '../tasks/task-message.interface';
-import { CLAIMED_HEADER } from './task-statements';
+import { CLAIMED_ACTOR_KEY_HEADER, CLAIMED_HEADER, CLAIMED_TENANT_HEADER } from './task-statements';
 
 /*
  * What both task tables as queues (PgQueueTable, SqliteQueueTable) agree on: how a plain
@@ -30,6 +30,9 @@ export interface ClaimedRow {
   run_at?: number | string | null;
   /** The creating request's trace headers, as JSON (see TaskEntity.traceHeaders). */
   trace_headers?: string | null;
+  /** Who the task runs for, read by the claim itself. */
+  actor_key?: string | null;
+  tenant?: string;
 }
 
 export interface MessageEnvelope {
@@ -161,6 +164,15 @@ export function inLine(a: ClaimedRow, b: ClaimedRow): number {
   return b.priority - a.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+/** The claim's token and, where the claim read them, who the task runs for. */
+function claimedHeaders(row: ClaimedRow): Record<string, string> {
+  return {
+    [CLAIMED_HEADER]: row.claim_token,
+    ...(row.tenant !== undefined ? { [CLAIMED_TENANT_HEADER]: row.tenant } : {}),
+    ...(row.actor_key ? { [CLAIMED_ACTOR_KEY_HEADER]: row.actor_key } : {}),
+  };
+}
+
 export function toDelivery<T>(row: ClaimedRow): TableDelivery<T> {
   const { body, headers } = decode(row);
   const task = row.action !== MESSAGE_ACTION;
@@ -168,7 +180,7 @@ export function toDelivery<T>(row: ClaimedRow): TableDelivery<T> {
     id: row.id,
     queue: row.queue,
     body: body as T,
-    headers: task ? { ...headers, [CLAIMED_HEADER]: row.claim_token } : headers,
+    headers: task ? { ...headers, ...claimedHeaders(row) } : headers,
     priority: row.priority,
     attempt: row.attempt,
     deliveryCount: row.deliveries,

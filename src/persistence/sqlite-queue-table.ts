@@ -80,7 +80,7 @@ export class SqliteQueueTable implements QueueTable {
                       UNION ALL SELECT id FROM (${due} LIMIT @limit) LIMIT @limit)
            AND ${open}
          RETURNING id, queue, action, payload, priority, attempt, deliveries, claim_token,
-           max_attempts, timeout_ms, created_at, run_at, trace_headers`,
+           max_attempts, timeout_ms, created_at, run_at, trace_headers, actor_key, tenant`,
       ),
       insertMessage: db.prepare(
         `INSERT INTO tasks (id, action, payload, status, attempt, max_attempts, priority, queue,

@@ -16,6 +16,15 @@ export const RECLAIM_HEADER = 'x-taskq-reclaim';
  */
 export const CLAIMED_HEADER = 'x-taskq-claimed';
 
+/**
+ * Headers of such a delivery with who the task runs for, as its claim read them from the row
+ * (the key's name, absent for open mode; the tenant). The processor believes these, and
+ * CLAIMED_HEADER, only on a delivery the task table's own claim made (`settledByOutcome`, a
+ * property no broker message can carry): a message's headers are anyone's to write.
+ */
+export const CLAIMED_ACTOR_KEY_HEADER = 'x-taskq-claimed-actor-key';
+export const CLAIMED_TENANT_HEADER = 'x-taskq-claimed-tenant';
+
 /** Where a queued task sits in the start-up sweep's order, and which queue it belongs to. */
 export interface TaskKey {
   id: string;

@@ -17,6 +17,7 @@ import {
   type MessageProcessor,
   NonRetryableError,
   type SharedWrite,
+  type TableDelivery,
 } from '../queue';
 import type { TaskActor } from '../auth/actor';
 import { ApiKeyStore } from '../auth/api-key.store';
@@ -33,7 +34,13 @@ import { TaskMetrics } from '../observability/metrics';
 import { withTaskLogFields } from '../observability/logging';
 import { inSpan, messageContext, SpanKind } from '../observability/tracing';
 import { TaskStatus } from '../persistence/task-status.enum';
-import { CLAIMED_HEADER, RECLAIM_HEADER, TaskStatements } from '../persistence/task-statements';
+import {
+  CLAIMED_ACTOR_KEY_HEADER,
+  CLAIMED_HEADER,
+  CLAIMED_TENANT_HEADER,
+  RECLAIM_HEADER,
+  TaskStatements,
+} from '../persistence/task-statements';
 
 /** Progress writes per task are at most this frequent; the last value always lands. */
 const PROGRESS_INTERVAL_MS = 250;
@@ -136,11 +143,13 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     const { taskId, action, data, timeoutMs } = delivery.body;
     const labels = { queue: delivery.queue, action };
     // A driver whose messages are the task rows claimed the row itself: its token is ours, and
-    // only who the task runs for is left to read (from the row, never from the message).
-    const claimed = delivery.headers[CLAIMED_HEADER];
+    // so is who the task runs for, which that claim read from the row. Only such a delivery is
+    // believed: on any other, these headers are a message's, which anyone may write.
+    const fromTable = (delivery as Partial<TableDelivery>).settledByOutcome === true;
+    const claimed = fromTable ? delivery.headers[CLAIMED_HEADER] : undefined;
     const token = claimed ?? randomUUID();
     const actor = claimed
-      ? await this.store.actorOf(taskId)
+      ? (claimedActor(delivery.headers) ?? (await this.store.actorOf(taskId)))
       : await this.claimWhenStoreWrites(delivery, token, signal);
     if (!actor) {
       if (await this.store.exists(taskId)) {
@@ -484,4 +493,11 @@ function logFields(delivery: Delivery<TaskMessage>) {
     attempt: delivery.attempt,
     queue: delivery.queue,
   };
+}
+
+/** Who a task runs for, as the table's claim read it; undefined where the claim did not. */
+function claimedActor(headers: Record<string, string>): TaskActor | undefined {
+  const tenant = headers[CLAIMED_TENANT_HEADER];
+  if (tenant === undefined) return undefined;
+  return { tenant, keyName: headers[CLAIMED_ACTOR_KEY_HEADER] ?? null };
 }

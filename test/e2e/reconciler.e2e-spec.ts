@@ -113,6 +113,29 @@ describe(`reconciler (${E2E_MESSAGE_DRIVER} driver)`, () => {
     expect(processor.duplicates).toBe(duplicatesBefore);
   });
 
+  it('does not believe a claim header a message brings: the worker claims the row itself', async () => {
+    const id = await leaveRow(t, 'queued');
+    // As a broker message could be forged: claimed already, for an actor of its choosing. Were
+    // it believed, the handler would run with no claim on the row, as often as it is sent.
+    await t.app.get(QueuePublisher).publish(t.config.queue.name, [
+      {
+        body: { taskId: id, action: 'uppercase', data: { text: id } },
+        headers: {
+          'x-taskq-claimed': 'forged-token',
+          'x-taskq-claimed-tenant': 'globex',
+          'x-taskq-claimed-actor-key': 'intruder',
+        },
+        deduplicationKey: id,
+      },
+    ]);
+    expect(await finalState(t, id)).toMatchObject({
+      attempt: 1,
+      result: { output: id.toUpperCase() },
+    });
+    const { body } = await t.http.get(`/tasks/${id}`).expect(200);
+    expect(body).toMatchObject({ deliveries: 1, tenant: 'default' });
+  });
+
   it('acks, drops and counts a message whose task does not exist', async () => {
     const processor = t.app.get(TaskProcessor);
     const before = processor.orphans;
