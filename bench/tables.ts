@@ -618,22 +618,42 @@ function ratios(rows: Row[]): string[] {
       );
     }
   }
+  /** The backlog a row ran with (`first N of M waiting`), 0 for the others. */
+  const of = (r: Row): number => Number(/of (\d+) waiting/.exec(r.scenario)?.[1] ?? 0);
   for (const system of ['taskq-postgres', 'taskq-sqlite']) {
-    const scaled = rows.filter((r) => r.driver === system && r.scenario.includes('worker process'));
+    const scaled = rows.filter(
+      (r) => r.driver === system && r.scenario.includes('worker process') && of(r) === 0,
+    );
     if (scaled.length > 0) {
       lines.push(
         `${system} worker processes: ${scaled.map((r) => `${/(\d+) worker/.exec(r.scenario)?.[1]} → ${r.tasksPerSec}/s`).join(', ')}`,
       );
     }
   }
-  const backlog = rows.filter(
-    (r) => r.scenario.includes(' waiting') && r.scenario.includes('first'),
-  );
-  if (backlog.length >= 2) {
-    const [small, large] = [backlog[0], backlog[backlog.length - 1]];
-    lines.push(
-      `taskq-postgres claim cost: ${large.tasksPerSec}/s with ${/of (\d+)/.exec(large.scenario)?.[1]} waiting = ${Math.round((large.tasksPerSec / small.tasksPerSec) * 100)}% of ${small.tasksPerSec}/s with ${/of (\d+)/.exec(small.scenario)?.[1]} waiting`,
+  // The claim's cost with a small and a large backlog: the same system, the same kind of row
+  // (in process, or one worker process), averaged over rounds.
+  const rate = (list: Row[]): number =>
+    Math.round(list.reduce((sum, r) => sum + r.tasksPerSec, 0) / list.length);
+  for (const system of ['taskq-postgres', 'taskq-sqlite']) {
+    const mine = rows.filter((r) => r.driver === system);
+    const inProcess = mine.filter(
+      (r) => r.scenario.startsWith('process noop, first') && !r.scenario.includes('worker'),
     );
+    const oneWorker = mine.filter((r) => r.scenario.includes(', 1 worker process'));
+    const groups: [string, Row[], Row[]][] = [
+      [
+        'in process',
+        inProcess.filter((r) => of(r) === Math.min(...inProcess.map(of))),
+        inProcess.filter((r) => of(r) === Math.max(...inProcess.map(of))),
+      ],
+      ['one worker process', oneWorker.filter((r) => of(r) === 0), oneWorker.filter(of)],
+    ];
+    for (const [kind, small, large] of groups) {
+      if (small.length === 0 || large.length === 0 || of(small[0]) === of(large[0])) continue;
+      lines.push(
+        `${system} claim cost (${kind}): ${rate(large)}/s with ${of(large[0])} waiting = ${Math.round((rate(large) / rate(small)) * 100)}% of ${rate(small)}/s with ${of(small[0]) || small[0].tasks} waiting`,
+      );
+    }
   }
   return lines;
 }
