@@ -11,10 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
-import { migrations } from '../src/persistence/migrations';
-import { TaskEntity } from '../src/persistence/task.entity';
+import { migrate } from '../src/persistence/migrate';
 
 const BATCH = 500;
 const BATCHES = 20;
@@ -39,16 +37,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'taskq-floor-'));
   try {
     const path = join(dir, 'tasks.db');
-    const source = await new DataSource({
-      type: 'better-sqlite3',
-      database: path,
-      entities: [TaskEntity],
-      migrations,
-      migrationsTransactionMode: 'each',
-      enableWAL: true,
-    }).initialize();
-    await source.runMigrations();
-    await source.destroy();
+    // As `npm run migrate` would: the schema is the service's own.
+    if ((await migrate({ DATABASE_PATH: path })) !== 0) throw new Error('migrating failed');
     const db = new Database(path);
     db.pragma('synchronous = NORMAL');
     const columns = (db.prepare('PRAGMA table_info(tasks)').all() as { name: string }[]).map(

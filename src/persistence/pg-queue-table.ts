@@ -10,13 +10,13 @@ import type {
 } from '../queue';
 import {
   type ClaimedRow,
-  decodeDead,
   dedupKey,
   inLine,
   MESSAGE_ACTION,
   messageRows,
   publishedIds,
   takenKeys,
+  toDeadLetter,
   toDeliveries,
 } from './queue-rows';
 import { TaskStatus } from './task-status.enum';
@@ -258,20 +258,7 @@ export class PgQueueTable implements QueueTable {
        ORDER BY t.processed_at DESC, t.id DESC LIMIT $2`,
       [queue, limit],
     );
-    return (result.rows as (ClaimedRow & { error: string | null; processed_at: string })[]).map(
-      (row) => {
-        const { body, headers } = decodeDead(row);
-        return {
-          id: row.id,
-          queue: row.queue,
-          body,
-          headers,
-          attempt: row.attempt,
-          reason: row.error ?? '',
-          deadAt: new Date(Number(row.processed_at)),
-        };
-      },
-    );
+    return (result.rows as Parameters<typeof toDeadLetter>[0][]).map(toDeadLetter);
   }
 
   async setPaused(queue: string, paused: boolean): Promise<void> {

@@ -1,5 +1,10 @@
 import { v7 as uuidv7 } from 'uuid';
-import { MAX_ATTEMPTS_HEADER, type PublishMessage, type TableDelivery } from '../queue';
+import {
+  type DeadLetter,
+  MAX_ATTEMPTS_HEADER,
+  type PublishMessage,
+  type TableDelivery,
+} from '../queue';
 import { CREATED_AT_HEADER, DUE_AT_HEADER } from '../tasks/task-message.interface';
 import { CLAIMED_ACTOR_KEY_HEADER, CLAIMED_HEADER, CLAIMED_TENANT_HEADER } from './task-statements';
 
@@ -217,11 +222,22 @@ export function toDeliveries<T>(rows: ClaimedRow[]): {
   return { deliveries, undecodable };
 }
 
-/** A dead row's body and headers; a payload that is not JSON is shown as its text. */
-export function decodeDead(row: ClaimedRow): { body: unknown; headers: Record<string, string> } {
+/** A failed row as a dead letter; a payload that is not JSON is shown as its text. */
+export function toDeadLetter(
+  row: ClaimedRow & { error: string | null; processed_at: number | string },
+): DeadLetter {
+  let decoded: { body: unknown; headers: Record<string, string> };
   try {
-    return decode(row);
+    decoded = decode(row);
   } catch {
-    return { body: row.payload, headers: {} };
+    decoded = { body: row.payload, headers: {} };
   }
+  return {
+    id: row.id,
+    queue: row.queue,
+    ...decoded,
+    attempt: row.attempt,
+    reason: row.error ?? '',
+    deadAt: new Date(Number(row.processed_at)),
+  };
 }

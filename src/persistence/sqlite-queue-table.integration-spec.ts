@@ -1,15 +1,13 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataSource } from 'typeorm';
 import { newTask } from '../tasks/task.factory';
 import { CREATED_AT_HEADER, DUE_AT_HEADER } from '../tasks/task-message.interface';
-import { migrations } from './migrations';
 import { SqliteQueueTable } from './sqlite-queue-table';
 import { SqliteTaskStatements } from './sqlite-task-statements';
 import { CLAIMED_HEADER } from './task-statements';
-import { TaskEntity } from './task.entity';
+import { migratedSqliteFile, type MigratedSqliteFile } from '../../test/helpers/sqlite-file';
 
 /**
  * The task table on SQLite as the sqlite driver's queue: what the conformance suite cannot see
@@ -17,34 +15,20 @@ import { TaskEntity } from './task.entity';
  */
 describe('SqliteQueueTable', () => {
   const dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-queue-table-'));
-  const path = join(dir, 'tasks.db');
-  let dataSource: DataSource;
-  const connections: Database.Database[] = [];
+  let file: MigratedSqliteFile;
 
   const open = () => {
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('busy_timeout = 5000');
-    connections.push(db);
-    const statements = new SqliteTaskStatements(db, dataSource.getMetadata(TaskEntity));
+    const db = file.open();
+    const statements = new SqliteTaskStatements(db, file.metadata);
     return { db, statements, table: statements.queueTable()! };
   };
 
   beforeAll(async () => {
-    dataSource = await new DataSource({
-      type: 'better-sqlite3',
-      database: path,
-      entities: [TaskEntity],
-      migrations,
-      migrationsTransactionMode: 'each',
-      enableWAL: true,
-    }).initialize();
-    await dataSource.runMigrations();
+    file = await migratedSqliteFile(join(dir, 'tasks.db'));
   });
 
   afterAll(async () => {
-    for (const db of connections) db.close();
-    await dataSource?.destroy();
+    await file?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

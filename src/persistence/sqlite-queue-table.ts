@@ -10,13 +10,13 @@ import type {
 } from '../queue';
 import {
   type ClaimedRow,
-  decodeDead,
   dedupKey,
   inLine,
   MESSAGE_ACTION,
   messageRows,
   publishedIds,
   takenKeys,
+  toDeadLetter,
   toDeliveries,
 } from './queue-rows';
 import { TaskStatus } from './task-status.enum';
@@ -262,22 +262,8 @@ export class SqliteQueueTable implements QueueTable {
   }
 
   async deadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
-    const rows = this.s.deadLetters.all({ queue, limit }) as (ClaimedRow & {
-      error: string | null;
-      processed_at: number;
-    })[];
-    return rows.map((row) => {
-      const { body, headers } = decodeDead(row);
-      return {
-        id: row.id,
-        queue: row.queue,
-        body,
-        headers,
-        attempt: row.attempt,
-        reason: row.error ?? '',
-        deadAt: new Date(Number(row.processed_at)),
-      };
-    });
+    const rows = this.s.deadLetters.all({ queue, limit }) as Parameters<typeof toDeadLetter>[0][];
+    return rows.map(toDeadLetter);
   }
 
   async setPaused(queue: string, paused: boolean): Promise<void> {

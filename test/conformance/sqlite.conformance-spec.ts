@@ -1,36 +1,22 @@
-import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataSource } from 'typeorm';
-import { migrations } from '../../src/persistence/migrations';
 import { SqliteTaskStatements } from '../../src/persistence/sqlite-task-statements';
-import { TaskEntity } from '../../src/persistence/task.entity';
 import { SqliteTableQueueDriver } from '../../src/queue/drivers/sqlite/sqlite.driver';
 import type { TableDriverOptions } from '../../src/queue/drivers/table-driver';
 import { describeQueueDriverConformance } from '../../src/queue/testing';
+import { migratedSqliteFile, type MigratedSqliteFile } from '../helpers/sqlite-file';
 
 const dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-table-conformance-'));
-const path = join(dir, 'tasks.db');
 const shortLeaseMs = 1000;
-let dataSource: DataSource;
-const connections: Database.Database[] = [];
+let file: MigratedSqliteFile;
 
 beforeAll(async () => {
-  dataSource = await new DataSource({
-    type: 'better-sqlite3',
-    database: path,
-    entities: [TaskEntity],
-    migrations,
-    migrationsTransactionMode: 'each',
-    enableWAL: true,
-  }).initialize();
-  await dataSource.runMigrations();
+  file = await migratedSqliteFile(join(dir, 'tasks.db'));
 });
 
 afterAll(async () => {
-  for (const db of connections) db.close();
-  await dataSource?.destroy();
+  await file?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -39,12 +25,7 @@ afterAll(async () => {
  * machine would: what one commits, the others hear of through the file's change counter.
  */
 const build = async (options: Partial<TableDriverOptions> = {}) => {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
-  connections.push(db);
-  const statements = new SqliteTaskStatements(db, dataSource.getMetadata(TaskEntity));
+  const statements = new SqliteTaskStatements(file.open(), file.metadata);
   const driver = new SqliteTableQueueDriver({ pollMs: 100, ...options });
   driver.bindTable(statements.queueTable()!);
   await driver.connect();
