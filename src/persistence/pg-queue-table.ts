@@ -35,6 +35,7 @@ const DUE = `COALESCE(t.run_at, t.created_at)`;
  * like PgTaskStatements'.
  */
 export class PgQueueTable implements QueueTable {
+  readonly dialect = 'postgres';
   private readonly names = new Map<string, string>();
 
   constructor(private readonly pool: Pool) {}

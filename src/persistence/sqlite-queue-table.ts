@@ -43,6 +43,7 @@ export type SubmitWrite = <T>(run: () => T) => Promise<T>;
  * that find nothing cost no transaction.
  */
 export class SqliteQueueTable implements QueueTable {
+  readonly dialect = 'sqlite';
   private prepared?: ReturnType<SqliteQueueTable['prepare']>;
 
   constructor(

@@ -54,6 +54,8 @@ const quietLogger: DriverLogger = { error: () => undefined };
  */
 export abstract class TableQueueDriver implements QueueDriver {
   abstract readonly kind: string;
+  /** The database whose task table this kind takes. */
+  protected abstract readonly dialect: QueueTable['dialect'];
   /** Why no table is bound: the database this kind needs (DATABASE_URL, DATABASE_PATH). */
   protected abstract readonly unbound: string;
   readonly capabilities: DriverCapabilities = {
@@ -84,6 +86,8 @@ export abstract class TableQueueDriver implements QueueDriver {
 
   /** The table port, from the table's owner (PersistenceModule, or a test). */
   bindTable(table: QueueTable): void {
+    // Another database's table is not ours: unbound, connect fails naming what this kind needs.
+    if (table.dialect !== this.dialect) return;
     this.table = table;
   }
 

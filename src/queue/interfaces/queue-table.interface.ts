@@ -23,6 +23,8 @@ export interface TableDelivery<T = unknown> extends Delivery<T> {
  * Every change is one statement, fenced by the delivery's receipt (its claim token).
  */
 export interface QueueTable {
+  /** The database the table lives in: a driver takes only its own (sqlite, postgres). */
+  readonly dialect: 'sqlite' | 'postgres';
   /**
    * Makes `messages` deliverable. A message whose row already exists (a task's, keyed by its id)
    * costs nothing; others become rows. Answers one id per message, in order; a deduplicated

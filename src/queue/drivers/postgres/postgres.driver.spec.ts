@@ -1,4 +1,5 @@
 import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
+import type { QueueTable } from '../../interfaces/queue-table.interface';
 import { postgresDriver } from './postgres.definition';
 import { PostgresQueueDriver } from './postgres.driver';
 
@@ -10,6 +11,12 @@ describe('postgres queue driver (without a database)', () => {
     expect(() => driver.consume('q', () => undefined, { prefetch: 1 })).toThrow(
       DriverUnavailableError,
     );
+  });
+
+  it('takes no SQLite task table: the boot stops, saying it needs PostgreSQL', async () => {
+    const driver = new PostgresQueueDriver();
+    driver.bindTable({ dialect: 'sqlite' } as QueueTable);
+    await expect(driver.connect()).rejects.toThrow(/DATABASE_URL to a PostgreSQL database/);
   });
 
   it('says what it is: durable, leased, exact deduplication, its rows are the messages', () => {

@@ -8,6 +8,7 @@ export type { TableDriverOptions as PostgresDriverOptions } from '../table-drive
  */
 export class PostgresQueueDriver extends TableQueueDriver {
   readonly kind = 'postgres';
+  protected readonly dialect = 'postgres';
   protected readonly unbound =
     'the postgres queue driver keeps its queues in the task table: set DATABASE_URL to a PostgreSQL database';
 }

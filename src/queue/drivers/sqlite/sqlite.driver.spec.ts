@@ -1,4 +1,5 @@
 import { DriverUnavailableError } from '../../errors/driver-unavailable.error';
+import type { QueueTable } from '../../interfaces/queue-table.interface';
 import { sqliteDriver } from './sqlite.definition';
 import { SqliteTableQueueDriver } from './sqlite.driver';
 
@@ -8,6 +9,12 @@ describe('sqlite queue driver (without a task table)', () => {
     expect(driver).toBeInstanceOf(SqliteTableQueueDriver);
     await expect(driver.connect()).rejects.toThrow(DriverUnavailableError);
     await expect(driver.connect()).rejects.toThrow(/needs the SQLite task store.*sqlite-messages/);
+  });
+
+  it('takes no PostgreSQL task table (DATABASE_URL set): the boot stops, saying why', async () => {
+    const driver = new SqliteTableQueueDriver();
+    driver.bindTable({ dialect: 'postgres' } as QueueTable);
+    await expect(driver.connect()).rejects.toThrow(/needs the SQLite task store/);
   });
 
   it('is a table driver: durable, leased, exact deduplication, its rows are the messages', () => {

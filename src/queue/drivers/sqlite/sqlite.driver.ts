@@ -7,6 +7,7 @@ import { TableQueueDriver } from '../table-driver';
  */
 export class SqliteTableQueueDriver extends TableQueueDriver {
   readonly kind = 'sqlite';
+  protected readonly dialect = 'sqlite';
   protected readonly unbound =
     'the sqlite queue driver keeps its queues in the task table: it needs the SQLite task store (DATABASE_PATH, no DATABASE_URL); use sqlite-messages for a queue file beside another database';
 }
