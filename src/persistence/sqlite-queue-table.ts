@@ -288,6 +288,8 @@ export class SqliteQueueTable implements QueueTable {
     const read = (): number => this.s.dataVersion.get() as number;
     let seen = read();
     const timer = setInterval(() => {
+      // Closed at shutdown (the connection may close before the driver): nothing was lost.
+      if (!this.db.open) return clearInterval(timer);
       let now: number;
       try {
         now = read();
