@@ -44,6 +44,35 @@ describe(DatabaseFileMonitor.name, () => {
     expect(guard.canActivate(request('GET'))).toBe(true);
   });
 
+  it('keeps its low-space autocheckpoint when the checkpoint thread raises the normal one', () => {
+    // The bug: TaskFileCheckpoint, built after the monitor, set 20,000 pages over the low-space
+    // 64, so on a nearly full disk the WAL grew until it could not be checkpointed at all.
+    const path = join(dir, 'tasks.db');
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    const source = {
+      options: { type: 'better-sqlite3' },
+      driver: { databaseConnection: db },
+    } as unknown as DataSource;
+    const pages = () => db.pragma('wal_autocheckpoint', { simple: true });
+    try {
+      monitor = new DatabaseFileMonitor(source, loadConfig({ DATABASE_PATH: path }));
+      // What a tick does when free space falls below LOW_SPACE_BYTES, and when it is back.
+      const setLowSpace = (low: boolean) =>
+        (monitor as unknown as { setLowSpace(low: boolean): void }).setLowSpace(low);
+      setLowSpace(true);
+      expect(pages()).toBe(64);
+      monitor.useAutocheckpoint(20_000);
+      expect(pages()).toBe(64);
+      setLowSpace(false);
+      expect(pages()).toBe(20_000);
+    } finally {
+      monitor?.onModuleDestroy();
+      monitor = undefined;
+      db.close();
+    }
+  });
+
   it('watches nothing for PostgreSQL', () => {
     const postgres = { options: { type: 'postgres' } } as unknown as DataSource;
     monitor = new DatabaseFileMonitor(

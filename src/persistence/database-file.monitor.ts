@@ -63,6 +63,7 @@ export class DatabaseFileMonitor implements OnModuleDestroy {
     // The DataSource (a dependency, so constructed first) has the file open: this is its file.
     this.opened = fileIdentity(this.path);
     this.db = betterSqliteHandle(dataSource);
+    this.autocheckpoint = Number(this.db?.pragma('wal_autocheckpoint', { simple: true }) ?? 1000);
     this.timer = setInterval(() => this.tick(), DATABASE_FILE_CHECK_MS);
     this.timer.unref();
     this.tick();
@@ -101,17 +102,20 @@ export class DatabaseFileMonitor implements OnModuleDestroy {
     }
   }
 
+  /**
+   * The service connection's autocheckpoint while space is not short (TaskFileCheckpoint raises
+   * it when a thread checkpoints): applied now unless space is short, else once it is back.
+   */
+  useAutocheckpoint(pages: number): void {
+    this.autocheckpoint = pages;
+    if (!this.lowSpace) this.db?.pragma(`wal_autocheckpoint = ${pages}`);
+  }
+
   /** While space is short, the service's connection checkpoints every few pages it writes. */
   private setLowSpace(low: boolean): void {
     if (low === this.lowSpace) return;
     this.lowSpace = low;
     try {
-      // Read when space runs short, not at start: TaskFileCheckpoint may raise it after us.
-      if (low) {
-        this.autocheckpoint = Number(
-          this.db?.pragma('wal_autocheckpoint', { simple: true }) ?? 1000,
-        );
-      }
       this.db?.pragma(
         `wal_autocheckpoint = ${low ? LOW_SPACE_AUTOCHECKPOINT_PAGES : this.autocheckpoint}`,
       );

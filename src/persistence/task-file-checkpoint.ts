@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, WalCheckpointer } from '../common/wal-checkpointer';
 import type { AppConfig } from '../config/app.config';
 import { APP_CONFIG } from '../config/config.constants';
+import { DatabaseFileMonitor } from './database-file.monitor';
 import { betterSqliteHandle, SqliteTaskStatements } from './sqlite-task-statements';
 import { TaskStatements } from './task-statements';
 
@@ -21,11 +22,13 @@ export class TaskFileCheckpoint implements OnApplicationShutdown {
     dataSource: DataSource,
     statements: TaskStatements,
     @Inject(APP_CONFIG) config: AppConfig,
+    monitor: DatabaseFileMonitor,
   ) {
     const db = betterSqliteHandle(dataSource);
     if (!db || db.memory || !(statements instanceof SqliteTaskStatements)) return;
     if (statements.onLentConnection) return;
-    db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+    // Through the file monitor: while space is short its own, smaller setting stands.
+    monitor.useAutocheckpoint(BACKSTOP_AUTOCHECKPOINT_PAGES);
     this.checkpointer = new WalCheckpointer(db.name, config.queue.sqlite.synchronous);
   }
 
