@@ -173,11 +173,11 @@ describeWithService(POSTGRES_SERVICE, 'task events across processes on PostgreSQ
       'postgres',
       async () => {
         pgSchema = await freshPgSchema('e2e_events', PG_URL);
-        // The sqlite queue driver keeps its messages in a file both processes share.
+        // PostgreSQL alone: its task table is the queue too.
         return {
           DATABASE_URL: pgSchema.url,
-          DATABASE_PATH: join(dir.path, 'queue.db'),
-          QUEUE_DRIVER: 'sqlite',
+          DATABASE_PATH: join(dir.path, 'unused.db'),
+          QUEUE_DRIVER: 'postgres',
         };
       },
       async () => {

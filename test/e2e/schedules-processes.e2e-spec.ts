@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import request from 'supertest';
 import { distFile, finished, startNode } from '../helpers/child-process';
-import { E2E_QUEUE_DRIVER, tempDir, withPg } from '../helpers/create-test-app';
+import { E2E_QUEUE_DRIVER, e2eQueueDriver, tempDir, withPg } from '../helpers/create-test-app';
 import { freshPgSchema, type PgSchema } from '../helpers/pg-schema';
 import { describeWithService, type RequiredService } from '../helpers/service-available';
 import { waitFor } from '../helpers/wait-for';
@@ -33,20 +33,22 @@ function listening(child: Child): Promise<string> {
 }
 
 function processesSuite(
-  database: () => Promise<{ env: Record<string, string>; keys: () => Promise<string[]> }>,
+  database: 'sqlite' | 'postgres',
+  setUp: () => Promise<{ env: Record<string, string>; keys: () => Promise<string[]> }>,
 ): void {
   const children: Child[] = [];
   afterAll(() => Promise.all(children.map(stop)));
 
   it('three processes create one task per second of a 6-field cron, none twice, none lost', async () => {
-    const { env, keys } = await database();
+    const { env, keys } = await setUp();
     for (let i = 0; i < 3; i += 1) {
       children.push(
         startNode(distFile('main.js'), {
           HOST: '127.0.0.1',
           PORT: '0',
           LOG_LEVEL: 'log',
-          QUEUE_DRIVER: E2E_QUEUE_DRIVER === 'memory' ? 'sqlite' : E2E_QUEUE_DRIVER,
+          // memory cannot be shared by processes: the database's own table driver instead.
+          QUEUE_DRIVER: E2E_QUEUE_DRIVER === 'memory' ? database : e2eQueueDriver(database),
           // The shared test Redis runs without persistence (REDIS_ALLOW_VOLATILE accepts it).
           REDIS_ALLOW_VOLATILE: 'true',
           ...env,
@@ -82,7 +84,7 @@ function processesSuite(
 describe('schedules across three processes on one SQLite file', () => {
   const dir = tempDir();
   afterAll(() => dir.remove());
-  processesSuite(async () => {
+  processesSuite('sqlite', async () => {
     const dbPath = join(dir.path, 'tasks.db');
     return {
       env: { DATABASE_PATH: dbPath },
@@ -105,7 +107,7 @@ describeWithService(POSTGRES_SERVICE, 'schedules across three processes on Postg
     await pgSchema?.drop();
     dir.remove();
   });
-  processesSuite(async () => {
+  processesSuite('postgres', async () => {
     pgSchema = await freshPgSchema('e2e_sched_proc', PG_URL);
     const { url } = pgSchema;
     return {

@@ -40,6 +40,17 @@ export const E2E_QUEUE_DRIVER =
   process.env.E2E_QUEUE_DRIVER ?? (E2E_DATABASE_URL ? 'postgres' : 'sqlite');
 
 /**
+ * The driver for an app on `database`: E2E_QUEUE_DRIVER, except that a table driver (sqlite,
+ * postgres) takes only its own database's table, so an app whose tasks are in the other one
+ * gets that one's table driver.
+ */
+export function e2eQueueDriver(database: 'sqlite' | 'postgres'): string {
+  return E2E_QUEUE_DRIVER === 'sqlite' || E2E_QUEUE_DRIVER === 'postgres'
+    ? database
+    : E2E_QUEUE_DRIVER;
+}
+
+/**
  * For suites about messages apart from their rows (lost, orphaned, forged): E2E_QUEUE_DRIVER,
  * unless its queue is the task table itself, where no message exists apart from its row; then
  * the SQLite message-table driver.
@@ -102,9 +113,11 @@ export async function startTestApp(options: {
   env?: Record<string, string>;
   modules?: Type[];
 }): Promise<TestApp> {
+  const database = await databaseEnv(options.dbPath);
+  const url = options.env?.DATABASE_URL ?? database.DATABASE_URL;
   const config = loadAppConfig({
-    ...(await databaseEnv(options.dbPath)),
-    QUEUE_DRIVER: E2E_QUEUE_DRIVER,
+    ...database,
+    QUEUE_DRIVER: e2eQueueDriver(url ? 'postgres' : 'sqlite'),
     // The shared test Redis runs without persistence (REDIS_ALLOW_VOLATILE accepts it).
     REDIS_ALLOW_VOLATILE: 'true',
     HTTP_ADAPTER: options.adapter ?? 'express',
