@@ -147,6 +147,23 @@ describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)',
     expect(letter).toMatchObject({ id: bad.id, body: '{not json' });
   });
 
+  it('takes over a running row another driver claimed, once untouched for a lease', async () => {
+    const table = store.queueTable();
+    const [old, fresh] = [1, 2].map((n) =>
+      newTask({ action: 'echo', data: { n }, queue: 'upgrade', maxAttempts: 3 }),
+    );
+    await store.insert([old, fresh]);
+    const hold = `UPDATE tasks SET status = 'running', attempt = 1, deliveries = 1,
+      claim_token = 'theirs', updated_at = $1 WHERE id = $2`;
+    await dataSource.query(hold, [Date.now() - 60_000, old.id]);
+    await dataSource.query(hold, [Date.now(), fresh.id]);
+    const [taken, ...rest] = await table.claim('upgrade', 10, 'owner-a', 30_000, 0);
+    expect(rest).toEqual([]);
+    expect(taken).toMatchObject({ id: old.id, attempt: 1, deliveryCount: 2 });
+    expect(await store.complete(old.id, 'theirs', 1)).toBe(false);
+    expect(await store.complete(old.id, taken.receipt, 2)).toBe(true);
+  });
+
   it('frees the claims of a driver that stopped beating at once for another process', async () => {
     const dying = await driver({ leaseMs: 600_000, heartbeatMs: 50, maxStalls: 2 });
     const task = newTask({ action: 'echo', data: {}, queue: 'q', maxAttempts: 3 });

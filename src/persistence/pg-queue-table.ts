@@ -96,9 +96,9 @@ export class PgQueueTable implements QueueTable {
       `WITH open AS (SELECT NOT EXISTS (SELECT 1 FROM taskq_queue_paused p WHERE p.queue = $1) AS ok),
        expired AS (
          SELECT t.id FROM tasks t, open WHERE open.ok AND t.status = '${Running}' AND t.queue = $1
-           AND t.lease_owner IS NOT NULL
-           AND (t.lease_until < $3 OR t.lease_owner IN
-                 (SELECT c.id FROM taskq_queue_consumers c WHERE c.seen_at < $6))
+           AND (t.lease_until < $3
+                OR t.lease_owner IN (SELECT c.id FROM taskq_queue_consumers c WHERE c.seen_at < $6)
+                OR (t.lease_owner IS NULL AND t.updated_at < $3 - $4::bigint))
          LIMIT $2 FOR UPDATE OF t SKIP LOCKED),
        due AS (
          SELECT t.id FROM tasks t, open WHERE open.ok AND t.status = '${Queued}' AND t.queue = $1

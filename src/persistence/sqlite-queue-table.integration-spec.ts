@@ -120,6 +120,29 @@ describe('SqliteQueueTable', () => {
     expect(letter).toMatchObject({ id: bad.id, body: '{not json' });
   });
 
+  it('takes over a running row another driver claimed, once untouched for a lease', async () => {
+    // As an upgrade from a message driver can leave it: running under the processor's own
+    // claim token, no lease or owner in the row. Nothing else would ever free it.
+    const { db, statements, table } = open();
+    const [old, fresh] = [1, 2].map((n) =>
+      newTask({ action: 'noop', data: { n }, queue: 'upgrade', maxAttempts: 3 }),
+    );
+    await statements.insert([old, fresh]);
+    const hold = db.prepare(
+      `UPDATE tasks SET status = 'running', attempt = 1, deliveries = 1, claim_token = 'theirs',
+         updated_at = ? WHERE id = ?`,
+    );
+    hold.run(Date.now() - 60_000, old.id);
+    hold.run(Date.now(), fresh.id);
+    const [taken, ...rest] = await table.claim('upgrade', 10, 'owner-a', 30_000, 0);
+    expect(rest).toEqual([]);
+    expect(taken).toMatchObject({ id: old.id, attempt: 1, deliveryCount: 2 });
+    expect(taken.receipt).not.toBe('theirs');
+    // The old holder is fenced off; the new one records the outcome.
+    expect(await statements.complete(old.id, 'theirs', 1)).toBe(false);
+    expect(await statements.complete(old.id, taken.receipt, 2)).toBe(true);
+  });
+
   it('writes nothing when a claim finds nothing, so idle consumers cost no commits', async () => {
     const a = open();
     const b = open();

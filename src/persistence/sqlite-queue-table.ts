@@ -59,10 +59,14 @@ export class SqliteQueueTable implements QueueTable {
   private prepare() {
     const db = this.db;
     const open = `NOT EXISTS (SELECT 1 FROM taskq_queue_paused WHERE queue = @queue)`;
+    // A claim whose lease ran out or whose owner stopped beating; or one made by a consumer
+    // that keeps no lease in the row (another driver's, before an upgrade to this one) and
+    // untouched for a lease: nothing else would ever free it.
     const expired = `SELECT id FROM tasks INDEXED BY idx_tasks_running_lease
-      WHERE status = '${Running}' AND queue = @queue AND lease_owner IS NOT NULL
-        AND (lease_until < @now OR lease_owner IN
-              (SELECT id FROM taskq_queue_consumers WHERE seen_at < @stale))`;
+      WHERE status = '${Running}' AND queue = @queue
+        AND (lease_until < @now
+             OR lease_owner IN (SELECT id FROM taskq_queue_consumers WHERE seen_at < @stale)
+             OR (lease_owner IS NULL AND updated_at < @now - @lease))`;
     const due = `SELECT id FROM tasks INDEXED BY idx_tasks_queued_claim
       WHERE status = '${Queued}' AND queue = @queue AND ${DUE} <= @now
       ORDER BY priority DESC, ${DUE}, id`;
@@ -186,10 +190,11 @@ export class SqliteQueueTable implements QueueTable {
     staleBefore: number,
   ): Promise<TableDelivery<T>[]> {
     if (limit <= 0) return [];
-    if (!this.s.anything.get({ queue, now: Date.now(), stale: staleBefore })) return [];
+    const lease = Math.trunc(leaseMs);
+    if (!this.s.anything.get({ queue, now: Date.now(), stale: staleBefore, lease })) return [];
     return this.submit(() => {
       const now = Date.now();
-      const params = { queue, limit, owner, lease: Math.trunc(leaseMs), stale: staleBefore, now };
+      const params = { queue, limit, owner, lease, stale: staleBefore, now };
       const rows = this.s.claim.all(params) as ClaimedRow[];
       // RETURNING gives rows in no set order: hand them out as the line had them.
       rows.sort(inLine);

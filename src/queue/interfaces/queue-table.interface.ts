@@ -33,7 +33,8 @@ export interface QueueTable {
   publish<T>(queue: string, messages: PublishMessage<T>[]): Promise<string[]>;
   /**
    * Claims up to `limit` deliverable rows of `queue` (due queued rows by priority then time,
-   * and running rows whose lease expired or whose owner stopped beating) for `owner`, leased
+   * and running rows whose lease expired or whose owner stopped beating, or that hold a claim
+   * with no lease in the row, another driver's, untouched for `leaseMs`) for `owner`, leased
    * for `leaseMs`. Answers none while the queue is paused.
    */
   claim<T>(
