@@ -99,6 +99,10 @@ describeWithChromium('the dashboard in Chromium', () => {
     const id = await submit({ action: 'sleep', data: { ms: 900, steps: 3 } });
 
     await row(id).locator('[data-field="status"]', { hasText: 'completed' }).waitFor();
+    // The status event paints the row at once; result and attempts come with the re-read after it.
+    await row(id)
+      .locator('[data-field="outcome"]', { hasText: '{"output":"slept","sleptMs":900}' })
+      .waitFor();
     const bar = row(id).locator('progress');
     expect(
       await bar.evaluate((el) => [(el as unknown as Bar).value, (el as unknown as Bar).max]),
@@ -119,6 +123,7 @@ describeWithChromium('the dashboard in Chromium', () => {
   it('retries a failed task from its button', async () => {
     const id = await submit({ action: 'flaky-once', data: {} });
     await row(id).locator('[data-field="status"]', { hasText: 'failed' }).waitFor();
+    await row(id).locator('[data-field="outcome"]', { hasText: 'first call fails' }).waitFor();
     expect(await row(id).locator('[data-field="outcome"]').textContent()).toBe('first call fails');
 
     await row(id).locator('button[data-action="retry"]').click();
