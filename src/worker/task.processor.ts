@@ -211,6 +211,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
       ? setTimeout(() => run.stop.abort(timeoutReason()), timeoutMs).unref()
       : undefined;
     this.track(taskId, run);
+    const progress = this.progressReporter(taskId, actor.tenant, action, token);
     try {
       const ctx: TaskContext = {
         taskId,
@@ -218,13 +219,16 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
         attempt: delivery.attempt,
         maxAttempts: Number(delivery.headers[MAX_ATTEMPTS_HEADER]) || delivery.attempt,
         signal: taskSignal,
-        progress: this.progressReporter(taskId, actor.tenant, action, token),
+        progress: progress.report,
         actor: { keyName: actor.keyName, tenant: actor.tenant },
       };
       const result = await untilAborted(
         Promise.resolve().then(() => handler.fn(data, ctx)),
         taskSignal,
       );
+      // The last report first: written after the outcome, it would find the claim gone and be
+      // dropped (on PostgreSQL the two writes take separate connections and can pass each other).
+      await progress.flush();
       handled('completed');
       // Recorded by the worker pool, with the ack where the driver shares this database.
       return this.store.completion(taskId, token, result, (applied) => {
@@ -252,6 +256,7 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
       handled('failed');
       throw error;
     } finally {
+      progress.cancel();
       clearTimeout(timer);
       signal.removeEventListener('abort', onShutdown);
       this.untrack(taskId);
@@ -415,18 +420,25 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
     this.events.emit({ type: 'status', taskId, tenant, action, status, at: Date.now() });
   }
 
+  /**
+   * The handler's `ctx.progress`: at most one write per PROGRESS_INTERVAL_MS, the latest report
+   * kept for the next slot. `flush` writes a held report now and resolves when the writes are
+   * done; `cancel` drops a held one.
+   */
   private progressReporter(
     taskId: string,
     tenant: string,
     action: string,
     token: string,
-  ): TaskContext['progress'] {
+  ): { report: TaskContext['progress']; flush(): Promise<void>; cancel(): void } {
     let last = 0;
     let pending: { percent: number; message: string | null } | undefined;
     let timer: NodeJS.Timeout | undefined;
+    let written: Promise<void> = Promise.resolve();
     const write = (percent: number, message: string | null): void => {
       last = Date.now();
-      this.store.progress(taskId, token, percent, message).then(
+      const at = last;
+      const done = this.store.progress(taskId, token, percent, message).then(
         (stored) => {
           if (!stored) return;
           this.events.emit({
@@ -437,25 +449,39 @@ export class TaskProcessor implements MessageProcessor<TaskMessage>, OnModuleIni
             status: TaskStatus.Running,
             progress: percent,
             progressMessage: message,
-            at: last,
+            at,
           });
         },
         (error: unknown) =>
           this.logger.warn(`task ${taskId}: progress not stored: ${(error as Error).message}`),
       );
+      written = Promise.all([written, done]).then(() => undefined);
     };
-    return (percent: number, message?: string) => {
-      const value = Math.max(0, Math.min(100, Math.round(Number(percent) || 0)));
-      const text = message === undefined ? null : String(message).slice(0, 500);
-      const wait = last + PROGRESS_INTERVAL_MS - Date.now();
-      if (wait <= 0) return write(value, text);
-      pending = { percent: value, message: text };
-      timer ??= setTimeout(() => {
+    const writePending = (): void => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (pending) write(pending.percent, pending.message);
+      pending = undefined;
+    };
+    return {
+      report: (percent: number, message?: string) => {
+        const value = Math.max(0, Math.min(100, Math.round(Number(percent) || 0)));
+        const text = message === undefined ? null : String(message).slice(0, 500);
+        const wait = last + PROGRESS_INTERVAL_MS - Date.now();
+        if (wait <= 0) return write(value, text);
+        pending = { percent: value, message: text };
+        timer ??= setTimeout(writePending, wait);
+        timer.unref();
+      },
+      flush: () => {
+        writePending();
+        return written;
+      },
+      cancel: () => {
+        clearTimeout(timer);
         timer = undefined;
-        if (pending) write(pending.percent, pending.message);
         pending = undefined;
-      }, wait);
-      timer.unref();
+      },
     };
   }
 }

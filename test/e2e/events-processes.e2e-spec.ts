@@ -137,11 +137,6 @@ describe('task events across processes on SQLite', () => {
 
 describeWithService(POSTGRES_SERVICE, 'task events across processes on PostgreSQL', () => {
   describeWithService(REDIS_SERVICE, 'and Redis', () => {
-    // KNOWN DEFECT, not found yet: about one run in eight, the worker's events stop reaching the
-    // API process after its first batch (the stream shows `running` and nothing after, while the
-    // tasks complete: the long poll, which reads the row, passes). One retry, with the failure
-    // logged, until the cause is found; see the session note of 2026-12-01.
-    jest.retryTimes(1, { logErrorsBeforeRetry: true });
     const dir = tempDir();
     let pgSchema: PgSchema;
     const queue = `events-${randomUUID()}`;

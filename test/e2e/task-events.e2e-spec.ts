@@ -68,6 +68,29 @@ describe.each(['express', 'fastify'] as const)('GET /tasks/events on %s', (adapt
     });
   });
 
+  it('streams the last progress report before the completion, though it came within the throttle', async () => {
+    const stream = await open();
+    // Two steps of 1 ms: the second report falls inside the 250 ms throttle and was once
+    // written after the outcome, when the claim was gone, so it was dropped.
+    const id = await submit('sleep', { ms: 2, steps: 2 });
+    await sawStatus(stream, id, 'completed');
+
+    expect(
+      eventsOf(stream, id).map((e) => [e.type, e.status, (e as { progress?: number }).progress]),
+    ).toEqual([
+      ['status', 'queued', undefined],
+      ['status', 'running', undefined],
+      ['progress', 'running', 50],
+      ['progress', 'running', 100],
+      ['status', 'completed', undefined],
+    ]);
+    expect((await t.http.get(`/tasks/${id}`).expect(200)).body).toMatchObject({
+      status: 'completed',
+      progress: 100,
+      progressMessage: 'step 2 of 2',
+    });
+  });
+
   it('streams only the task named by taskId', async () => {
     const slow = await submit('sleep', { ms: 300 });
     const stream = await open(`?taskId=${slow}`);
