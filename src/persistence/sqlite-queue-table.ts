@@ -19,6 +19,7 @@ import {
   toDeadLetter,
   toDeliveries,
 } from './queue-rows';
+import { SQLITE_COUNTS } from './sqlite-queue-counts';
 import { TaskStatus } from './task-status.enum';
 
 const { Queued, Running, Completed, Failed } = TaskStatus;
@@ -136,17 +137,16 @@ export class SqliteQueueTable implements QueueTable {
                             AND queue = @queue AND status IN ('${Queued}', '${Running}'))`,
         )
         .pluck(),
-      // Each count reads its own partial index, so none walks finished rows.
+      // Kept counts and bounded index ranges: none walks the backlog (SqliteQueueCounts).
       stats: db.prepare(
-        `SELECT
-           (SELECT count(*) FROM tasks INDEXED BY idx_tasks_queued_claim
-             WHERE status = '${Queued}' AND queue = @queue AND ${DUE} <= @now) AS ready,
-           (SELECT count(*) FROM tasks INDEXED BY idx_tasks_queued_claim
-             WHERE status = '${Queued}' AND queue = @queue AND ${DUE} > @now) AS delayed,
+        `WITH c AS MATERIALIZED (SELECT
+           ${SQLITE_COUNTS.queued} AS queued,
+           ${SQLITE_COUNTS.delayed} AS delayed,
            (SELECT count(*) FROM tasks INDEXED BY idx_tasks_running_lease
              WHERE status = '${Running}' AND queue = @queue) AS inFlight,
-           (SELECT count(*) FROM tasks WHERE status = '${Failed}' AND queue = @queue) AS dead,
-           NOT ${open} AS paused`,
+           ${SQLITE_COUNTS.failed} AS dead,
+           NOT ${open} AS paused)
+         SELECT queued - delayed AS ready, delayed, inFlight, dead, paused FROM c`,
       ),
       deadLetters: db.prepare(
         `SELECT id, queue, action, payload, attempt, error, processed_at, max_attempts, timeout_ms

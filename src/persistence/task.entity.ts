@@ -33,6 +33,8 @@ const epochMs: ValueTransformer = {
 // SQLite's partial indexes in place of (status, created_at) (SqliteTableQueue 1765800000000).
 @Index('idx_tasks_queued_created', { synchronize: false })
 @Index('idx_tasks_finished', { synchronize: false })
+// SQLite's queued rows with a run time, for the delayed count (SqliteQueueCounts 1765900000000).
+@Index('idx_tasks_queued_later', { synchronize: false })
 export class TaskEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
