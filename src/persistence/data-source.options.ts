@@ -49,6 +49,9 @@ export function buildDataSourceOptions(config: AppConfig): DataSourceOptions {
       // 32 MiB of pages (SQLite's default is 2 MiB): the upper levels of every index of a large
       // task table stay in memory, so a claim or an outcome on a long backlog reads few pages.
       db.pragma('cache_size = -32768');
+      // Statement journals (every multi-row UPDATE, a claim for one, keeps one) in memory rather
+      // than in temporary files. With a trigger on `tasks` they made each insert 5x dearer.
+      db.pragma('temp_store = MEMORY');
     },
   };
 }

@@ -195,9 +195,10 @@ export class SqliteTaskStatements extends TaskStatements {
       cancelledAmong: db
         .prepare(`SELECT id FROM ${T} WHERE id IN ${ids} AND status = '${Cancelled}'`)
         .pluck(),
-      // Kept by triggers (SqliteQueueCounts): the same cost with 10 or 1M waiting.
       countQueued: db
-        .prepare(`SELECT coalesce(sum(n), 0) FROM taskq_queue_counts WHERE status = '${Queued}'`)
+        .prepare(
+          `SELECT count(*) FROM ${T} INDEXED BY idx_tasks_queued_created WHERE status = '${Queued}'`,
+        )
         .pluck(),
       requeueRunning: db.prepare(
         `UPDATE ${T} SET status = '${Queued}', claim_token = NULL, updated_at = @now

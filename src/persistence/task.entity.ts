@@ -33,8 +33,10 @@ const epochMs: ValueTransformer = {
 // SQLite's partial indexes in place of (status, created_at) (SqliteTableQueue 1765800000000).
 @Index('idx_tasks_queued_created', { synchronize: false })
 @Index('idx_tasks_finished', { synchronize: false })
-// SQLite's queued rows with a run time, for the delayed count (SqliteQueueCounts 1765900000000).
+// SQLite's rare rows a queue's counts read: queued with a run time, and failed
+// (SqliteQueueCountIndexes 1765900000000).
 @Index('idx_tasks_queued_later', { synchronize: false })
+@Index('idx_tasks_failed', { synchronize: false })
 export class TaskEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;

@@ -70,7 +70,7 @@ const PUBLISH_FAILURE_LOG_MS = 10_000;
 @Injectable()
 export class TasksService {
   private readonly logger = new Logger(TasksService.name);
-  private depth = { value: 0, at: 0 };
+  private depth = { value: 0, at: 0, tookMs: 0 };
   /** Stored tasks whose publish failed since the last log line about it. */
   private unpublished = { tasks: 0, loggedAt: 0 };
 
@@ -476,8 +476,12 @@ export class TasksService {
   private async assertRoom(adding: number): Promise<void> {
     const limit = this.config.task.maxQueueDepth;
     if (limit === 0) return;
-    if (Date.now() - this.depth.at > DEPTH_CACHE_MS) {
-      this.depth = { value: await this.store.countQueued(), at: Date.now() };
+    // A count that took long (a large backlog on SQLite blocks the event loop while it counts)
+    // is reused for ten times as long, so the check holds the loop a bounded share of the time.
+    if (Date.now() - this.depth.at > Math.max(DEPTH_CACHE_MS, this.depth.tookMs * 10)) {
+      const started = Date.now();
+      const value = await this.store.countQueued();
+      this.depth = { value, at: Date.now(), tookMs: Date.now() - started };
     }
     if (this.depth.value + adding > limit) throw new QueueFullError(this.depth.value, limit);
     this.depth.value += adding;
