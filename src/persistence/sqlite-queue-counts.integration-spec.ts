@@ -78,7 +78,7 @@ describe('SQLite queue counts', () => {
     file = await migratedSqliteFile(join(dir, 'tasks.db'));
     const db = file.open();
     const statements = new SqliteTaskStatements(db, file.metadata);
-    const table = statements.queueTable()!;
+    const table = statements.queueTable();
     const check = async (queue: string, expected: { ready: number; delayed: number }) => {
       const { kept, real } = both(db);
       expect(kept).toEqual(real);
