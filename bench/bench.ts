@@ -59,9 +59,8 @@ export interface Row {
 }
 
 type Job =
-  /** `shards`: QUEUE_SQLITE_SHARDS for the sqlite driver (default 1). */
-  | { kind: 'enqueue'; driver: string; n: number; shards?: number }
-  | { kind: 'process'; driver: string; n: number; concurrency: number; shards?: number }
+  | { kind: 'enqueue'; driver: string; n: number }
+  | { kind: 'process'; driver: string; n: number; concurrency: number }
   | { kind: 'latency'; driver: string; rate: number; seconds: number; concurrency: number }
   | { kind: 'backlog'; driver: string; backlog: number; measure: number; concurrency: number }
   /** GET /metrics scrape time with `backlog` tasks waiting (queue paused). */
@@ -129,11 +128,6 @@ const workers = (concurrency: number): Record<string, string> => ({
   WORKER_CONCURRENCY: String(concurrency),
   WORKER_PREFETCH: String(Math.max(10, concurrency * 2)),
 });
-
-const sharded = (job: { shards?: number }): Record<string, string> =>
-  job.shards ? { QUEUE_SQLITE_SHARDS: String(job.shards) } : {};
-const shardTag = (job: { shards?: number }): string =>
-  job.shards ? `, ${job.shards} shard files` : '';
 
 const ms = (value: number): number => Math.round(value * 100) / 100;
 
@@ -242,8 +236,7 @@ async function enqueueJob(
   rss: RssSampler,
   send: (message: ChildMessage) => void,
 ): Promise<void> {
-  const bench = await createBenchApp(appEnv(job.driver, dir, { ...workers(1), ...sharded(job) }));
-  const tag = shardTag(job);
+  const bench = await createBenchApp(appEnv(job.driver, dir, workers(1)));
   // Publishing only: no consumer takes messages meanwhile.
   await bench.driver.pauseQueue(bench.queue);
   const dto = { action: 'noop', data: {} } as CreateTaskDto;
@@ -265,7 +258,7 @@ async function enqueueJob(
     type: 'row',
     row: row({
       driver: job.driver,
-      scenario: `enqueue single: TasksService.create${tag}`,
+      scenario: `enqueue single: TasksService.create`,
       concurrency: 64,
       tasks: job.n,
       seconds,
@@ -293,7 +286,7 @@ async function enqueueJob(
     type: 'row',
     row: row({
       driver: job.driver,
-      scenario: `enqueue bulk: TasksService.createMany${tag}`,
+      scenario: `enqueue bulk: TasksService.createMany`,
       concurrency: 1,
       tasks: job.n,
       seconds,
@@ -322,7 +315,7 @@ async function enqueueJob(
     type: 'row',
     row: row({
       driver: job.driver,
-      scenario: `enqueue bulk: driver.publish only (no rows)${tag}`,
+      scenario: `enqueue bulk: driver.publish only (no rows)`,
       concurrency: 1,
       tasks: job.n,
       seconds,
@@ -341,9 +334,7 @@ async function processJob(
   rss: RssSampler,
   send: (message: ChildMessage) => void,
 ): Promise<void> {
-  const bench = await createBenchApp(
-    appEnv(job.driver, dir, { ...workers(job.concurrency), ...sharded(job) }),
-  );
+  const bench = await createBenchApp(appEnv(job.driver, dir, workers(job.concurrency)));
   await bench.driver.pauseQueue(bench.queue);
   await preload(bench, job.n);
   const times = timeProcessing(bench);
@@ -359,7 +350,7 @@ async function processJob(
     type: 'row',
     row: row({
       driver: job.driver,
-      scenario: `process noop, ${job.n} waiting${shardTag(job)}`,
+      scenario: `process noop, ${job.n} waiting`,
       concurrency: job.concurrency,
       tasks: job.n,
       seconds,
@@ -795,11 +786,6 @@ async function parent(): Promise<number> {
   for (const driver of drivers) {
     jobs.push({ kind: 'enqueue', driver, n: enqueueN });
     for (const concurrency of [1, 16, 64]) jobs.push({ kind: 'process', driver, n, concurrency });
-    if (driver === 'sqlite') {
-      // Whether spreading the queue over several files helps one process (see README).
-      jobs.push({ kind: 'enqueue', driver, n: enqueueN, shards: 4 });
-      jobs.push({ kind: 'process', driver, n, concurrency: 16, shards: 4 });
-    }
     jobs.push({ kind: 'latency', driver, rate, seconds: latencySeconds, concurrency: 16 });
     // The same measurement over a small and a large backlog: their ratio is what matters.
     for (const size of new Set([Math.min(10_000, backlog), backlog])) {

@@ -25,7 +25,7 @@ import { freePort, intArg, mapLimit, parseArgs, sleep } from './lib/util';
 
 const ROOT = resolve(__dirname, '..');
 type ConfigLoader = typeof import('../src/app.config.loader');
-const DRIVERS = ['memory', 'sqlite', 'sqlite-messages', 'redis', 'amqp', 'postgres'] as const;
+const DRIVERS = ['memory', 'sqlite', 'redis', 'amqp', 'postgres'] as const;
 type Driver = (typeof DRIVERS)[number];
 
 const args = parseArgs(process.argv.slice(2), {

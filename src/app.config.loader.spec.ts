@@ -20,7 +20,7 @@ function withTopology(document: unknown, env: Record<string, string> = {}) {
 
 const entries = [
   { name: 'broker', kind: 'queue.driver.redis', options: { leaseMs: 5000 } },
-  { name: 'local', kind: 'queue.driver.sqlite-messages', options: { path: '/tmp/q.db' } },
+  { name: 'local', kind: 'queue.driver.sqlite', options: { pollMs: 500 } },
   { name: 'emails', kind: 'queue.queue', driver: 'app:broker' },
   { name: 'reports', kind: 'queue.queue', driver: 'local' },
   { name: 'email-workers', kind: 'queue.consumer', queue: 'emails', concurrency: 8, prefetch: 16 },
@@ -60,9 +60,10 @@ describe('queue topology', () => {
       kind: 'redis',
       options: { url: 'redis://127.0.0.1:6379', leaseMs: 5000 },
     });
-    expect(queue.topology.drivers[1]).toMatchObject({
-      kind: 'sqlite-messages',
-      options: { path: '/tmp/q.db', shards: 1 },
+    expect(queue.topology.drivers[1]).toEqual({
+      name: 'local',
+      kind: 'sqlite',
+      options: { pollMs: 500, leaseMs: 30_000 },
     });
   });
 
@@ -99,8 +100,13 @@ describe('queue topology', () => {
       'entry "r".options.vhost: is not an option of queue.driver.amqp',
     ],
     [
-      { entries: [{ name: 's', kind: 'queue.driver.sqlite-messages', options: { shards: 100 } }] },
-      'entry "s".options.shards: must be an integer from 1 to 64, got 100',
+      { entries: [{ name: 's', kind: 'queue.driver.sqlite', options: { pollMs: 1 } }] },
+      'entry "s".options.pollMs: expected an integer of at least 10',
+    ],
+    [
+      // The message-table driver is gone: its kind is refused, naming the ones there are.
+      { entries: [{ name: 's', kind: 'queue.driver.sqlite-messages' }] },
+      'entry "s".kind: unknown driver kind queue.driver.sqlite-messages (known: queue.driver.memory, queue.driver.sqlite, queue.driver.redis, queue.driver.amqp, queue.driver.postgres)',
     ],
     [
       { entries: [...entries, { name: 'emails', kind: 'queue.queue', driver: 'local' }] },
@@ -148,6 +154,14 @@ describe('queue drivers from the environment', () => {
     }
     expect(() => loadAppConfig({ QUEUE_DRIVER: 'kafka' })).toThrow(
       new ConfigError(`QUEUE_DRIVER=kafka is invalid: expected one of ${DRIVER_KINDS.join(', ')}`),
+    );
+  });
+
+  it('refuses the removed message-table driver, naming the kinds there are', () => {
+    expect(() => loadAppConfig({ QUEUE_DRIVER: 'sqlite-messages' })).toThrow(
+      new ConfigError(
+        'QUEUE_DRIVER=sqlite-messages is invalid: expected one of memory, sqlite, redis, amqp, postgres',
+      ),
     );
   });
 });

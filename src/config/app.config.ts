@@ -51,13 +51,8 @@ export interface AppConfig {
      * message before it answers 202 anyway (the reconciler publishes it once the broker is back).
      */
     publishTimeoutMs: number;
-    sqlite: {
-      /** Defaults to the task table's file; the queue's tables are prefixed `queue_`. */
-      path: string;
-      synchronous: 'NORMAL' | 'FULL';
-      /** Database files the queue spreads over (1..64); shard 0 is `path`. */
-      shards: number;
-    };
+    /** The SQLite task file's synchronous pragma (QUEUE_SQLITE_SYNCHRONOUS). */
+    sqlite: { synchronous: 'NORMAL' | 'FULL' };
     /**
      * url may carry credentials: never log it (see redactUrl). allowVolatile: accept a server
      * without an append-only file (REDIS_ALLOW_VOLATILE); appendfsync: the weakest policy
@@ -275,9 +270,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       leaseMs: int(env, 'QUEUE_LEASE_MS', 30_000, 1000, 86_400_000),
       publishTimeoutMs: int(env, 'PUBLISH_TIMEOUT_MS', 3000, 100, 600_000),
       sqlite: {
-        path: resolve(raw(env, 'QUEUE_SQLITE_PATH') ?? databasePath),
         synchronous: oneOf(env, 'QUEUE_SQLITE_SYNCHRONOUS', 'NORMAL', ['NORMAL', 'FULL'] as const),
-        shards: int(env, 'QUEUE_SQLITE_SHARDS', 1, 1, 64),
       },
       redis: {
         url: brokerUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),

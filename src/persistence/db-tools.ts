@@ -118,16 +118,6 @@ export async function dbBackup(
   syncFile(dirname(file));
   const mib = (statSync(file).size / 1048576).toFixed(1);
   out(`db:backup: ${where} -> ${file}: ${tasks} tasks, ${mib} MiB, in ${Date.now() - started} ms`);
-  const queueFile = config.queue.sqlite.path;
-  if (
-    config.queue.driver === 'sqlite-messages' &&
-    (queueFile !== config.databasePath || config.queue.sqlite.shards > 1)
-  ) {
-    out(
-      `db:backup: the sqlite queue keeps messages outside this file (QUEUE_SQLITE_PATH/QUEUE_SQLITE_SHARDS); ` +
-        `after a restore the reconciler publishes the queued tasks again`,
-    );
-  }
   return 0;
 }
 

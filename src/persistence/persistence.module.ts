@@ -58,7 +58,7 @@ import { createTaskStatements } from './task-statements.factory';
       provide: TaskStatements,
       inject: [DataSource, { token: QueueDriverRegistry, optional: true }],
       useFactory: (dataSource: DataSource, drivers?: QueueDriverRegistry) => {
-        const statements = createTaskStatements(dataSource, (path) => drivers?.sharedWriter(path));
+        const statements = createTaskStatements(dataSource);
         // The table drivers' queue is this table: they get the port before they connect.
         const table = statements.queueTable();
         if (table) drivers?.bindQueueTable(table);

@@ -92,8 +92,6 @@ interface Progress {
  * transaction), so nothing here can be rolled back by somebody else's transaction.
  */
 export class PgTaskStatements extends TaskStatements {
-  /** PostgreSQL lends no queue driver a transaction: every write commits on its own. */
-  protected readonly scope = undefined;
   private readonly columns: ColumnMetadata[];
   private readonly sql: ReturnType<PgTaskStatements['statements']>;
   private readonly claims: GroupCommit<Claim, TaskActor | null>;

@@ -25,7 +25,7 @@ describe('SQLite queue counts', () => {
   it('follow inserts, claims, outcomes, retries, cancels and deletes', async () => {
     const db = file.open();
     const statements = new SqliteTaskStatements(db, file.metadata);
-    const table = statements.queueTable()!;
+    const table = statements.queueTable();
     const check = async (
       queue: string,
       expected: { ready: number; delayed: number; inFlight: number; dead: number },

@@ -20,7 +20,7 @@ describe('SqliteQueueTable', () => {
   const open = () => {
     const db = file.open();
     const statements = new SqliteTaskStatements(db, file.metadata);
-    return { db, statements, table: statements.queueTable()! };
+    return { db, statements, table: statements.queueTable() };
   };
 
   beforeAll(async () => {
@@ -183,9 +183,9 @@ describe('SqliteQueueTable', () => {
     }
   });
 
-  it('is only offered where the task statements own their connection', () => {
+  it('is what the SQLite task statements offer as the queue, one per statements', () => {
     const { statements } = open();
     expect(statements.queueTable()).toBeInstanceOf(SqliteQueueTable);
-    expect(statements.onLentConnection).toBe(false);
+    expect(statements.queueTable()).toBe(statements.queueTable());
   });
 });

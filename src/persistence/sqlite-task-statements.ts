@@ -3,7 +3,6 @@ import { QueryFailedError, type DataSource, type EntityMetadata } from 'typeorm'
 import { GroupCommit, type Outcome, type RetryLater } from '../common/group-commit';
 import { failsWholeSqliteBatch } from '../common/sqlite-errors';
 import { DEFAULT_TENANT, type TaskActor } from '../auth/actor';
-import type { SqliteSharedTransaction } from '../queue';
 import {
   type CallbackChange,
   type ListTasksFilter,
@@ -59,27 +58,19 @@ function keyset(at: string, op: '<' | '>', atParam: string, idParam: string): st
  * rolled back with it after its caller had been told it committed. So a batch never starts
  * while `db.inTransaction` is true; it waits for that transaction to end. Reads run at once:
  * they only see what a committed write or the open transaction made.
- *
- * When the sqlite queue driver keeps its messages in this same file, it lends its connection
- * and group commit (`scope`): every statement runs there, the claims, results and acks of one
- * event-loop turn share one transaction, and a result can commit in the very transaction that
- * acks its message (see completion()). TypeORM never uses that connection, so the
- * open-transaction rule above does not arise there.
  */
 export class SqliteTaskStatements extends TaskStatements {
   private readonly columns: { db: string; prop: keyof TaskEntity; fallback: unknown }[];
   private readonly table: string;
   private prepared?: ReturnType<SqliteTaskStatements['prepare']>;
   private readonly lists = new Map<string, Statement>();
-  private readonly own: GroupCommit<Write, unknown>;
+  private readonly commits: GroupCommit<Write, unknown>;
   private readonly inTransaction: { immediate(batch: Write[]): Outcome<unknown>[] };
   private readonly underSavepoint: (run: () => unknown) => unknown;
 
   constructor(
     private readonly db: Database,
     metadata: EntityMetadata,
-    /** The queue driver's transaction scope on this file (db is then scope.db), if it lends one. */
-    protected readonly scope: SqliteSharedTransaction | undefined = undefined,
   ) {
     super();
     this.columns = metadata.columns.map((column) => ({
@@ -92,7 +83,7 @@ export class SqliteTaskStatements extends TaskStatements {
     this.inTransaction = db.transaction((batch: Write[]) => batch.map((w) => this.runOne(w)));
     // Nested inside `inTransaction`, better-sqlite3 runs this as a SAVEPOINT.
     this.underSavepoint = db.transaction((run: () => unknown) => run());
-    this.own = new GroupCommit((batch) => this.commitBatch(batch), { maxBatch: MAX_BATCH });
+    this.commits = new GroupCommit((batch) => this.commitBatch(batch), { maxBatch: MAX_BATCH });
   }
 
   private get s(): ReturnType<SqliteTaskStatements['prepare']> {
@@ -247,40 +238,24 @@ export class SqliteTaskStatements extends TaskStatements {
 
   private queue?: SqliteQueueTable;
 
-  /** Whether the statements run on a queue driver's lent connection (sqlite-messages). */
-  get onLentConnection(): boolean {
-    return this.scope !== undefined;
-  }
-
-  /**
-   * The task table as the sqlite driver's queue, on this connection and group commit. None when
-   * the sqlite-messages driver lends its transaction: its messages are the queue then.
-   */
-  override queueTable(): SqliteQueueTable | undefined {
-    if (this.scope) return undefined;
+  /** The task table as the sqlite driver's queue, on this connection and group commit. */
+  override queueTable(): SqliteQueueTable {
     this.queue ??= new SqliteQueueTable(this.db, (run) => this.submit(run));
     return this.queue;
   }
 
+  /** Under a savepoint when there are several rows: all or none. */
   insert(tasks: TaskEntity[]): Promise<void> {
     if (tasks.length === 0) return Promise.resolve();
-    return this.submit(this.insertNow(tasks), tasks.length > 1);
-  }
-
-  /**
-   * The INSERTs as a synchronous step, for a transaction on `db` (under a savepoint if it must
-   * be all or none). Errors come out as TypeORM's QueryFailedError.
-   */
-  protected override insertNow(tasks: TaskEntity[]): () => void {
     const rows = this.values(tasks);
-    return () => {
+    return this.submit(() => {
       const stmt = this.s.insert;
       try {
         for (const row of rows) stmt.run(row);
       } catch (error) {
         throw asQueryFailed(error, stmt.source) as Error;
       }
-    };
+    }, tasks.length > 1);
   }
 
   /** Row by row, so each statement's change count says whether its row went in. */
@@ -387,18 +362,8 @@ export class SqliteTaskStatements extends TaskStatements {
   }
 
   protected completeJson(id: string, token: string, result: string, now: number): Promise<boolean> {
-    return this.submit(this.completeNow(id, token, result, now));
-  }
-
-  /** The completing UPDATE as a synchronous step, for a transaction on `db`. */
-  protected override completeNow(
-    id: string,
-    token: string,
-    result: string,
-    now: number,
-  ): () => boolean {
     const params = { id, token, result, now: Math.trunc(now) };
-    return () => changedOne(this.s.complete.run(params));
+    return this.submit(() => changedOne(this.s.complete.run(params)));
   }
 
   protected failAt(
@@ -409,22 +374,10 @@ export class SqliteTaskStatements extends TaskStatements {
     now: number,
     retryAt?: number,
   ): Promise<boolean> {
-    return this.submit(this.failNow(id, token, error, final, now, retryAt));
-  }
-
-  /** The failing UPDATE as a synchronous step, for a transaction on `db`. */
-  protected override failNow(
-    id: string,
-    token: string,
-    error: string,
-    final: boolean,
-    now: number,
-    retryAt?: number,
-  ): () => boolean {
     const params = final
       ? { id, token, error, now: Math.trunc(now) }
       : { id, token, error, now: Math.trunc(now), retryAt: retryAt ?? null };
-    return () => changedOne((final ? this.s.failFinal : this.s.failRetry).run(params));
+    return this.submit(() => changedOne((final ? this.s.failFinal : this.s.failRetry).run(params)));
   }
 
   progress(id: string, token: string, percent: number, message: string | null): Promise<boolean> {
@@ -577,12 +530,7 @@ export class SqliteTaskStatements extends TaskStatements {
 
   /** Queues `run` for the next group commit; settles after that commit. */
   private submit<T>(run: () => T, atomic = false): Promise<T> {
-    if (this.scope) {
-      return this.scope.submit(run, atomic).catch((error: unknown) => {
-        throw asQueryFailed(error, 'task statement') as Error;
-      });
-    }
-    return this.own.submit({ run, atomic }) as Promise<T>;
+    return this.commits.submit({ run, atomic }) as Promise<T>;
   }
 
   private commitBatch(batch: Write[]): Outcome<unknown>[] | RetryLater {

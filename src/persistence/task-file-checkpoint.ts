@@ -11,8 +11,7 @@ import { TaskStatements } from './task-statements';
  * Checkpoints the SQLite task file from a thread of its own (see WalCheckpointer), where the
  * task statements write on TypeORM's connection: with the task table as the queue every claim
  * and outcome is a commit there, and SQLite's own autocheckpoint would stall the event loop
- * with an fsync every thousand pages. Where the sqlite-messages driver lends its connection, its
- * own checkpointer already covers the file.
+ * with an fsync every thousand pages.
  */
 @Injectable()
 export class TaskFileCheckpoint implements OnApplicationShutdown {
@@ -26,7 +25,6 @@ export class TaskFileCheckpoint implements OnApplicationShutdown {
   ) {
     const db = betterSqliteHandle(dataSource);
     if (!db || db.memory || !(statements instanceof SqliteTaskStatements)) return;
-    if (statements.onLentConnection) return;
     // Through the file monitor: while space is short its own, smaller setting stands.
     monitor.useAutocheckpoint(BACKSTOP_AUTOCHECKPOINT_PAGES);
     this.checkpointer = new WalCheckpointer(db.name, config.queue.sqlite.synchronous);

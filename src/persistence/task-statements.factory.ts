@@ -1,27 +1,19 @@
 import type { DataSource } from 'typeorm';
-import { isSqliteSharedTransaction, type SharedTransactionScope } from '../queue';
 import { PgTaskStatements, pgPool } from './pg-task-statements';
 import { betterSqliteHandle, SqliteTaskStatements } from './sqlite-task-statements';
 import type { TaskStatements } from './task-statements';
 import { TaskEntity } from './task.entity';
 
 /**
- * The task statements for `dataSource`'s database, chosen once. `lend` asks the queue drivers
- * for a transaction scope on the SQLite file (the sqlite driver keeping its messages there), so
- * task writes share its commits. Any other database type fails the boot here, by name.
+ * The task statements for `dataSource`'s database, chosen once. Any other database type fails
+ * the boot here, by name.
  */
-export function createTaskStatements(
-  dataSource: DataSource,
-  lend?: (path: string) => SharedTransactionScope | undefined,
-): TaskStatements {
+export function createTaskStatements(dataSource: DataSource): TaskStatements {
   const metadata = dataSource.getMetadata(TaskEntity);
   const type = dataSource.options.type;
   if (type === 'better-sqlite3') {
     const db = betterSqliteHandle(dataSource);
     if (!db) throw new Error('task statements: the better-sqlite3 DataSource has no connection');
-    const scope = db.name !== ':memory:' ? lend?.(db.name) : undefined;
-    if (isSqliteSharedTransaction(scope))
-      return new SqliteTaskStatements(scope.db, metadata, scope);
     return new SqliteTaskStatements(db, metadata);
   }
   if (type === 'postgres') {

@@ -7,12 +7,9 @@ import { Pool } from 'pg';
 import { DataSource, QueryFailedError } from 'typeorm';
 import { migratedPgSchema, type MigratedPgSchema } from '../../test/helpers/pg-schema';
 import { describeWithService, postgresServiceAt } from '../../test/helpers/service-available';
-import type { Delivery } from '../queue';
-import { SqliteQueueDriver } from '../queue/drivers/sqlite-messages/sqlite.driver';
 import { newTask } from '../tasks/task.factory';
 import { migrations } from './migrations';
 import { pgPool } from './pg-task-statements';
-import { betterSqliteHandle } from './sqlite-task-statements';
 import type { TaskStatements } from './task-statements';
 import { createTaskStatements } from './task-statements.factory';
 import { TaskStatus } from './task-status.enum';
@@ -208,7 +205,7 @@ function contractCases(get: () => Harness): void {
     expect(await store.claim(retried.id, 2, 'r2', false)).toBe(true);
   });
 
-  it('commits a completion or failure on its own where no driver lends a transaction', async () => {
+  it('commits a completion or failure as a write of its own, fenced', async () => {
     const [done, failed] = [task(), task()];
     await store.insert([done, failed]);
     await store.claim(done.id, 1, 'd', false);
@@ -223,8 +220,6 @@ function contractCases(get: () => Harness): void {
     expect(await typeorm(failed.id)).toMatchObject({ status: 'failed', error: 'nope' });
     // Fenced: a second completion under the same token changes nothing.
     expect(await store.completion(done.id, 'd', { n: 2 }, committed).commit()).toBe(false);
-    const insertion = store.insertion([task()]);
-    expect(await insertion.commit()).toBe(true);
   });
 
   it('inserts many all or none, and reports a unique violation as TypeORM does', async () => {
@@ -636,14 +631,10 @@ describe('createTaskStatements', () => {
   });
 });
 
-describe.each([
-  ['on its own connection', false],
-  ['on the sqlite queue driver connection', true],
-])('TaskStatements on SQLite %s', (_, besideQueue) => {
+describe('TaskStatements on SQLite', () => {
   let dir: string;
   let path: string;
   let dataSource: DataSource;
-  let driver: SqliteQueueDriver | undefined;
   let reader: BetterSqlite3.Database;
   let store: TaskStatements;
 
@@ -657,17 +648,12 @@ describe.each([
       migrations,
       migrationsRun: true,
     }).initialize();
-    if (besideQueue) {
-      driver = new SqliteQueueDriver({ path, heartbeatMs: 600_000 });
-      await driver.ping();
-    }
-    store = createTaskStatements(dataSource, (file) => driver?.sharedWriter(file));
+    store = createTaskStatements(dataSource);
     reader = new BetterSqlite3(path, { readonly: true });
   });
 
   afterAll(async () => {
     reader?.close();
-    await driver?.close();
     await dataSource?.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -684,48 +670,6 @@ describe.each([
   }));
 
   const typeorm = (id: string) => dataSource.getRepository(TaskEntity).findOneBy({ id });
-
-  it("uses the raw connection: the driver's when it shares the file", async () => {
-    expect(betterSqliteHandle(dataSource)).toBeDefined();
-    const effect = store.completion('t', 'x', null, () => undefined);
-    expect(effect.writer).toBe(driver?.sharedWriter(betterSqliteHandle(dataSource)!.name));
-    expect(await effect.commit()).toBe(false); // no such task
-  });
-
-  it('records a completion in the transaction that acks its message, when it can', async () => {
-    const row = task();
-    await store.insert([row]);
-    expect(await store.claim(row.id, 1, 't1', false)).toBe(true);
-    const committed = jest.fn();
-    const effect = store.completion(row.id, 't1', { ok: 1 }, committed);
-    if (driver) {
-      await driver.publish('q', [{ body: row.id }]);
-      const delivery = await new Promise<Delivery>((resolve) => {
-        const handle = driver!.consume(
-          'q',
-          (d) => {
-            void handle.cancel();
-            resolve(d);
-          },
-          { prefetch: 1 },
-        );
-      });
-      const ack = jest.spyOn(driver, 'ack');
-      await driver.settleWith(delivery, effect, { kind: 'ack' });
-      expect(ack).not.toHaveBeenCalled(); // one transaction, not the commit-then-ack fallback
-      expect(await driver.stats('q')).toMatchObject({ ready: 0, inFlight: 0 });
-    } else {
-      expect(effect.writer).toBeUndefined();
-      effect.committed(await effect.commit());
-    }
-    expect(committed).toHaveBeenCalledWith(true);
-    expect(await typeorm(row.id)).toMatchObject({
-      status: TaskStatus.Completed,
-      result: '{"ok":1}',
-    });
-    // Fenced: a second completion under the same token changes nothing.
-    expect(await store.completion(row.id, 't1', { ok: 2 }, committed).commit()).toBe(false);
-  });
 
   it('never joins a TypeORM transaction left open across awaits', async () => {
     const row = task();

@@ -1,5 +1,5 @@
 import type { TaskActor } from '../auth/actor';
-import type { QueueTable, SharedTransactionScope, SharedWrite } from '../queue';
+import type { QueueTable, SharedWrite } from '../queue';
 import type { CallbackStatus, TaskStatus } from './task-status.enum';
 import type { TaskEntity } from './task.entity';
 
@@ -74,9 +74,6 @@ export type CallbackChange = { attempts: number; nextAt: number } | CallbackOutc
  * attempt or, for a redelivered message, a running row of the same attempt.
  */
 export abstract class TaskStatements {
-  /** The transaction scope `run` of a SharedWrite goes through, when a queue driver lends one. */
-  protected abstract readonly scope: SharedTransactionScope | undefined;
-
   /** The table as a queue (the postgres driver's port), where the dialect offers it. */
   queueTable(): QueueTable | undefined {
     return undefined;
@@ -259,26 +256,8 @@ export abstract class TaskStatements {
   }
 
   /**
-   * The rows as a write for a queue driver to commit with their messages (see
-   * QueuePublisher.publishWith): `run` where the driver lends its transaction, else `commit`.
-   */
-  insertion(tasks: TaskEntity[]): SharedWrite {
-    const insert = this.insertNow(tasks);
-    return this.sharedWrite(
-      insert &&
-        (() => {
-          insert();
-          return true;
-        }),
-      () => this.insert(tasks).then(() => true),
-      () => undefined,
-    );
-  }
-
-  /**
-   * Success as a write for the worker pool to commit with the ack (see SharedWrite): in the
-   * ack's own transaction when the queue driver lends one, else just before it. `committed`
-   * hears whether the claim still held.
+   * Success as a write for the worker pool to commit with the ack (see SharedWrite), just before
+   * it. `committed` hears whether the claim still held.
    */
   completion(
     id: string,
@@ -288,11 +267,7 @@ export abstract class TaskStatements {
   ): SharedWrite {
     const json = resultJson(result);
     const now = Date.now();
-    return this.sharedWrite(
-      this.completeNow(id, token, json, now),
-      () => this.completeJson(id, token, json, now),
-      committed,
-    );
+    return { commit: () => this.completeJson(id, token, json, now), committed };
   }
 
   /**
@@ -310,11 +285,7 @@ export abstract class TaskStatements {
   ): SharedWrite {
     const now = Date.now();
     const retryAt = now + Math.max(0, Math.trunc(retryDelayMs));
-    return this.sharedWrite(
-      this.failNow(id, token, error, final, now),
-      () => this.failAt(id, token, error, final, now, retryAt),
-      committed,
-    );
+    return { commit: () => this.failAt(id, token, error, final, now, retryAt), committed };
   }
 
   protected abstract completeJson(
@@ -343,47 +314,6 @@ export abstract class TaskStatements {
     held: { attempts: number; nextAt: number | null },
     set: CallbackChange,
   ): Promise<boolean>;
-
-  /** Synchronous steps for a transaction of `scope`; undefined where there is no scope. */
-  protected insertNow(_tasks: TaskEntity[]): (() => void) | undefined {
-    return undefined;
-  }
-
-  protected completeNow(
-    _id: string,
-    _token: string,
-    _result: string,
-    _now: number,
-  ): (() => boolean) | undefined {
-    return undefined;
-  }
-
-  protected failNow(
-    _id: string,
-    _token: string,
-    _error: string,
-    _final: boolean,
-    _now: number,
-  ): (() => boolean) | undefined {
-    return undefined;
-  }
-
-  /** `run` inside the lent scope's transaction when there is one, `commit` on its own otherwise. */
-  private sharedWrite(
-    run: (() => boolean) | undefined,
-    commit: () => Promise<boolean>,
-    committed: (applied: boolean) => void,
-  ): SharedWrite {
-    return {
-      writer: run && this.scope,
-      run: () => {
-        if (!run) throw new Error('no synchronous path to the task table');
-        return run();
-      },
-      commit,
-      committed,
-    };
-  }
 }
 
 function resultJson(result: unknown): string {

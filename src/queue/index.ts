@@ -1,6 +1,5 @@
 export * from './backoff';
 export * from './drivers';
-export * from './drivers/sqlite-messages/sqlite-shared-transaction';
 export * from './errors';
 export * from './interfaces/message-processor.interface';
 export * from './interfaces/queue-driver.interface';

@@ -6,7 +6,6 @@ import { UnknownQueueError } from './errors/unknown-queue.error';
 import type { QueueDriver } from './interfaces/queue-driver.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
 import type { QueueTable } from './interfaces/queue-table.interface';
-import type { SharedTransactionScope } from './interfaces/shared-write.interface';
 import { QUEUE_MODULE_OPTIONS } from './queue.module-definition';
 
 /**
@@ -90,15 +89,6 @@ export class QueueDriverRegistry implements OnModuleInit, OnApplicationShutdown 
 
   queueNames(): string[] {
     return [...this.queues.keys()];
-  }
-
-  /** The transaction scope a driver lends to the file at `path`, if one keeps its messages there. */
-  sharedWriter(path: string): SharedTransactionScope | undefined {
-    for (const driver of this.drivers.values()) {
-      const writer = driver.sharedWriter?.(path);
-      if (writer) return writer;
-    }
-    return undefined;
   }
 
   /**

@@ -297,8 +297,9 @@ export class WorkerPool<T = unknown> {
   }
 
   /**
-   * Commits the processor's outcome and the settle together where the driver can, else the
-   * outcome first and the settle after it ("ack last"). An outcome that could not be recorded
+   * Commits the processor's outcome first and the settle after it ("ack last"; through
+   * settleWith where the driver has it, as the table drivers, whose outcome is the settle).
+   * An outcome that could not be recorded
    * releases the delivery, so it is tried again rather than settled unrecorded.
    */
   private async recordAndSettle(

@@ -360,45 +360,18 @@ export class TasksService {
   }
 
   /**
-   * New rows and their messages. Where the queue's driver shares the task database (sqlite
-   * with its default file), both commit in one transaction: no moment exists with a row and no
-   * message. Elsewhere the row is committed first, then published; a crash or a broker error
-   * in between leaves a queued row that recovery publishes again.
+   * New rows and their messages: the rows are committed first, then published (where the task
+   * table is the queue, the row is the message). A crash or a broker error in between leaves a
+   * queued row that recovery publishes again.
    */
   private async insertAndPublish(tasks: TaskEntity[]): Promise<void> {
-    const queue = tasks[0].queue;
-    if (tasks.every((task) => task.queue === queue)) {
-      const write = this.store.insertion(tasks);
-      if (await this.publisher.publishWith(queue, messagesFor(tasks), write)) {
-        this.countAccepted(tasks);
-        return this.emitQueued(tasks);
-      }
-    }
     await this.store.insert(tasks);
     this.countAccepted(tasks);
     await this.publishAccepted(tasks);
   }
 
-  /**
-   * The rows whose key is free, and only their messages; answers the ids that went in. Where the
-   * driver shares the task database, all rows and messages first try one transaction, as in
-   * insertAndPublish: a taken key fails it (the unique index), which undoes it whole, and then
-   * (rarely: a tick another process also ran) the free rows are committed and published after.
-   */
+  /** The rows whose key is free, and only their messages; answers the ids that went in. */
   private async insertNewAndPublish(tasks: TaskEntity[]): Promise<Set<string>> {
-    const queue = tasks[0].queue;
-    if (tasks.every((task) => task.queue === queue)) {
-      try {
-        const write = this.store.insertion(tasks);
-        if (await this.publisher.publishWith(queue, messagesFor(tasks), write)) {
-          this.countAccepted(tasks);
-          this.emitQueued(tasks);
-          return new Set(tasks.map((task) => task.id));
-        }
-      } catch (error) {
-        if (!isUniqueViolation(error)) throw error;
-      }
-    }
     const inserted = new Set(await this.store.insertNew(tasks));
     const accepted = tasks.filter((task) => inserted.has(task.id));
     this.countAccepted(accepted);

@@ -27,7 +27,7 @@ afterAll(async () => {
 const build = async (options: Partial<TableDriverOptions> = {}) => {
   const statements = new SqliteTaskStatements(file.open(), file.metadata);
   const driver = new SqliteTableQueueDriver({ pollMs: 100, ...options });
-  driver.bindTable(statements.queueTable()!);
+  driver.bindTable(statements.queueTable());
   await driver.connect();
   return driver;
 };

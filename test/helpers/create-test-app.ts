@@ -8,6 +8,7 @@ import request from 'supertest';
 import { createApp } from '../../src/bootstrap';
 import { type BootConfig, loadAppConfig } from '../../src/app.config.loader';
 import type { HttpAdapterKind } from '../../src/config/app.config';
+import { removeQueueFromBroker } from '../../src/queue/testing';
 import { withPg as withPgAt } from './pg-schema';
 
 export interface TestApp {
@@ -34,7 +35,8 @@ export const E2E_DATABASE_URL = process.env.E2E_DATABASE_URL;
 
 /**
  * The driver e2e suites run on: the service's default (the task table: sqlite, or postgres with
- * E2E_DATABASE_URL) unless told; CI also runs them on memory and sqlite-messages.
+ * E2E_DATABASE_URL) unless told; CI also runs them on memory, and on redis with the tasks in
+ * PostgreSQL.
  */
 export const E2E_QUEUE_DRIVER =
   process.env.E2E_QUEUE_DRIVER ?? (E2E_DATABASE_URL ? 'postgres' : 'sqlite');
@@ -53,11 +55,16 @@ export function e2eQueueDriver(database: 'sqlite' | 'postgres'): string {
 /**
  * For suites about messages apart from their rows (lost, orphaned, forged): E2E_QUEUE_DRIVER,
  * unless its queue is the task table itself, where no message exists apart from its row; then
- * the SQLite message-table driver.
+ * memory, a message driver that needs no server.
  */
 export const E2E_MESSAGE_DRIVER = ['sqlite', 'postgres'].includes(E2E_QUEUE_DRIVER)
-  ? 'sqlite-messages'
+  ? 'memory'
   : E2E_QUEUE_DRIVER;
+
+/** Whether E2E_QUEUE_DRIVER is a broker every suite running at once shares. */
+const SHARED_BROKER = E2E_QUEUE_DRIVER === 'redis' || E2E_QUEUE_DRIVER === 'amqp';
+/** The broker queues this suite's apps used, removed when it ends. */
+const brokerQueues = new Set<string>();
 
 const createdSchemas = new Set<string>();
 /** Apps started by this suite, closed before their schemas are dropped. */
@@ -76,7 +83,6 @@ export async function databaseEnv(dbPath: string): Promise<Record<string, string
   }
   const url = new URL(E2E_DATABASE_URL);
   url.searchParams.set('options', `-c search_path=${schema}`);
-  // DATABASE_PATH still places the sqlite queue driver's file, which defaults to it.
   return { DATABASE_PATH: dbPath, DATABASE_URL: url.toString() };
 }
 
@@ -88,10 +94,25 @@ export function withPg<T>(
   return withPgAt(work, url);
 }
 
-if (E2E_DATABASE_URL) {
+/**
+ * On a shared broker, the queue of the suite's database `dbPath` (a restart on it finds its
+ * messages again): suites running at once would otherwise take each other's messages.
+ */
+function brokerQueueEnv(dbPath: string): Record<string, string> {
+  if (!SHARED_BROKER) return {};
+  const queue = `e2e-${createHash('sha1').update(dbPath).digest('hex').slice(0, 20)}`;
+  brokerQueues.add(queue);
+  return { QUEUE_NAME: queue };
+}
+
+if (E2E_DATABASE_URL || SHARED_BROKER) {
   // Top-level in each suite that imports this helper: after its own afterAll hooks closed the apps.
   afterAll(async () => {
     await Promise.allSettled([...startedApps].map((t) => t.close()));
+    for (const queue of brokerQueues) {
+      await removeQueueFromBroker(E2E_QUEUE_DRIVER, queue).catch(() => undefined);
+    }
+    brokerQueues.clear();
     if (createdSchemas.size === 0) return;
     await withPg(async (client) => {
       for (const schema of createdSchemas) {
@@ -118,6 +139,7 @@ export async function startTestApp(options: {
   const config = loadAppConfig({
     ...database,
     QUEUE_DRIVER: e2eQueueDriver(url ? 'postgres' : 'sqlite'),
+    ...brokerQueueEnv(options.dbPath),
     // The shared test Redis runs without persistence (REDIS_ALLOW_VOLATILE accepts it).
     REDIS_ALLOW_VOLATILE: 'true',
     HTTP_ADAPTER: options.adapter ?? 'express',

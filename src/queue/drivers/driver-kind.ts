@@ -6,7 +6,6 @@ import type { QueueDriver } from '../interfaces/queue-driver.interface';
  */
 export interface DriverEnvironment {
   leaseMs: number;
-  sqlite: { path: string; synchronous: 'NORMAL' | 'FULL'; shards: number };
   redis: { url: string; allowVolatile?: boolean; appendfsync?: 'always' | 'everysec' | 'no' };
   amqp: { url: string };
 }

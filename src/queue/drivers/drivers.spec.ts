@@ -18,14 +18,7 @@ describe('driver registry', () => {
 
   it('derives the kinds from the definitions', () => {
     expect(DRIVER_KINDS).toEqual(DRIVERS.map((driver) => driver.kind));
-    expect(DRIVER_KINDS).toEqual([
-      'memory',
-      'sqlite',
-      'sqlite-messages',
-      'redis',
-      'amqp',
-      'postgres',
-    ]);
+    expect(DRIVER_KINDS).toEqual(['memory', 'sqlite', 'redis', 'amqp', 'postgres']);
     const kind: DriverKind = 'redis';
     // @ts-expect-error: a kind no definition has is not a DriverKind
     const unknown: DriverKind = 'kafka';
@@ -40,7 +33,7 @@ describe('driver registry', () => {
 
   it('refuses an unknown kind, naming the driver and the known kinds', () => {
     expect(() => createDriver({ name: 'events', kind: 'kafka' as DriverKind })).toThrow(
-      'driver events: unsupported kind kafka (known kinds: memory, sqlite, sqlite-messages, redis, amqp, postgres)',
+      'driver events: unsupported kind kafka (known kinds: memory, sqlite, redis, amqp, postgres)',
     );
   });
 

@@ -4,7 +4,6 @@ import { memoryDriver } from './memory/memory.definition';
 import { postgresDriver } from './postgres/postgres.definition';
 import { redisDriver } from './redis/redis.definition';
 import { sqliteDriver } from './sqlite/sqlite.definition';
-import { sqliteMessagesDriver } from './sqlite-messages/sqlite-messages.definition';
 
 export * from './driver-kind';
 
@@ -15,7 +14,6 @@ export * from './driver-kind';
 export const DRIVERS = [
   memoryDriver,
   sqliteDriver,
-  sqliteMessagesDriver,
   redisDriver,
   amqpDriver,
   postgresDriver,

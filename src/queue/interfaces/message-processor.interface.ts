@@ -14,14 +14,14 @@ export interface MessageProcessor<T = unknown> {
    * Handles one delivery. Resolving acks it; throwing fails the attempt (retry or dead-letter).
    * `signal` aborts on shutdown (after the drain timeout) and when the attempt is cancelled.
    * It may resolve with the write that records the outcome instead of making it itself: the
-   * pool commits that write with the ack where the driver can (one transaction), else before it.
+   * pool commits that write before the ack (on a table driver the write is the ack).
    */
   process(delivery: Delivery<T>, signal: AbortSignal): Promise<void | SharedWrite>;
 
   /**
    * Called after a failed attempt, before the message is nacked or dead-lettered, so the
    * outcome can be recorded first ("ack last"). It may resolve with the write that records the
-   * failure instead, which the pool commits with the nack or dead-letter where the driver can.
+   * failure instead, which the pool commits before the nack or dead-letter.
    * If it throws, the delivery is released to be tried again later.
    */
   onFailure?(

@@ -1,5 +1,5 @@
 import type { DeadLetter, Delivery, PublishMessage, QueueStats } from './queue-message.interface';
-import type { SharedTransactionScope, SharedWrite } from './shared-write.interface';
+import type { SharedWrite } from './shared-write.interface';
 
 /** How a delivery ends: acked, nacked for a retry after `delayMs`, or dead-lettered. */
 export type Settle =
@@ -81,18 +81,6 @@ export interface QueueDriver {
   publish<T>(queue: string, messages: PublishMessage<T>[]): Promise<string[]>;
 
   /**
-   * Optional: publishes in one transaction with `write` when the write goes through this
-   * driver's own connection (see sharedWriter) and every message is stored in that file, so
-   * the application's rows and their messages commit together. Answers undefined, having done
-   * nothing, when it cannot; the caller then commits the write and publishes on its own.
-   */
-  publishWith?<T>(
-    queue: string,
-    messages: PublishMessage<T>[],
-    write: SharedWrite,
-  ): Promise<string[] | undefined>;
-
-  /**
    * Starts delivering messages from a queue to `onDelivery`. The driver never lets this consumer
    * hold more than `prefetch` unsettled deliveries; settling one makes room for the next
    * (backpressure). Several consumers on one queue share its messages.
@@ -107,19 +95,13 @@ export interface QueueDriver {
   ack(delivery: Delivery): Promise<void>;
 
   /**
-   * Optional: settles in one transaction with the consumer's `write` (the delivery's outcome:
-   * a result with an ack, a failure with a nack or a dead-letter) when it goes through this
-   * driver's own connection (see sharedWriter), so the outcome and the settle commit together.
-   * Otherwise the write is committed first, then the settle. Either way `write.committed` is
-   * called once the write is durable.
+   * Optional: settles with the consumer's `write` (the delivery's outcome: a result with an ack,
+   * a failure with a nack or a dead-letter), the write committed first, then the settle; where
+   * the task row is the message, the committed outcome is the settle. Either way
+   * `write.committed` is called once the write is durable. Without it, the worker pool commits
+   * the write and then settles.
    */
   settleWith?(delivery: Delivery, write: SharedWrite, settle: Settle): Promise<void>;
-
-  /**
-   * Optional: when this driver keeps its messages in the database file at `path`, a scope of its
-   * transactions there for the application's own writes to share; otherwise undefined.
-   */
-  sharedWriter?(path: string): SharedTransactionScope | undefined;
 
   /**
    * A failed attempt: the message returns to the queue with `attempt + 1`, deliverable after

@@ -4,11 +4,9 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { DriverUnavailableError } from '../errors/driver-unavailable.error';
 import { StaleDeliveryError } from '../errors/stale-delivery.error';
 import type { MessageProcessor } from '../interfaces/message-processor.interface';
-import type { ConsumerHandle, QueueDriver, Settle } from '../interfaces/queue-driver.interface';
+import type { ConsumerHandle, QueueDriver } from '../interfaces/queue-driver.interface';
 import type { Delivery } from '../interfaces/queue-message.interface';
 import type { SharedWrite } from '../interfaces/shared-write.interface';
-import type { QueueDriverRegistry } from '../queue-driver.registry';
-import { QueuePublisher } from '../queue-publisher.service';
 import { WorkerPool } from '../worker-pool';
 
 export interface ConformanceOptions {
@@ -18,13 +16,6 @@ export interface ConformanceOptions {
    * no other test can lose one on a slow machine.
    */
   shortLease?: { factory: () => Promise<QueueDriver>; leaseMs: number };
-  /**
-   * For a driver that lends its store to the application (sharedWriter): a path it lends a
-   * writer for, the same for every driver the factory builds. publishWith and settleWith are
-   * then checked joining a write to their own transaction; without it, only with writes they
-   * cannot join (the caller's fallback).
-   */
-  sharedWriterPath?: string;
 }
 
 /** How long a test watches for something that must not happen. Longer only makes it stricter. */
@@ -85,21 +76,12 @@ class Recorder {
 }
 
 /** A write that records what the driver did with it; it writes nothing anywhere. */
-function recordingWrite(writer: SharedWrite['writer'], outcome: boolean | Error = true) {
+function recordingWrite() {
   const log: string[] = [];
-  const answer = (): boolean => {
-    if (outcome instanceof Error) throw outcome;
-    return outcome;
-  };
   const write: SharedWrite = {
-    writer,
-    run: () => {
-      log.push('run');
-      return answer();
-    },
     commit: async () => {
       log.push('commit');
-      return answer();
+      return true;
     },
     committed: (applied) => log.push(`committed:${applied}`),
   };
@@ -120,8 +102,8 @@ function recordingWrite(writer: SharedWrite['writer'], outcome: boolean | Error 
  * sharing one store, as the processes of one deployment would; queues are random names, and
  * removing the broker-side leftovers is the spec file's job. What runs follows the driver's
  * capabilities and its optional methods: the lease tests need `shortLease` when
- * capabilities.leases is true, extendLeases, missingKeys, publishWith and settleWith are
- * checked where present, and the documented fallbacks (QueuePublisher, WorkerPool) where not.
+ * capabilities.leases is true, extendLeases, missingKeys and settleWith are checked where
+ * present, and the documented fallback (WorkerPool) where not.
  *
  * Each test uses its own queue and closes every driver it built. No assertion depends on how
  * fast the machine is: waits poll with generous timeouts, and "nothing else arrives" checks
@@ -545,105 +527,7 @@ export function describeQueueDriverConformance(
     });
 
     describe('shared writes', () => {
-      /** The writer the driver lends for `sharedWriterPath`, when it lends one. */
-      const ownWriter = () =>
-        options.sharedWriterPath === undefined
-          ? undefined
-          : driver.sharedWriter?.(options.sharedWriterPath);
-
-      /** Holds one delivery of a fresh message on a consumer with prefetch 1. */
-      const holdOne = async () => {
-        const [id] = await driver.publish(queue, [{ body: 'x' }]);
-        const recorder = new Recorder(driver).consume(queue, 1);
-        return { id, recorder, delivery: await recorder.waitFor(1) };
-      };
-
-      it('publishWith commits the write and the messages together', async () => {
-        const writer = ownWriter();
-        if (!driver.publishWith || !writer) return; // the fallback is checked below
-        const { write, log } = recordingWrite(writer);
-        const ids = await driver.publishWith(queue, [{ body: 'a' }, { body: 'b' }], write);
-        expect(ids).toHaveLength(2);
-        expect(log).toEqual(['run', 'committed:true']);
-        const recorder = new Recorder(driver).consume(queue, 5);
-        await recorder.waitFor(2);
-        expect(recorder.received.map((d) => [d.id, d.body])).toEqual([
-          [ids![0], 'a'],
-          [ids![1], 'b'],
-        ]);
-      });
-
-      it('publishWith publishes nothing when the write throws', async () => {
-        const writer = ownWriter();
-        if (!driver.publishWith || !writer) return;
-        const { write, log } = recordingWrite(writer, new Error('write failed'));
-        await expect(driver.publishWith(queue, [{ body: 'lost' }], write)).rejects.toThrow(
-          'write failed',
-        );
-        expect(log).toEqual(['run']);
-        expect(await driver.stats(queue)).toMatchObject({ ready: 0, delayed: 0 });
-        await driver.publish(queue, [{ body: 'after' }]);
-        const recorder = new Recorder(driver).consume(queue, 5);
-        await recorder.waitFor(1);
-        await sleep(QUIET_MS);
-        expect(recorder.bodies()).toEqual(['after']);
-      });
-
-      it('answers undefined through QueuePublisher.publishWith, having done nothing, for a write it cannot join', async () => {
-        const registry = { driverFor: () => driver } as unknown as QueueDriverRegistry;
-        const { write, log } = recordingWrite(undefined);
-        expect(await new QueuePublisher(registry).publishWith(queue, [{ body: 1 }], write)).toBe(
-          undefined,
-        );
-        expect(log).toEqual([]);
-        expect(await driver.stats(queue)).toMatchObject({ ready: 0, delayed: 0 });
-      });
-
-      it.each([
-        ['ack', { kind: 'ack' }, true],
-        ['nack', { kind: 'nack', delayMs: 0 }, false],
-        ['dead-letter', { kind: 'dead', reason: 'given up' }, true],
-      ] as [string, Settle, boolean][])(
-        'settleWith commits the outcome with its %s',
-        async (_, settle, applied) => {
-          const writer = ownWriter();
-          if (!driver.settleWith || !writer) return;
-          const { id, recorder, delivery } = await holdOne();
-          const { write, log } = recordingWrite(writer, applied);
-          await driver.settleWith(delivery, write, settle);
-          expect(log).toEqual(['run', `committed:${applied}`]);
-          if (settle.kind === 'nack') {
-            expect(await recorder.waitFor(2)).toMatchObject({ id, attempt: 2 });
-          } else if (settle.kind === 'dead') {
-            expect(await driver.deadLetters(queue)).toEqual([
-              expect.objectContaining({ id, reason: 'given up' }),
-            ]);
-          }
-          expect(await driver.stats(queue)).toMatchObject({
-            ready: 0,
-            inFlight: settle.kind === 'nack' ? 1 : 0,
-            dead: settle.kind === 'dead' ? 1 : 0,
-          });
-        },
-      );
-
-      it('settleWith settles nothing when the write throws; the delivery can be settled again', async () => {
-        const writer = ownWriter();
-        if (!driver.settleWith || !writer) return;
-        const { delivery } = await holdOne();
-        const failing = recordingWrite(writer, new Error('write failed'));
-        await expect(driver.settleWith(delivery, failing.write, { kind: 'ack' })).rejects.toThrow(
-          'write failed',
-        );
-        expect(failing.log).toEqual(['run']);
-        expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 1 });
-        const retry = recordingWrite(writer);
-        await driver.settleWith(delivery, retry.write, { kind: 'ack' });
-        expect(retry.log).toEqual(['run', 'committed:true']);
-        expect(await driver.stats(queue)).toMatchObject({ ready: 0, inFlight: 0 });
-      });
-
-      describe('through the worker pool, with a write the driver cannot join', () => {
+      describe('through the worker pool', () => {
         const start = (processor: MessageProcessor) => {
           const quiet = { warn: () => undefined, error: () => undefined };
           const pool = new WorkerPool(
@@ -660,7 +544,7 @@ export function describeQueueDriverConformance(
 
         /** A write that notes, when committed, how many deliveries were still unsettled. */
         const observedWrite = () => {
-          const recorded = recordingWrite(undefined);
+          const recorded = recordingWrite();
           const inFlightAtCommit: number[] = [];
           const write: SharedWrite = {
             ...recorded.write,

@@ -124,8 +124,8 @@ export function envTopology(input: TopologyInput): QueueTopology {
  *       - { name: email-workers, kind: queue.consumer, queue: emails, concurrency: 8, prefetch: 16 }
  *
  * Every problem is a ConfigError naming the file, the entry and the field. Driver options not
- * given fall back to the environment (REDIS_URL, AMQP_URL, QUEUE_SQLITE_PATH, QUEUE_LEASE_MS...),
- * so credentials can stay out of the file.
+ * given fall back to the environment (REDIS_URL, AMQP_URL, QUEUE_LEASE_MS...), so credentials
+ * can stay out of the file.
  */
 export function loadTopologyFile(
   path: string,
@@ -217,7 +217,10 @@ export function parseTopology(
 
     if (typeof kind === 'string' && kind.startsWith(KIND_PREFIX)) {
       const definition = driverKindDefinition(kind.slice(KIND_PREFIX.length));
-      if (!definition) return fail(field('kind'), `unknown driver kind ${kind}`);
+      if (!definition) {
+        const known = DRIVER_KINDS.map((k) => `${KIND_PREFIX}${k}`).join(', ');
+        return fail(field('kind'), `unknown driver kind ${kind} (known: ${known})`);
+      }
       allow(['options']);
       const options = entry.options ?? {};
       if (!isRecord(options)) return fail(field('options'), 'expected a mapping');

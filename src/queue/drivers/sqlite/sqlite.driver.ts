@@ -9,5 +9,5 @@ export class SqliteTableQueueDriver extends TableQueueDriver {
   readonly kind = 'sqlite';
   protected readonly dialect = 'sqlite';
   protected readonly unbound =
-    'the sqlite queue driver keeps its queues in the task table: it needs the SQLite task store (DATABASE_PATH, no DATABASE_URL); use sqlite-messages for a queue file beside another database';
+    'the sqlite queue driver keeps its queues in the task table: it needs the SQLite task store (DATABASE_PATH, no DATABASE_URL); with tasks in PostgreSQL use the postgres driver (its task table is the queue), or redis or amqp';
 }
