@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { migratedPgSchema, type MigratedPgSchema } from '../../test/helpers/pg-schema';
+import { migratedPgSchema, type MigratedPgSchema, withPg } from '../../test/helpers/pg-schema';
 import { describeWithService, postgresServiceAt } from '../../test/helpers/service-available';
 import { newTask } from '../tasks/task.factory';
 import { PostgresQueueDriver } from '../queue/drivers/postgres/postgres.driver';
@@ -215,6 +215,34 @@ describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)',
     ]);
     await waitFor(() => received.length === 3);
     expect(received[2].id).toBe(late.id);
+  });
+
+  it("hears other processes' inserts and notifies, not this pool's own (its driver wakes itself)", async () => {
+    const table = store.queueTable();
+    const woken: string[] = [];
+    const stop = await table.listen(
+      (queue) => woken.push(queue),
+      () => undefined,
+    );
+    try {
+      // This process: an insert (its trigger's NOTIFY) and a settle's notify, on the pool.
+      await store.insert([newTask({ action: 'echo', data: {}, queue: 'own', maxAttempts: 1 })]);
+      await table.notify('own');
+      // Another process: its own session. Notifications arrive in commit order, so once its
+      // NOTIFY is heard, ours would have been heard before it.
+      await withPg(async (client) => {
+        await client.query(`SET search_path = ${pgSchema.schema}`);
+        await client.query(
+          `INSERT INTO tasks (id, action, payload, status, max_attempts, queue, created_at,
+             updated_at) VALUES ($1, 'echo', '{}', 'queued', 1, 'theirs', 1, 1)`,
+          [newTask({ action: 'echo', data: {}, queue: 'theirs', maxAttempts: 1 }).id],
+        );
+      }, url);
+      await waitFor(() => woken.length > 0);
+      expect(woken).toEqual(['theirs']);
+    } finally {
+      await stop();
+    }
   });
 
   it('keeps a queue paused in every process', async () => {
