@@ -75,6 +75,8 @@ export abstract class TableQueueDriver implements QueueDriver {
   private readonly timers = new Set<NodeJS.Timeout>();
   private heartbeat?: NodeJS.Timeout;
   private unlisten?: () => Promise<void>;
+  /** The listener's start (by the first consume; it restarts itself when lost). */
+  private listening?: Promise<void>;
   private closing?: Promise<void>;
 
   constructor(
@@ -91,7 +93,11 @@ export abstract class TableQueueDriver implements QueueDriver {
     this.table = table;
   }
 
-  /** Checks the database, starts the heartbeat and the listener. */
+  /**
+   * Checks the database and starts the heartbeat. The listener waits for the first consume: a
+   * process that only publishes (APP_ROLE=api, a driver whose queues another process consumes)
+   * needs none, and on PostgreSQL it holds a session of its own.
+   */
   async connect(): Promise<void> {
     const table = this.port();
     await table.ping();
@@ -103,13 +109,12 @@ export abstract class TableQueueDriver implements QueueDriver {
         .catch((error: unknown) => this.logger.error(`heartbeat failed: ${msg(error)}`));
     }, this.options.heartbeatMs);
     this.heartbeat.unref();
-    if (this.options.listen) await this.startListening();
   }
 
   private async startListening(): Promise<void> {
     if (this.closing) return;
     try {
-      this.unlisten = await this.port().listen(
+      const unlisten = await this.port().listen(
         (queue) => this.wake(queue),
         (error) => {
           this.logger.error(`listener lost (${error.message}); polling until it is back`);
@@ -117,6 +122,12 @@ export abstract class TableQueueDriver implements QueueDriver {
           this.later(() => void this.startListening(), this.options.pollMs);
         },
       );
+      // Closed while it connected: nothing may keep its session open.
+      if (this.closing) return void (await unlisten().catch(() => undefined));
+      this.unlisten = unlisten;
+      // What others wrote before it heard anything (since the consumers' first claim, or while
+      // it was lost) is claimed now rather than at the next poll.
+      this.wake();
     } catch (error) {
       this.logger.error(`listener failed (${msg(error)}); polling every ${this.options.pollMs} ms`);
       this.later(() => void this.startListening(), this.options.pollMs * 5);
@@ -148,6 +159,7 @@ export abstract class TableQueueDriver implements QueueDriver {
       options,
     );
     this.consumers.add(consumer);
+    if (this.options.listen) this.listening ??= this.startListening();
     consumer.pump();
     return consumer;
   }
@@ -284,6 +296,7 @@ export abstract class TableQueueDriver implements QueueDriver {
       clearInterval(this.heartbeat);
       for (const timer of this.timers) clearTimeout(timer);
       await Promise.all([...this.consumers].map((consumer) => consumer.cancel()));
+      await this.listening;
       await this.unlisten?.().catch(() => undefined);
       // What this process still holds is free for others at once, not after the lease.
       if (this.table) await this.table.heartbeat(this.owner, true).catch(() => undefined);
