@@ -271,8 +271,10 @@ export class PgQueueTable implements QueueTable {
     );
   }
 
-  async notify(queue: string): Promise<void> {
-    await this.query(`SELECT pg_notify('taskq:' || current_schema(), $1)`, [queue]);
+  /** The payload is the insert trigger's (NotifyDueTimes1765800002000): `<queue>[ <due ms>]`. */
+  async notify(queue: string, dueAt?: number): Promise<void> {
+    const payload = dueAt === undefined ? queue : `${queue} ${Math.trunc(dueAt)}`;
+    await this.query(`SELECT pg_notify('taskq:' || current_schema(), $1)`, [payload]);
   }
 
   /**
@@ -285,7 +287,7 @@ export class PgQueueTable implements QueueTable {
    * made a second claim per insert, which mostly found nothing and delayed the next pickup.
    */
   async listen(
-    onWake: (queue: string) => void,
+    onWake: (queue: string, dueAt?: number) => void,
     onLost: (error: Error) => void,
   ): Promise<() => Promise<void>> {
     const own = this.ownSessions();
@@ -303,9 +305,11 @@ export class PgQueueTable implements QueueTable {
         .s;
       const channel = `taskq:${schema}`;
       client.on('notification', (note) => {
-        if (note.channel === channel && note.payload && !own.has(note.processId)) {
-          onWake(note.payload);
-        }
+        if (note.channel !== channel || !note.payload || own.has(note.processId)) return;
+        // `<queue>` (rows due now) or `<queue> <due epoch ms>`: queue names hold no space.
+        const [queue, due] = note.payload.split(' ');
+        const dueAt = due === undefined ? undefined : Number(due);
+        onWake(queue, dueAt !== undefined && Number.isFinite(dueAt) ? dueAt : undefined);
       });
       await client.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
     } catch (error) {

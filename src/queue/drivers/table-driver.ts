@@ -73,6 +73,8 @@ export abstract class TableQueueDriver implements QueueDriver {
   private readonly holders = new Map<string, TableConsumer>();
   private readonly paused = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Due times other processes told of, with a wake-up armed (`<queue> <epoch ms>`). */
+  private readonly dueWakes = new Set<string>();
   private heartbeat?: NodeJS.Timeout;
   private unlisten?: () => Promise<void>;
   /** The listener's start (by the first consume; it restarts itself when lost). */
@@ -115,7 +117,8 @@ export abstract class TableQueueDriver implements QueueDriver {
     if (this.closing) return;
     try {
       const unlisten = await this.port().listen(
-        (queue) => this.wake(queue),
+        (queue, dueAt) =>
+          queue === undefined || dueAt === undefined ? this.wake(queue) : this.wakeAt(queue, dueAt),
         (error) => {
           this.logger.error(`listener lost (${error.message}); polling until it is back`);
           this.unlisten = undefined;
@@ -220,7 +223,7 @@ export abstract class TableQueueDriver implements QueueDriver {
     const applied = await write.commit();
     write.committed(applied);
     this.settled(delivery);
-    if (settle.kind === 'nack') this.wakeAfterDelays(delivery.queue, [settle.delayMs]);
+    if (settle.kind === 'nack') this.retryLater(delivery.queue, settle.delayMs);
   }
 
   private async settle(delivery: Delivery, how: TableSettle): Promise<void> {
@@ -230,10 +233,23 @@ export abstract class TableQueueDriver implements QueueDriver {
     if (!held) throw new StaleDeliveryError(delivery.queue, delivery.id);
     if (how.kind === 'nack' || how.kind === 'release') {
       const delay = how.kind === 'nack' ? how.delayMs : 0;
-      if (delay > 0) this.wakeAfterDelays(delivery.queue, [delay]);
+      if (delay > 0) this.retryLater(delivery.queue, delay);
       else void table.notify(delivery.queue).catch(() => undefined);
       this.wake(delivery.queue);
     }
+  }
+
+  /**
+   * A row of `queue` is due again in `delayMs`: this process's consumers are woken then, and
+   * other processes told when (their listeners wake theirs then too), so a retry waits for no
+   * poll even where this process is busy or gone by then.
+   */
+  private retryLater(queue: string, delayMs: number): void {
+    if (!(delayMs > 0)) return;
+    this.wakeAfterDelays(queue, [delayMs]);
+    void this.port()
+      .notify(queue, Date.now() + delayMs)
+      .catch(() => undefined);
   }
 
   /** The receipt's slot is free again (once, however many settles raced). */
@@ -309,6 +325,20 @@ export abstract class TableQueueDriver implements QueueDriver {
     for (const consumer of this.consumers) {
       if (queue === undefined || consumer.queue === queue) consumer.pump();
     }
+  }
+
+  /** Wakes the consumers of `queue` at `dueAt` (epoch ms), once however often it is heard. */
+  private wakeAt(queue: string, dueAt: number): void {
+    const key = `${queue} ${dueAt}`;
+    if (this.dueWakes.has(key)) return;
+    const delay = dueAt - Date.now();
+    if (delay <= 0) return this.wake(queue);
+    this.dueWakes.add(key);
+    // A millisecond late, never early, as in wakeAfterDelays.
+    this.later(() => {
+      this.dueWakes.delete(key);
+      this.wake(queue);
+    }, delay + 1);
   }
 
   private wakeAfterDelays(queue: string, delays: number[]): void {
