@@ -271,7 +271,7 @@ export class PgQueueTable implements QueueTable {
     );
   }
 
-  /** The payload is the insert trigger's (NotifyDueTimes1765800002000): `<queue>[ <due ms>]`. */
+  /** The payload is the insert trigger's (NotifyDueTimes1765900001000): `<queue>[ <due ms>]`. */
   async notify(queue: string, dueAt?: number): Promise<void> {
     const payload = dueAt === undefined ? queue : `${queue} ${Math.trunc(dueAt)}`;
     await this.query(`SELECT pg_notify('taskq:' || current_schema(), $1)`, [payload]);

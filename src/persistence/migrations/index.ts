@@ -10,7 +10,7 @@ import { AddTaskDeliveries1765600000000 } from './1765600000000-AddTaskDeliverie
 import { SqliteIntegerColumns1765700000000 } from './1765700000000-SqliteIntegerColumns';
 import { SqliteTableQueue1765800000000 } from './1765800000000-SqliteTableQueue';
 import { AddTaskTraceHeaders1765800001000 } from './1765800001000-AddTaskTraceHeaders';
-import { NotifyDueTimes1765800002000 } from './1765800002000-NotifyDueTimes';
+import { NotifyDueTimes1765900001000 } from './1765900001000-NotifyDueTimes';
 
 /**
  * Every migration, oldest first. Listed explicitly (not globbed) so the same list works from
@@ -29,5 +29,5 @@ export const migrations = [
   SqliteIntegerColumns1765700000000,
   SqliteTableQueue1765800000000,
   AddTaskTraceHeaders1765800001000,
-  NotifyDueTimes1765800002000,
+  NotifyDueTimes1765900001000,
 ];

@@ -14,8 +14,8 @@ const FUNCTION = (body: string): string =>
  * rather than at its next poll; rows due now still send the bare `<queue>`. A listener older
  * than this reads the new payload as an unknown queue and ignores it (the poll finds the row).
  */
-export class NotifyDueTimes1765800002000 implements MigrationInterface {
-  name = 'NotifyDueTimes1765800002000';
+export class NotifyDueTimes1765900001000 implements MigrationInterface {
+  name = 'NotifyDueTimes1765900001000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
     if (queryRunner.connection.options.type !== 'postgres') return;
