@@ -1,5 +1,6 @@
+import { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
-import { migratedPgSchema, type MigratedPgSchema } from '../../test/helpers/pg-schema';
+import { migratedPgSchema, type MigratedPgSchema, withPg } from '../../test/helpers/pg-schema';
 import { describeWithService, postgresServiceAt } from '../../test/helpers/service-available';
 import { newTask } from '../tasks/task.factory';
 import { PostgresQueueDriver } from '../queue/drivers/postgres/postgres.driver';
@@ -215,6 +216,76 @@ describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)',
     ]);
     await waitFor(() => received.length === 3);
     expect(received[2].id).toBe(late.id);
+  });
+
+  it("hears other processes' inserts and notifies, not this pool's own (its driver wakes itself)", async () => {
+    const table = store.queueTable();
+    const woken: string[] = [];
+    const stop = await table.listen(
+      (queue) => woken.push(queue),
+      () => undefined,
+    );
+    try {
+      // This process: an insert (its trigger's NOTIFY) and a settle's notify, on the pool.
+      await store.insert([newTask({ action: 'echo', data: {}, queue: 'own', maxAttempts: 1 })]);
+      await table.notify('own');
+      // Another process: its own session. Notifications arrive in commit order, so once its
+      // NOTIFY is heard, ours would have been heard before it.
+      await withPg(async (client) => {
+        await client.query(`SET search_path = ${pgSchema.schema}`);
+        await client.query(
+          `INSERT INTO tasks (id, action, payload, status, max_attempts, queue, created_at,
+             updated_at) VALUES ($1, 'echo', '{}', 'queued', 1, 'theirs', 1, 1)`,
+          [newTask({ action: 'echo', data: {}, queue: 'theirs', maxAttempts: 1 }).id],
+        );
+      }, url);
+      await waitFor(() => woken.length > 0);
+      expect(woken).toEqual(['theirs']);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('wakes another process when a retry or a delayed row it was told of becomes due, not at its poll', async () => {
+    // Another process: a pool of its own (this pool's NOTIFYs are this process's).
+    const otherPool = new Pool({ connectionString: pgSchema.url, max: 2 });
+    const elsewhere = new PgTaskStatements(
+      otherPool,
+      dataSource.driver,
+      dataSource.getMetadata(TaskEntity),
+    );
+    const b = new PostgresQueueDriver({ pollMs: 600_000 });
+    try {
+      b.bindTable(elsewhere.queueTable());
+      await b.connect();
+      const a = await driver({ pollMs: 600_000 });
+      const task = newTask({ action: 'echo', data: {}, queue: 'later', maxAttempts: 3 });
+      await store.insert([task]);
+      const first = await next(a, 'later'); // a's consumer is gone after this one
+      const received: Delivery[] = [];
+      b.consume('later', (delivery) => received.push(delivery), { prefetch: 2 });
+      await waitFor(() => (b as unknown as { unlisten?: unknown }).unlisten !== undefined);
+
+      const write = store.failure(task.id, first.receipt, 'boom', false, () => undefined, 300);
+      await a.settleWith(first, write, { kind: 'nack', delayMs: 300 });
+      await waitFor(() => received.length === 1);
+      expect(received[0]).toMatchObject({ id: task.id, attempt: 2 });
+
+      // The insert trigger tells of a delayed row's due time too.
+      const delayed = newTask({
+        action: 'echo',
+        data: {},
+        queue: 'later',
+        maxAttempts: 1,
+        runAt: Date.now() + 300,
+      });
+      await store.insert([delayed]);
+      await waitFor(() => received.length === 2);
+      expect(received[1].id).toBe(delayed.id);
+    } finally {
+      await b.close();
+      await otherPool.end();
+    }
   });
 
   it('keeps a queue paused in every process', async () => {

@@ -271,18 +271,26 @@ export class PgQueueTable implements QueueTable {
     );
   }
 
-  async notify(queue: string): Promise<void> {
-    await this.query(`SELECT pg_notify('taskq:' || current_schema(), $1)`, [queue]);
+  /** The payload is the insert trigger's (NotifyDueTimes1765900001000): `<queue>[ <due ms>]`. */
+  async notify(queue: string, dueAt?: number): Promise<void> {
+    const payload = dueAt === undefined ? queue : `${queue} ${Math.trunc(dueAt)}`;
+    await this.query(`SELECT pg_notify('taskq:' || current_schema(), $1)`, [payload]);
   }
 
   /**
    * A session of its own, outside the pool: LISTEN is session state, which a pooled connection
    * (or PgBouncer in transaction mode) would hand to somebody else.
+   *
+   * Hears other processes only, as SQLite's listener does: a NOTIFY sent by a session of this
+   * pool (an insert's trigger, a settle's notify) is this process's own write, whose driver
+   * wakes its consumers itself once the write has committed. Waking them for the NOTIFY too
+   * made a second claim per insert, which mostly found nothing and delayed the next pickup.
    */
   async listen(
-    onWake: (queue: string) => void,
+    onWake: (queue: string, dueAt?: number) => void,
     onLost: (error: Error) => void,
   ): Promise<() => Promise<void>> {
+    const own = this.ownSessions();
     const client = new Client(this.pool.options);
     let closing = false;
     client.on('error', (error) => {
@@ -291,17 +299,57 @@ export class PgQueueTable implements QueueTable {
     client.on('end', () => {
       if (!closing) onLost(new Error('connection ended'));
     });
-    await client.connect();
-    const schema = ((await client.query('SELECT current_schema() AS s')).rows[0] as { s: string })
-      .s;
-    const channel = `taskq:${schema}`;
-    client.on('notification', (note) => {
-      if (note.channel === channel && note.payload) onWake(note.payload);
-    });
-    await client.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
+    try {
+      await client.connect();
+      const schema = ((await client.query('SELECT current_schema() AS s')).rows[0] as { s: string })
+        .s;
+      const channel = `taskq:${schema}`;
+      client.on('notification', (note) => {
+        if (note.channel !== channel || !note.payload || own.has(note.processId)) return;
+        // `<queue>` (rows due now) or `<queue> <due epoch ms>`: queue names hold no space.
+        const [queue, due] = note.payload.split(' ');
+        const dueAt = due === undefined ? undefined : Number(due);
+        onWake(queue, dueAt !== undefined && Number.isFinite(dueAt) ? dueAt : undefined);
+      });
+      await client.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
+    } catch (error) {
+      own.stop();
+      throw error;
+    }
     return async () => {
       closing = true;
+      own.stop();
       await client.end();
+    };
+  }
+
+  /**
+   * The backend process ids of this pool's sessions, kept as the pool opens and closes them.
+   * pg-pool names its sessions only through its events, so those open already are read from
+   * its list (a private field: if it is gone, their NOTIFYs just wake as before).
+   */
+  private ownSessions(): { has(pid: number): boolean; stop(): void } {
+    const pids = new Set<number>();
+    const pidOf = (client: unknown): number | undefined =>
+      (client as { processID?: number | null }).processID ?? undefined;
+    const add = (client: unknown): void => {
+      const pid = pidOf(client);
+      if (pid !== undefined) pids.add(pid);
+    };
+    const remove = (client: unknown): void => {
+      const pid = pidOf(client);
+      if (pid !== undefined) pids.delete(pid);
+    };
+    const open = (this.pool as unknown as { _clients?: unknown[] })._clients;
+    if (Array.isArray(open)) open.forEach(add);
+    this.pool.on('connect', add);
+    this.pool.on('remove', remove);
+    return {
+      has: (pid) => pids.has(pid),
+      stop: () => {
+        this.pool.off('connect', add);
+        this.pool.off('remove', remove);
+      },
     };
   }
 

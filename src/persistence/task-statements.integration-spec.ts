@@ -810,6 +810,38 @@ describeWithService(postgresServiceAt(PG_URL), 'TaskStatements on PostgreSQL', (
     expect(together).toBe(1);
   });
 
+  it('leaves out of an INSERT only the columns at their default in every row, and reads back each row as written', async () => {
+    const fresh = task();
+    // Away from the defaults in columns a new task leaves at them.
+    const worn = Object.assign(task({ priority: 3, actor: { tenant: 'other', keyName: 'k' } }), {
+      status: TaskStatus.Failed,
+      attempt: 2,
+      deliveries: 2,
+      callbackAttempts: 1,
+      error: 'boom',
+      leaseOwner: 'o',
+    });
+    const alone = task();
+    const spy = jest.spyOn(pgPool(dataSource)!, 'query');
+    try {
+      await store.insert([fresh, worn]);
+      await store.insert([alone]);
+      const [both, one] = spy.mock.calls.map(
+        ([config]) => (config as unknown as { text: string }).text,
+      );
+      expect(both).toContain('"error"');
+      expect(both).toContain('"lease_owner"');
+      expect(one).not.toContain('"error"');
+      expect(one).not.toContain('"lease_owner"');
+      expect(one).not.toContain('"tenant"');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await store.findById(fresh.id)).toEqual(fresh);
+    expect(await store.findById(worn.id)).toEqual(worn);
+    expect(await store.findById(alone.id)).toEqual(alone);
+  });
+
   it('sends a statement again when PostgreSQL chose it as a deadlock victim', async () => {
     const row = task();
     await store.insert([row]);

@@ -119,15 +119,11 @@ export class TaskEvents implements OnModuleInit, OnApplicationShutdown {
     }
     messages.push(this.envelope(batch));
     const bus = this.bus;
-    this.sending = this.sending.then(async () => {
-      for (const message of messages) {
-        try {
-          await bus.publish(message);
-        } catch (error) {
-          this.warn(`task events not sent to other processes: ${(error as Error).message}`);
-        }
-      }
-    });
+    this.sending = this.sending.then(() =>
+      bus.publishAll(messages, (error) =>
+        this.warn(`task events not sent to other processes: ${(error as Error).message}`),
+      ),
+    );
   }
 
   private envelope(events: string[]): string {

@@ -11,6 +11,7 @@ import { SqliteIntegerColumns1765700000000 } from './1765700000000-SqliteInteger
 import { SqliteTableQueue1765800000000 } from './1765800000000-SqliteTableQueue';
 import { AddTaskTraceHeaders1765800001000 } from './1765800001000-AddTaskTraceHeaders';
 import { SqliteQueueCountIndexes1765900000000 } from './1765900000000-SqliteQueueCountIndexes';
+import { NotifyDueTimes1765900001000 } from './1765900001000-NotifyDueTimes';
 
 /**
  * Every migration, oldest first. Listed explicitly (not globbed) so the same list works from
@@ -30,4 +31,5 @@ export const migrations = [
   SqliteTableQueue1765800000000,
   AddTaskTraceHeaders1765800001000,
   SqliteQueueCountIndexes1765900000000,
+  NotifyDueTimes1765900001000,
 ];

@@ -73,8 +73,12 @@ export abstract class TableQueueDriver implements QueueDriver {
   private readonly holders = new Map<string, TableConsumer>();
   private readonly paused = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Due times other processes told of, with a wake-up armed (`<queue> <epoch ms>`). */
+  private readonly dueWakes = new Set<string>();
   private heartbeat?: NodeJS.Timeout;
   private unlisten?: () => Promise<void>;
+  /** The listener's start (by the first consume; it restarts itself when lost). */
+  private listening?: Promise<void>;
   private closing?: Promise<void>;
 
   constructor(
@@ -91,7 +95,11 @@ export abstract class TableQueueDriver implements QueueDriver {
     this.table = table;
   }
 
-  /** Checks the database, starts the heartbeat and the listener. */
+  /**
+   * Checks the database and starts the heartbeat. The listener waits for the first consume: a
+   * process that only publishes (APP_ROLE=api, a driver whose queues another process consumes)
+   * needs none, and on PostgreSQL it holds a session of its own.
+   */
   async connect(): Promise<void> {
     const table = this.port();
     await table.ping();
@@ -103,20 +111,26 @@ export abstract class TableQueueDriver implements QueueDriver {
         .catch((error: unknown) => this.logger.error(`heartbeat failed: ${msg(error)}`));
     }, this.options.heartbeatMs);
     this.heartbeat.unref();
-    if (this.options.listen) await this.startListening();
   }
 
   private async startListening(): Promise<void> {
     if (this.closing) return;
     try {
-      this.unlisten = await this.port().listen(
-        (queue) => this.wake(queue),
+      const unlisten = await this.port().listen(
+        (queue, dueAt) =>
+          queue === undefined || dueAt === undefined ? this.wake(queue) : this.wakeAt(queue, dueAt),
         (error) => {
           this.logger.error(`listener lost (${error.message}); polling until it is back`);
           this.unlisten = undefined;
           this.later(() => void this.startListening(), this.options.pollMs);
         },
       );
+      // Closed while it connected: nothing may keep its session open.
+      if (this.closing) return void (await unlisten().catch(() => undefined));
+      this.unlisten = unlisten;
+      // What others wrote before it heard anything (since the consumers' first claim, or while
+      // it was lost) is claimed now rather than at the next poll.
+      this.wake();
     } catch (error) {
       this.logger.error(`listener failed (${msg(error)}); polling every ${this.options.pollMs} ms`);
       this.later(() => void this.startListening(), this.options.pollMs * 5);
@@ -148,6 +162,7 @@ export abstract class TableQueueDriver implements QueueDriver {
       options,
     );
     this.consumers.add(consumer);
+    if (this.options.listen) this.listening ??= this.startListening();
     consumer.pump();
     return consumer;
   }
@@ -208,7 +223,7 @@ export abstract class TableQueueDriver implements QueueDriver {
     const applied = await write.commit();
     write.committed(applied);
     this.settled(delivery);
-    if (settle.kind === 'nack') this.wakeAfterDelays(delivery.queue, [settle.delayMs]);
+    if (settle.kind === 'nack') this.retryLater(delivery.queue, settle.delayMs);
   }
 
   private async settle(delivery: Delivery, how: TableSettle): Promise<void> {
@@ -218,10 +233,23 @@ export abstract class TableQueueDriver implements QueueDriver {
     if (!held) throw new StaleDeliveryError(delivery.queue, delivery.id);
     if (how.kind === 'nack' || how.kind === 'release') {
       const delay = how.kind === 'nack' ? how.delayMs : 0;
-      if (delay > 0) this.wakeAfterDelays(delivery.queue, [delay]);
+      if (delay > 0) this.retryLater(delivery.queue, delay);
       else void table.notify(delivery.queue).catch(() => undefined);
       this.wake(delivery.queue);
     }
+  }
+
+  /**
+   * A row of `queue` is due again in `delayMs`: this process's consumers are woken then, and
+   * other processes told when (their listeners wake theirs then too), so a retry waits for no
+   * poll even where this process is busy or gone by then.
+   */
+  private retryLater(queue: string, delayMs: number): void {
+    if (!(delayMs > 0)) return;
+    this.wakeAfterDelays(queue, [delayMs]);
+    void this.port()
+      .notify(queue, Date.now() + delayMs)
+      .catch(() => undefined);
   }
 
   /** The receipt's slot is free again (once, however many settles raced). */
@@ -284,6 +312,7 @@ export abstract class TableQueueDriver implements QueueDriver {
       clearInterval(this.heartbeat);
       for (const timer of this.timers) clearTimeout(timer);
       await Promise.all([...this.consumers].map((consumer) => consumer.cancel()));
+      await this.listening;
       await this.unlisten?.().catch(() => undefined);
       // What this process still holds is free for others at once, not after the lease.
       if (this.table) await this.table.heartbeat(this.owner, true).catch(() => undefined);
@@ -296,6 +325,20 @@ export abstract class TableQueueDriver implements QueueDriver {
     for (const consumer of this.consumers) {
       if (queue === undefined || consumer.queue === queue) consumer.pump();
     }
+  }
+
+  /** Wakes the consumers of `queue` at `dueAt` (epoch ms), once however often it is heard. */
+  private wakeAt(queue: string, dueAt: number): void {
+    const key = `${queue} ${dueAt}`;
+    if (this.dueWakes.has(key)) return;
+    const delay = dueAt - Date.now();
+    if (delay <= 0) return this.wake(queue);
+    this.dueWakes.add(key);
+    // A millisecond late, never early, as in wakeAfterDelays.
+    this.later(() => {
+      this.dueWakes.delete(key);
+      this.wake(queue);
+    }, delay + 1);
   }
 
   private wakeAfterDelays(queue: string, delays: number[]): void {

@@ -56,16 +56,20 @@ export interface QueueTable {
   stats(queue: string): Promise<QueueStats>;
   deadLetters(queue: string, limit: number): Promise<DeadLetter[]>;
   setPaused(queue: string, paused: boolean): Promise<void>;
-  /** Wakes every process listening for `queue` (NOTIFY; SQLite's listeners see the commit itself). */
-  notify(queue: string): Promise<void>;
+  /**
+   * Wakes every process listening for `queue` (NOTIFY; SQLite's listeners see the commit itself),
+   * or, with `dueAt` (epoch ms), tells them a row of it becomes due then (a retry's backoff).
+   */
+  notify(queue: string, dueAt?: number): Promise<void>;
   /**
    * Starts hearing of rows other processes make deliverable: `onWake(queue)`, or `onWake()` when
-   * the table cannot say which queue (any may have rows); `onLost` when the listener fails.
+   * the table cannot say which queue (any may have rows), or `onWake(queue, dueAt)` for rows
+   * that become due at `dueAt` (epoch ms); `onLost` when the listener fails.
    * PostgreSQL: LISTEN on a dedicated session. SQLite: the file's change counter, checked often.
    * Resolves with its closer.
    */
   listen(
-    onWake: (queue?: string) => void,
+    onWake: (queue?: string, dueAt?: number) => void,
     onLost: (error: Error) => void,
   ): Promise<() => Promise<void>>;
   ping(): Promise<void>;

@@ -49,6 +49,27 @@ describeWithService({ name: 'PostgreSQL', host: '127.0.0.1', port: 5432 }, PgEve
     expect(other.received).toEqual([]);
   });
 
+  it('sends many messages in one statement, in order, each once', async () => {
+    const schema = await freshSchema();
+    const a = await started(schema);
+    const b = await started(schema);
+    const messages = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    const failed = jest.fn();
+    await a.bus.publishAll(messages, failed);
+    await until(() => b.received.length === 50, 'every message');
+    expect(b.received).toEqual(messages);
+    expect(failed).not.toHaveBeenCalled();
+  });
+
+  it('reports a batch it could not send, and rejects nothing', async () => {
+    const schema = await freshSchema();
+    const { bus } = await started(schema);
+    await bus.close();
+    const failed = jest.fn();
+    await bus.publishAll(['a', 'b'], failed);
+    expect(failed).toHaveBeenCalledWith(expect.any(Error));
+  });
+
   it('listens again after its connection is killed', async () => {
     const schema = await freshSchema();
     const sender = await started(schema);

@@ -37,6 +37,28 @@ export class PgEventBus extends TaskEventBus {
     await this.client.query('SELECT pg_notify($1, $2)', [this.channel, message]);
   }
 
+  /**
+   * One statement for all of them: one round trip and one commit, rather than one per message
+   * (a bulk create of 500 tasks makes a dozen). Each commit that notifies takes a lock on the
+   * database that every notifying commit waits for, the task inserts' (their NOTIFY trigger)
+   * among them. Notifications of one transaction are delivered in order.
+   */
+  override async publishAll(messages: string[], failed: (error: unknown) => void): Promise<void> {
+    if (messages.length === 0) return;
+    if (messages.length === 1) return super.publishAll(messages, failed);
+    try {
+      if (!this.client || !this.channel) throw new Error('the PostgreSQL event connection is down');
+      // As one JSON array: pg escapes a text[] element by element, slowly for JSON messages.
+      await this.client.query(
+        `SELECT pg_notify($1, m) FROM json_array_elements_text($2::json) WITH ORDINALITY AS v(m, i)
+         ORDER BY i`,
+        [this.channel, JSON.stringify(messages)],
+      );
+    } catch (error) {
+      failed(error);
+    }
+  }
+
   /** The server process of the listening connection (pg_stat_activity.pid), while connected. */
   get backendPid(): number | undefined {
     return (this.client as unknown as { processID?: number } | undefined)?.processID;

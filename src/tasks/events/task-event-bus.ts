@@ -15,6 +15,20 @@ export abstract class TaskEventBus {
   /** Sends one message to every process; rejects when the transport refused it. */
   abstract publish(message: string): Promise<void>;
 
+  /**
+   * Sends messages in order, each on its own unless the transport can do better; a message the
+   * transport refused is passed to `failed`, and the next ones are still sent.
+   */
+  async publishAll(messages: string[], failed: (error: unknown) => void): Promise<void> {
+    for (const message of messages) {
+      try {
+        await this.publish(message);
+      } catch (error) {
+        failed(error);
+      }
+    }
+  }
+
   /** Stops receiving and closes the bus's own connections. */
   abstract close(): Promise<void>;
 }

@@ -28,6 +28,29 @@ describe('postgres queue driver (without a database)', () => {
     });
   });
 
+  it('opens its listener with the first consume, not at connect (a publishing process needs none)', async () => {
+    const unlisten = jest.fn(() => Promise.resolve());
+    const listen = jest.fn(() => Promise.resolve(unlisten));
+    const table = {
+      dialect: 'postgres',
+      ping: () => Promise.resolve(),
+      heartbeat: () => Promise.resolve(),
+      forgetOwners: () => Promise.resolve(),
+      claim: () => Promise.resolve([]),
+      listen,
+    } as unknown as QueueTable;
+    const driver = new PostgresQueueDriver({ pollMs: 60_000 });
+    driver.bindTable(table);
+    await driver.connect();
+    await driver.publish('q', []);
+    expect(listen).not.toHaveBeenCalled();
+    driver.consume('q', () => undefined, { prefetch: 1 });
+    driver.consume('r', () => undefined, { prefetch: 1 });
+    expect(listen).toHaveBeenCalledTimes(1);
+    await driver.close();
+    expect(unlisten).toHaveBeenCalledTimes(1);
+  });
+
   describe('topology options', () => {
     const fail = (key: string, message: string): never => {
       throw new Error(`${key}: ${message}`);
