@@ -288,6 +288,33 @@ describeWithService(POSTGRES, 'PgQueueTable (the postgres driver on task rows)',
     }
   });
 
+  it('wakes the listeners of other processes when a finished task is retried through the API', async () => {
+    const task = newTask({ action: 'echo', data: {}, queue: 'redrive', maxAttempts: 1 });
+    await store.insert([task]);
+    const first = await next(await driver(), 'redrive');
+    expect(await store.fail(task.id, first.receipt, 'boom', true)).toBe(true);
+    // Another process's listener: a pool of its own (this pool's NOTIFYs are this process's).
+    const otherPool = new Pool({ connectionString: pgSchema.url, max: 1 });
+    const elsewhere = new PgTaskStatements(
+      otherPool,
+      dataSource.driver,
+      dataSource.getMetadata(TaskEntity),
+    );
+    const woken: string[] = [];
+    const stop = await elsewhere.queueTable().listen(
+      (queue) => woken.push(queue),
+      () => undefined,
+    );
+    try {
+      expect(await store.requeueFinished(task.id)).toBe(true);
+      await waitFor(() => woken.includes('redrive'));
+      expect(await store.requeueFinished(task.id)).toBe(false); // queued already: no change
+    } finally {
+      await stop();
+      await otherPool.end();
+    }
+  });
+
   it('keeps a queue paused in every process', async () => {
     const a = await driver();
     const b = await driver();

@@ -358,9 +358,11 @@ export class PgTaskStatements extends TaskStatements {
            AND ($3::${typeOf(column('tenant'))} IS NULL OR t.${c('tenant')} = $3)
            AND t.${c('status')} IN (${status(TaskStatus.Queued)}, ${status(TaskStatus.Running)})`,
       ),
+      // The redrive wakes the postgres driver's listeners, as an insert's trigger does: the
+      // API process that runs it may consume nothing, and other processes would wait for a poll.
       requeueFinished: named(
         'requeue_finished',
-        `UPDATE ${T} AS t SET ${c('status')} = ${status(TaskStatus.Queued)}, ${c('attempt')} = 0,
+        `WITH r AS (UPDATE ${T} AS t SET ${c('status')} = ${status(TaskStatus.Queued)}, ${c('attempt')} = 0,
            ${c('deliveries')} = 0, ${c('result')} = NULL, ${c('error')} = NULL, ${c('progress')} = NULL,
            ${c('progressMessage')} = NULL, ${c('claimToken')} = NULL, ${c('startedAt')} = NULL,
            ${c('processedAt')} = NULL, ${c('runAt')} = NULL, ${c('updatedAt')} = $2,
@@ -368,7 +370,9 @@ export class PgTaskStatements extends TaskStatements {
            ${c('callbackError')} = NULL, ${c('callbackNextAt')} = NULL
          WHERE t.${c('id')} = $1
            AND ($3::${typeOf(column('tenant'))} IS NULL OR t.${c('tenant')} = $3)
-           AND t.${c('status')} IN (${status(TaskStatus.Failed)}, ${status(TaskStatus.Cancelled)})`,
+           AND t.${c('status')} IN (${status(TaskStatus.Failed)}, ${status(TaskStatus.Cancelled)})
+         RETURNING t.${c('queue')} AS queue)
+         SELECT pg_notify('taskq:' || current_schema(), r.queue) FROM r`,
       ),
       cancelledAmong: named(
         'cancelled_among',
