@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { groupBy } from '../common/group-by';
+import { cpuMs } from '../common/paced-read';
 import { stableHash } from '../common/stable-hash';
 import { within } from '../common/within';
 import { QueryFailedError } from 'typeorm';
@@ -70,7 +71,7 @@ const PUBLISH_FAILURE_LOG_MS = 10_000;
 @Injectable()
 export class TasksService {
   private readonly logger = new Logger(TasksService.name);
-  private depth = { value: 0, at: 0, tookMs: 0 };
+  private depth = { value: 0, at: 0, heldMs: 0 };
   /** Stored tasks whose publish failed since the last log line about it. */
   private unpublished = { tasks: 0, loggedAt: 0 };
 
@@ -449,12 +450,14 @@ export class TasksService {
   private async assertRoom(adding: number): Promise<void> {
     const limit = this.config.task.maxQueueDepth;
     if (limit === 0) return;
-    // A count that took long (a large backlog on SQLite blocks the event loop while it counts)
-    // is reused for ten times as long, so the check holds the loop a bounded share of the time.
-    if (Date.now() - this.depth.at > Math.max(DEPTH_CACHE_MS, this.depth.tookMs * 10)) {
-      const started = Date.now();
-      const value = await this.store.countQueued();
-      this.depth = { value, at: Date.now(), tookMs: Date.now() - started };
+    // A count that held the event loop long (SQLite counts a large backlog synchronously) is
+    // reused for ten times as long, so the check holds the loop a bounded share of the time.
+    // CPU time, so a count a busy machine merely delayed is not taken for a slow one.
+    if (Date.now() - this.depth.at > Math.max(DEPTH_CACHE_MS, this.depth.heldMs * 10)) {
+      const before = cpuMs();
+      const counting = this.store.countQueued();
+      const heldMs = cpuMs() - before;
+      this.depth = { value: await counting, at: Date.now(), heldMs };
     }
     if (this.depth.value + adding > limit) throw new QueueFullError(this.depth.value, limit);
     this.depth.value += adding;
