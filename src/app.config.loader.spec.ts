@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { loadAppConfig } from './app.config.loader';
+import { loadAppConfig, removedSettingWarnings } from './app.config.loader';
 import { ConfigError } from './config/app.config';
 import { DRIVER_KINDS } from './queue/drivers';
 
@@ -163,5 +163,14 @@ describe('queue drivers from the environment', () => {
         'QUEUE_DRIVER=sqlite-messages is invalid: expected one of memory, sqlite, redis, amqp, postgres',
       ),
     );
+  });
+});
+
+describe('removed settings', () => {
+  it('warns about each one still set, naming it and why, and about nothing else', () => {
+    expect(removedSettingWarnings({ QUEUE_SQLITE_SHARDS: '4', QUEUE_DRIVER: 'sqlite' })).toEqual([
+      'QUEUE_SQLITE_SHARDS is set but no longer does anything: the sqlite-messages driver it configured was removed (the task table is the queue)',
+    ]);
+    expect(removedSettingWarnings({})).toEqual([]);
   });
 });

@@ -21,3 +21,20 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
   const topology = resolveTopology(config);
   return { ...config, queue: { ...config.queue, name: topology.defaultQueue, topology } };
 }
+
+/** Settings of earlier releases that do nothing now, and why. */
+const REMOVED_SETTINGS: Record<string, string> = {
+  QUEUE_SQLITE_PATH:
+    'the sqlite-messages driver it configured was removed (the task table is the queue)',
+  QUEUE_SQLITE_SHARDS:
+    'the sqlite-messages driver it configured was removed (the task table is the queue)',
+};
+
+/** One warning per removed setting still set, so an upgrade does not ignore it silently. */
+export function removedSettingWarnings(
+  env: Record<string, string | undefined> = process.env,
+): string[] {
+  return Object.entries(REMOVED_SETTINGS)
+    .filter(([name]) => env[name] !== undefined)
+    .map(([name, why]) => `${name} is set but no longer does anything: ${why}`);
+}

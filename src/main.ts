@@ -3,7 +3,7 @@ import { type INestApplication, Logger } from '@nestjs/common';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './bootstrap';
-import { type BootConfig, loadAppConfig } from './app.config.loader';
+import { type BootConfig, loadAppConfig, removedSettingWarnings } from './app.config.loader';
 import { ConfigError } from './config/app.config';
 import { DatabaseStartupError } from './persistence/database-file';
 import { ShutdownState } from './health/shutdown-state';
@@ -93,6 +93,7 @@ function boundAddress(app: INestApplication): string {
 
 async function main(): Promise<void> {
   const config = configOrExit();
+  for (const warning of removedSettingWarnings()) logger.warn(warning);
   // Before the app is built, so every span from the first request on is exported.
   const tracing = config.observability.otlpEndpoint ? startTracing({}) : undefined;
   const app = await createApp(config);
