@@ -143,7 +143,8 @@ export class SqliteQueueTable implements QueueTable {
                             AND queue = @queue AND status IN ('${Queued}', '${Running}'))`,
         )
         .pluck(),
-      // Kept counts and bounded index ranges: none walks the backlog (SqliteQueueCounts).
+      // Each count reads a partial index of just its rows (SqliteQueueCountIndexes); only the
+      // waiting count grows with the backlog, so stats() paces it (PacedRead).
       stats: db.prepare(
         `WITH c AS MATERIALIZED (SELECT
            ${SQLITE_COUNTS.queued} AS queued,
