@@ -1,30 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { newTask } from '../tasks/task.factory';
 import { SQLITE_COUNTS } from './sqlite-queue-counts';
 import { SqliteTaskStatements } from './sqlite-task-statements';
-import { migratedSqliteFile, type MigratedSqliteFile } from '../../test/helpers/sqlite-file';
+import { suiteSqliteFile } from '../../test/helpers/sqlite-file';
 
 /**
  * A queue's counts on SQLite (GET /queues, metrics, the reconciler): right through every kind of
  * write, and read from partial indexes of the rows counted, never by scanning the task table.
  */
 describe('SQLite queue counts', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-counts-'));
-  let file: MigratedSqliteFile;
-
-  beforeAll(async () => {
-    file = await migratedSqliteFile(join(dir, 'tasks.db'));
-  });
-  afterAll(async () => {
-    await file?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = suiteSqliteFile('taskq-sqlite-counts-');
 
   it('follow inserts, claims, outcomes, retries, cancels and deletes', async () => {
-    const db = file.open();
-    const statements = new SqliteTaskStatements(db, file.metadata);
+    const db = suite.file.open();
+    const statements = new SqliteTaskStatements(db, suite.file.metadata);
     const table = statements.queueTable();
     const check = async (
       queue: string,
@@ -67,7 +55,7 @@ describe('SQLite queue counts', () => {
   });
 
   it('read partial indexes of the rows they count, never the task table', () => {
-    const db = file.open();
+    const db = suite.file.open();
     for (const [name, sql] of Object.entries(SQLITE_COUNTS)) {
       const plan = (
         db.prepare(`EXPLAIN QUERY PLAN SELECT ${sql}`).all({ queue: 'q', now: 0 }) as {

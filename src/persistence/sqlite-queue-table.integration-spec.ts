@@ -1,36 +1,23 @@
 import type Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { newTask } from '../tasks/task.factory';
 import { CREATED_AT_HEADER, DUE_AT_HEADER } from '../tasks/task-message.interface';
 import { SqliteQueueTable } from './sqlite-queue-table';
 import { SqliteTaskStatements } from './sqlite-task-statements';
 import { CLAIMED_HEADER } from './task-statements';
-import { migratedSqliteFile, type MigratedSqliteFile } from '../../test/helpers/sqlite-file';
+import { suiteSqliteFile } from '../../test/helpers/sqlite-file';
 
 /**
  * The task table on SQLite as the sqlite driver's queue: what the conformance suite cannot see
  * (plans, the listener, writes avoided). Two connections to one file stand for two processes.
  */
 describe('SqliteQueueTable', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-queue-table-'));
-  let file: MigratedSqliteFile;
+  const suite = suiteSqliteFile('taskq-sqlite-queue-table-');
 
   const open = () => {
-    const db = file.open();
-    const statements = new SqliteTaskStatements(db, file.metadata);
+    const db = suite.file.open();
+    const statements = new SqliteTaskStatements(db, suite.file.metadata);
     return { db, statements, table: statements.queueTable() };
   };
-
-  beforeAll(async () => {
-    file = await migratedSqliteFile(join(dir, 'tasks.db'));
-  });
-
-  afterAll(async () => {
-    await file?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   const plan = (db: Database.Database, sql: string): string =>
     (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[])

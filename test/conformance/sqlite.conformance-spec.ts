@@ -1,31 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SqliteTaskStatements } from '../../src/persistence/sqlite-task-statements';
 import { SqliteTableQueueDriver } from '../../src/queue/drivers/sqlite/sqlite.driver';
 import type { TableDriverOptions } from '../../src/queue/drivers/table-driver';
 import { describeQueueDriverConformance } from '../../src/queue/testing';
-import { migratedSqliteFile, type MigratedSqliteFile } from '../helpers/sqlite-file';
+import { suiteSqliteFile } from '../helpers/sqlite-file';
 
-const dir = mkdtempSync(join(tmpdir(), 'taskq-sqlite-table-conformance-'));
+const suite = suiteSqliteFile('taskq-sqlite-table-conformance-');
 const shortLeaseMs = 1000;
-let file: MigratedSqliteFile;
-
-beforeAll(async () => {
-  file = await migratedSqliteFile(join(dir, 'tasks.db'));
-});
-
-afterAll(async () => {
-  await file?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 /**
  * Every driver gets a connection of its own to one migrated file, as the processes of one
  * machine would: what one commits, the others hear of through the file's change counter.
  */
 const build = async (options: Partial<TableDriverOptions> = {}) => {
-  const statements = new SqliteTaskStatements(file.open(), file.metadata);
+  const statements = new SqliteTaskStatements(suite.file.open(), suite.file.metadata);
   const driver = new SqliteTableQueueDriver({ pollMs: 100, ...options });
   driver.bindTable(statements.queueTable());
   await driver.connect();

@@ -1,4 +1,7 @@
 import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DataSource, type EntityMetadata } from 'typeorm';
 import { migrations } from '../../src/persistence/migrations';
 import { TaskEntity } from '../../src/persistence/task.entity';
@@ -40,6 +43,28 @@ export async function migratedSqliteFile(path: string): Promise<MigratedSqliteFi
     close: async () => {
       for (const db of connections.splice(0)) db.close();
       await dataSource.destroy();
+    },
+  };
+}
+
+/**
+ * A migrated task file for the calling suite: made in a temporary folder named from `prefix`
+ * before its tests (beforeAll), closed and deleted after them (afterAll), pass or fail.
+ */
+export function suiteSqliteFile(prefix: string): { readonly file: MigratedSqliteFile } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  let file: MigratedSqliteFile | undefined;
+  beforeAll(async () => {
+    file = await migratedSqliteFile(join(dir, 'tasks.db'));
+  });
+  afterAll(async () => {
+    await file?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get file(): MigratedSqliteFile {
+      if (!file) throw new Error('the suite file is made in beforeAll: use it inside tests');
+      return file;
     },
   };
 }
