@@ -73,7 +73,7 @@ export abstract class TableQueueDriver implements QueueDriver {
   private readonly holders = new Map<string, TableConsumer>();
   private readonly paused = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  /** Due times other processes told of, with a wake-up armed (`<queue> <epoch ms>`). */
+  /** Due times with a wake-up armed (`<queue> <epoch ms>`), this process's or told of. */
   private readonly dueWakes = new Set<string>();
   private heartbeat?: NodeJS.Timeout;
   private unlisten?: () => Promise<void>;
@@ -327,14 +327,14 @@ export abstract class TableQueueDriver implements QueueDriver {
     }
   }
 
-  /** Wakes the consumers of `queue` at `dueAt` (epoch ms), once however often it is heard. */
+  /** Wakes the consumers of `queue` at `dueAt` (epoch ms), once however often it is asked. */
   private wakeAt(queue: string, dueAt: number): void {
     const key = `${queue} ${dueAt}`;
     if (this.dueWakes.has(key)) return;
     const delay = dueAt - Date.now();
     if (delay <= 0) return this.wake(queue);
     this.dueWakes.add(key);
-    // A millisecond late, never early, as in wakeAfterDelays.
+    // A millisecond late, never early: the row's run_at is compared in whole milliseconds.
     this.later(() => {
       this.dueWakes.delete(key);
       this.wake(queue);
@@ -342,10 +342,8 @@ export abstract class TableQueueDriver implements QueueDriver {
   }
 
   private wakeAfterDelays(queue: string, delays: number[]): void {
-    for (const delay of new Set(delays.filter((d) => d > 0))) {
-      // A millisecond late, never early: the row's run_at is compared in whole milliseconds.
-      this.later(() => this.wake(queue), delay + 1);
-    }
+    const now = Date.now();
+    for (const delay of delays) if (delay > 0) this.wakeAt(queue, now + delay);
   }
 
   private later(fn: () => void, ms: number): void {
