@@ -22,12 +22,13 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
   return { ...config, queue: { ...config.queue, name: topology.defaultQueue, topology } };
 }
 
+const SQLITE_MESSAGES_REMOVED =
+  'the sqlite-messages driver it configured was removed (the task table is the queue)';
+
 /** Settings of earlier releases that do nothing now, and why. */
 const REMOVED_SETTINGS: Record<string, string> = {
-  QUEUE_SQLITE_PATH:
-    'the sqlite-messages driver it configured was removed (the task table is the queue)',
-  QUEUE_SQLITE_SHARDS:
-    'the sqlite-messages driver it configured was removed (the task table is the queue)',
+  QUEUE_SQLITE_PATH: SQLITE_MESSAGES_REMOVED,
+  QUEUE_SQLITE_SHARDS: SQLITE_MESSAGES_REMOVED,
 };
 
 /** One warning per removed setting still set, so an upgrade does not ignore it silently. */
